@@ -1,0 +1,54 @@
+# The whole set-up on a fresh machine: `make demo` and `make test` create .venv, install the
+# system packages they need (apt-get when root; otherwise they print the command and stop),
+# install the project and run.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# The CPU torch wheel may lie in a local folder; pip also finds it through its own config.
+FIND_LINKS := $(if $(wildcard /opt/wheels/*.whl),--find-links /opt/wheels,)
+
+# Debian packages: speech synthesis, audio server for the virtual microphone, browser for WebRTC tests.
+APT_RUNTIME := libespeak-ng1 espeak-ng libportaudio2 libgl1 libglib2.0-0
+APT_TEST := $(APT_RUNTIME) sox pulseaudio pulseaudio-utils libasound2-plugins chromium chromium-driver
+
+.PHONY: demo test bench lint typecheck unit sysdeps-runtime sysdeps-test clean
+
+$(VENV)/.stamp-runtime: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(FIND_LINKS) -e .
+	touch $@
+
+$(VENV)/.stamp-all: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(FIND_LINKS) -e '.[train,dev]'
+	touch $(VENV)/.stamp-runtime $@
+
+sysdeps-runtime:
+	@bash .ci/apt.sh $(APT_RUNTIME)
+
+sysdeps-test:
+	@bash .ci/apt.sh $(APT_TEST)
+
+demo: sysdeps-runtime $(VENV)/.stamp-runtime
+	$(VENV)/bin/stablesync demo --out demo.mp4 --stats-json demo-stats.json
+
+lint: $(VENV)/.stamp-all
+	$(VENV)/bin/ruff check stablesync export realtime benchmarks tests
+	$(VENV)/bin/ruff format --check stablesync export realtime benchmarks tests
+
+typecheck: $(VENV)/.stamp-all
+	$(VENV)/bin/mypy
+
+unit: sysdeps-test $(VENV)/.stamp-all
+	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
+
+test: lint typecheck unit
+
+bench: sysdeps-test $(VENV)/.stamp-all
+	$(VENV)/bin/stablesync bench --out benchmarks/out
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,83 @@
+"""What every benchmark writes beside its figures: the machine, the commit, the date, versions."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.metadata
+import json
+import os
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+LIBRARIES = ("numpy", "onnxruntime", "onnxruntime-gpu", "torch", "mediapipe", "av", "aiortc", "tensorrt")
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _gpu_name() -> str | None:
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+        return out.stdout.strip().splitlines()[0] or None
+    except (OSError, subprocess.SubprocessError, IndexError):
+        return None
+
+
+def _commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+            cwd=Path(__file__).resolve().parent,
+        )
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def environment() -> dict[str, Any]:
+    versions = {}
+    for lib in LIBRARIES:
+        try:
+            versions[lib] = importlib.metadata.version(lib)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return {
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "gpu": _gpu_name(),
+        "python": platform.python_version(),
+        "commit": _commit(),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "versions": versions,
+    }
+
+
+def write_result(path: str | Path, name: str, figures: dict[str, Any]) -> Path:
+    """Writes {"benchmark", "environment", "figures"} as JSON (atomically) and returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(
+        json.dumps({"benchmark": name, "environment": environment(), "figures": figures}, indent=2)
+    )
+    tmp.replace(path)
+    return path

@@ -1,0 +1,1 @@
+"""The real-time filter: live audio and video in, lip-synced face out (no torch on this path)."""

@@ -1,0 +1,5 @@
+import sys
+
+from stablesync.cli import main
+
+sys.exit(main())

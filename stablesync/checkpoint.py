@@ -1,0 +1,124 @@
+"""Checkpoints: safetensors weights with the architecture's config as JSON in the metadata.
+
+Loading never unpickles: it reads the JSON config, rebuilds the architecture through the
+registry and loads the tensors strictly. Missing, truncated or foreign files, and weights of
+another architecture, give a one-line UserError naming the file.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from stablesync.errors import UserError
+from stablesync.models.registry import ARCHITECTURES, arch_name, build
+from stablesync.typed_config import from_dict, to_dict
+
+FORMAT = "stablesync-checkpoint"
+FORMAT_VERSION = "1"
+
+
+def save(
+    path: str | Path,
+    model: nn.Module,
+    config: Any,
+    extra: dict[str, str] | None = None,
+    dtype: torch.dtype | None = None,
+) -> Path:
+    """Writes atomically (temporary file, then rename): an interrupted save leaves no half file.
+
+    `dtype` (e.g. torch.float16) stores floating weights at lower precision for shipping;
+    `load` casts them back to float32.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {}
+    for k, v in model.state_dict().items():
+        t = v.detach().cpu()
+        if dtype is not None and t.is_floating_point():
+            t = t.to(dtype)
+        tensors[k] = t.contiguous()
+    metadata = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "arch": arch_name(config),
+        "config": json.dumps(to_dict(config)),
+        **(extra or {}),
+    }
+    tmp = path.with_name(path.name + ".partial")
+    save_file(tensors, str(tmp), metadata=metadata)
+    tmp.replace(path)
+    return path
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: checkpoint not found")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta: dict[str, str] = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise UserError(
+            f"{path}: not a readable safetensors checkpoint ({str(exc).splitlines()[0]})"
+        ) from None
+    if meta.get("format") != FORMAT:
+        raise UserError(f"{path}: not a stablesync checkpoint (no '{FORMAT}' metadata)")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise UserError(
+            f"{path}: checkpoint format {meta.get('format_version')!r}, expected {FORMAT_VERSION!r}"
+        )
+    return meta
+
+
+def load_config(path: str | Path) -> Any:
+    path = Path(path)
+    meta = read_metadata(path)
+    arch = meta.get("arch", "")
+    if arch not in ARCHITECTURES:
+        raise UserError(f"{path}: unknown architecture {arch!r}; expected one of {', '.join(ARCHITECTURES)}")
+    try:
+        raw = json.loads(meta["config"])
+    except (KeyError, json.JSONDecodeError):
+        raise UserError(f"{path}: checkpoint config is missing or not JSON") from None
+    return from_dict(ARCHITECTURES[arch][0], raw, where=f"{path}: config")
+
+
+def load(
+    path: str | Path, expect_arch: str | None = None, map_location: str = "cpu"
+) -> tuple[nn.Module, Any]:
+    """-> (model rebuilt from the stored config with the stored weights, config)."""
+    path = Path(path)
+    config = load_config(path)
+    arch = arch_name(config)
+    if expect_arch is not None and arch != expect_arch:
+        raise UserError(f"{path}: holds a {arch} checkpoint, expected {expect_arch}")
+    model = build(config)
+    expected = model.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    try:
+        with safe_open(str(path), framework="pt", device=map_location) as f:
+            for key in f.keys():  # noqa: SIM118 (safe_open is not a mapping)
+                tensors[key] = f.get_tensor(key)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise UserError(f"{path}: checkpoint is truncated or corrupt ({str(exc).splitlines()[0]})") from None
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    if missing or unexpected:
+        what = f"missing {missing[0]}" if missing else f"unexpected {unexpected[0]}"
+        raise UserError(f"{path}: weights do not match the {arch} architecture ({what})")
+    for key, ref in expected.items():
+        if tensors[key].shape != ref.shape:
+            raise UserError(
+                f"{path}: weight {key} has shape {tuple(tensors[key].shape)}, expected {tuple(ref.shape)}"
+            )
+        if tensors[key].is_floating_point():
+            tensors[key] = tensors[key].to(ref.dtype)
+    model.load_state_dict(tensors, strict=True)
+    return model, config

@@ -1,0 +1,71 @@
+"""The `stablesync` command: a thin dispatcher that imports each subcommand only when it is used.
+
+Each subcommand module exposes `build_parser(prog: str) -> argparse.ArgumentParser` and
+`main(args: argparse.Namespace) -> int`. Importing lazily keeps `stablesync run` free of
+torch and `stablesync --help` instant.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Sequence
+
+from stablesync.errors import UserError
+
+# name -> (module, one-line help). Order is the order shown by --help.
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("realtime.cli_demo", "run the bundled face and speech through the real-time filter"),
+    "run": ("realtime.cli_run", "live lip-sync: microphone + webcam or photo -> virtual camera/mic, file"),
+    "serve": ("realtime.cli_serve", "serve the filter over WebRTC to browsers and apps"),
+    "data": ("stablesync.data.cli", "make the synthetic corpus or prepare a real dataset"),
+    "train": ("stablesync.train.cli", "train AVSyncNet, the silent-lip generator or the generator"),
+    "eval": ("stablesync.evaluation.cli", "evaluate a checkpoint like the paper (LSE-C/D, PSNR, SSIM, LMD)"),
+    "export": ("export.cli", "export a checkpoint to ONNX (and TensorRT) for the real-time path"),
+    "bench": ("benchmarks.cli", "run the benchmark suite and write JSON, plots and RESULTS.md"),
+    "presets": ("stablesync.models.cli", "list the model presets with their sizes"),
+}
+
+
+def _usage() -> str:
+    width = max(len(n) for n in SUBCOMMANDS)
+    lines = ["usage: stablesync <command> [options]", "", "commands:"]
+    lines += [f"  {name:<{width}}  {help_}" for name, (_, help_) in SUBCOMMANDS.items()]
+    lines += ["", "`stablesync <command> --help` describes a command's options."]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(_usage())
+        return 0
+    if args[0] == "--version":
+        from stablesync import __version__
+
+        print(__version__)
+        return 0
+    name, rest = args[0], args[1:]
+    if name not in SUBCOMMANDS:
+        print(
+            f"stablesync: error: unknown command {name!r}; expected one of {', '.join(SUBCOMMANDS)}",
+            file=sys.stderr,
+        )
+        return 2
+    module_name, _ = SUBCOMMANDS[name]
+    try:
+        module = importlib.import_module(module_name)
+        parser = module.build_parser(f"stablesync {name}")
+        ns = parser.parse_args(rest)
+        code: int = module.main(ns)
+        return code
+    except UserError as exc:
+        print(f"stablesync {name}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"stablesync {name}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
