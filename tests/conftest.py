@@ -1,0 +1,96 @@
+"""Shared fixtures. Each engineer's fixtures sit in their own clearly marked block."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+# --- export (issue 5) ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def cpu_rt_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-init cpu-rt export directory (manifest.json, reference.onnx, frame.onnx, checkpoint),
+    verified against PyTorch; open it with `export.load_engine(path, "ort-cpu")`. Read-only: copy
+    it before changing anything in it."""
+    import torch
+
+    from export.exporter import ExportOptions, export_model
+    from stablesync.models import create
+
+    torch.manual_seed(0)
+    out = tmp_path_factory.mktemp("export") / "cpu-rt"
+    export_model(create("cpu-rt"), out, ExportOptions(), preset="cpu-rt", log=lambda _: None)
+    return out
+
+
+# --- end export ----------------------------------------------------------------------------
+
+
+# --- training and evaluation (issue 4) -----------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def random_prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny dataset in the prepared layout (32 px crops, 8 clips of 40 frames at 25 fps) with
+    random content whose mouth brightness follows the audio's loudness: enough to run the
+    training and evaluation loops for a few steps. Read-only."""
+    import json
+    import wave
+
+    import numpy as np
+
+    from stablesync.audio import MelConfig, log_mel
+
+    root = tmp_path_factory.mktemp("prepared")
+    rng = np.random.default_rng(0)
+    size, fps, n_frames, rate = 32, 25.0, 40, 16_000
+    splits = {"train": [f"c{i}" for i in range(4)], "val": ["c4", "c5"], "test": ["c6", "c7"]}
+    for split, ids in splits.items():
+        (root / f"{split}.txt").write_text("\n".join(ids) + "\n")
+        for clip_id in ids:
+            d = root / "clips" / clip_id
+            d.mkdir(parents=True)
+            n_samples = int(n_frames / fps * rate)
+            envelope = np.repeat(rng.random(n_frames) > 0.5, n_samples // n_frames).astype(np.float32)
+            audio = (0.3 * envelope * rng.standard_normal(n_samples)).astype(np.float32)
+            frames = np.tile(rng.integers(60, 200, (1, size, size, 3), dtype=np.uint8), (n_frames, 1, 1, 1))
+            mouth = slice(int(0.66 * size), int(0.8 * size)), slice(int(0.35 * size), int(0.65 * size))
+            frames[:, mouth[0], mouth[1], :] = (20 + 200 * envelope[:: n_samples // n_frames])[
+                :, None, None, None
+            ]
+            np.save(d / "frames.npy", frames)
+            np.save(d / "mel.npy", log_mel(audio))
+            np.save(d / "landmarks.npy", rng.random((n_frames, 468, 2), dtype=np.float32) * size)
+            with wave.open(str(d / "audio.wav"), "wb") as w:
+                w.setnchannels(1)
+                w.setsampwidth(2)
+                w.setframerate(rate)
+                w.writeframes((audio * 32767).astype("<i2").tobytes())
+            meta = {
+                "fps": fps,
+                "n_frames": n_frames,
+                "sample_rate_hz": rate,
+                "size": size,
+                "source": "random",
+                "split": split,
+                "mouth_open": envelope[:: n_samples // n_frames].tolist(),
+            }
+            (d / "meta.json").write_text(json.dumps(meta))
+    info = {
+        "layout_version": 1,
+        "size": size,
+        "fps": fps,
+        "sample_rate_hz": rate,
+        "mel": MelConfig().__dict__,
+        "clips": 8,
+    }
+    (root / "dataset.json").write_text(json.dumps(info))
+    (root / "report.json").write_text(
+        json.dumps({"prepared": [c for ids in splits.values() for c in ids], "skipped": []})
+    )
+    return root
+
+
+# --- end training and evaluation -----------------------------------------------------------

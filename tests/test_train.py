@@ -1,0 +1,175 @@
+"""Training loops on tiny data: a few steps each, not convergence."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from stablesync import checkpoint
+from stablesync.cli import main as cli_main
+from stablesync.errors import UserError
+from stablesync.train.cli import train
+from stablesync.train.config import load_config
+
+
+def write_config(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def syncnet_toml(data: Path, out: Path, steps: int, kind: str = "avsyncnet") -> str:
+    return f"""
+stage = "syncnet"
+data = "{data}"
+out_dir = "{out}"
+kind = "{kind}"
+[schedule]
+steps = {steps}
+batch_size = 4
+lr = 1e-3
+warmup_steps = 2
+log_every = 1
+val_every = 2
+val_batches = 1
+checkpoint_every = 2
+threads = 1
+"""
+
+
+def generator_toml(stage: str, data: Path, out: Path, syncnet: Path, silent: str, steps: int) -> str:
+    return f"""
+stage = "{stage}"
+data = "{data}"
+out_dir = "{out}"
+syncnet = "{syncnet}"
+silent = "{silent}"
+[weights]
+sync = 2.0
+triplet = 0.5
+[schedule]
+steps = {steps}
+batch_size = 2
+warmup_steps = 1
+log_every = 1
+val_every = 2
+val_batches = 1
+checkpoint_every = 2
+threads = 1
+"""
+
+
+def test_config_errors_name_the_key(tmp_path: Path) -> None:
+    bad = write_config(tmp_path / "a.toml", 'stage = "syncnet"\ndata = "d"\nout_dir = "o"\nbatchsize = 3\n')
+    with pytest.raises(UserError, match=r"a\.toml\.batchsize: unknown key"):
+        load_config(bad)
+    bad = write_config(
+        tmp_path / "b.toml", 'stage = "syncnet"\ndata = "d"\nout_dir = "o"\n[schedule]\nlr = "x"\n'
+    )
+    with pytest.raises(UserError, match=r"schedule\.lr: expected a number"):
+        load_config(bad)
+    bad = write_config(tmp_path / "c.toml", 'stage = "sync"\n')
+    with pytest.raises(UserError, match=r"c\.toml\.stage: expected one of"):
+        load_config(bad)
+    ok = write_config(tmp_path / "d.toml", 'stage = "syncnet"\ndata = "data"\nout_dir = "out"\n')
+    with pytest.raises(UserError, match="asked for 'silent'"):
+        load_config(ok, expect_stage="silent")
+    _, cfg = load_config(ok)
+    assert cfg.data == str(tmp_path / "data")  # relative to the config file
+
+
+def test_cli_reports_user_errors_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = write_config(
+        tmp_path / "s.toml", f'stage = "syncnet"\ndata = "{tmp_path / "none"}"\nout_dir = "o"\n'
+    )
+    assert cli_main(["train", "syncnet", "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "not a prepared dataset" in err
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(path))
+
+
+@pytest.mark.slow
+def test_syncnet_trains_checkpoints_and_resumes_exactly(random_prepared: Path, tmp_path: Path) -> None:
+    straight = write_config(tmp_path / "a.toml", syncnet_toml(random_prepared, tmp_path / "a", 4))
+    stage, cfg = load_config(straight)
+    summary = train(stage, cfg, resume=False)
+    out = tmp_path / "a"
+    for name in (
+        "state.safetensors",
+        "last.safetensors",
+        "best.safetensors",
+        "log.csv",
+        "curves.png",
+        "best.json",
+        "config.json",
+        "checkpoints/step-00000002.safetensors",
+    ):
+        assert (out / name).is_file(), name
+    assert summary["step"] == 4
+    model, _ = checkpoint.load(out / "last.safetensors", expect_arch="avsyncnet")
+    assert sum(p.numel() for p in model.parameters()) > 0
+    log = (out / "log.csv").read_text().splitlines()
+    assert log[0] == "step,phase,name,value" and any(",val,accuracy," in r for r in log)
+
+    # the same run cut at step 2 and resumed gives the same weights (model, optimiser, RNG restored)
+    stage, half = load_config(
+        write_config(tmp_path / "b2.toml", syncnet_toml(random_prepared, tmp_path / "b", 2))
+    )
+    train(stage, half, resume=False)
+    with pytest.raises(UserError, match="--resume"):
+        train(stage, half, resume=False)
+    stage, full = load_config(
+        write_config(tmp_path / "b4.toml", syncnet_toml(random_prepared, tmp_path / "b", 4))
+    )
+    train(stage, full, resume=True)
+    a, b = _weights(out / "last.safetensors"), _weights(tmp_path / "b" / "last.safetensors")
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6, msg=k)
+    rows = (tmp_path / "b" / "log.csv").read_text().splitlines()
+    assert sum(r.startswith("3,train,bce,") for r in rows) == 1  # no duplicate rows after resume
+
+
+@pytest.mark.slow
+def test_three_stages_in_order(random_prepared: Path, tmp_path: Path) -> None:
+    stage, cfg = load_config(
+        write_config(tmp_path / "s.toml", syncnet_toml(random_prepared, tmp_path / "sn", 2))
+    )
+    train(stage, cfg, resume=False)
+    syncnet = tmp_path / "sn" / "last.safetensors"
+    text = generator_toml("silent", random_prepared, tmp_path / "gs", syncnet, "", 2)
+    stage, cfg = load_config(write_config(tmp_path / "gs.toml", text))
+    train(stage, cfg, resume=False)
+    silent = tmp_path / "gs" / "last.safetensors"
+    text = generator_toml("generator", random_prepared, tmp_path / "gl", syncnet, str(silent), 2)
+    stage, cfg = load_config(write_config(tmp_path / "gl.toml", text))
+    summary = train(stage, cfg, resume=False)
+    assert set(summary["last_val"]) >= {"l1", "psnr", "ssim", "sim_gap", "score"}  # type: ignore[arg-type]
+
+    final, _ = checkpoint.load(tmp_path / "gl" / "last.safetensors", expect_arch="lipsync")
+    gs, _ = checkpoint.load(silent, expect_arch="lipsync")
+    sn, _ = checkpoint.load(syncnet, expect_arch="avsyncnet")
+    fs, gss, sns = final.state_dict(), gs.state_dict(), sn.state_dict()
+    # G_S frozen in stage 3; the audio encoder is AVSyncNet's, frozen through both generator stages
+    for k, v in gss.items():
+        if k.startswith("silent."):
+            torch.testing.assert_close(fs[k], v, rtol=0, atol=0)
+    for k, v in sns.items():
+        if k.startswith("audio_encoder."):
+            torch.testing.assert_close(fs[k], v, rtol=0, atol=0)
+    talker_moved = any(
+        not torch.equal(fs[k], gss[k]) for k in fs if k.startswith("talker.") and fs[k].is_floating_point()
+    )
+    assert talker_moved
+    meta = checkpoint.read_metadata(tmp_path / "gl" / "last.safetensors")
+    assert meta["stage"] == "generator" and meta["use_silent"] == "true"
+    logged = {r.split(",")[2] for r in (tmp_path / "gl" / "log.csv").read_text().splitlines()[1:]}
+    assert {"sync", "triplet", "gan", "pixel", "sim_gap"} <= logged
+    info = json.loads((tmp_path / "gl" / "best.json").read_text())
+    assert info["step"] in (2,)
