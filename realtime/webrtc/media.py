@@ -1,0 +1,162 @@
+"""The two tracks a session sends back, both on the session's clock (`epoch_ns`).
+
+- `DelayedAudioTrack`: the caller's audio through a delay line: the 20 ms frame due at
+  `epoch + n*20 ms` (pts n*960 at 48 kHz) carries the audio captured `sync_delay_ns` earlier.
+  aiortc's receiver holds audio back by a fixed prefetch of 4 packets (80 ms) and video not at
+  all, so audio "captured" at `arrival - 4 packets` pairs with video arriving at that instant.
+  Silence fills gaps, and a backlog beyond `MAX_BACKLOG_FRAMES` is dropped: latency never grows.
+- `ProcessedVideoTrack`: processed frames in order; pts = (arrival - epoch + sync delay) at
+  90 kHz, the RTP time of the audio captured with it, which is what lets a browser play the two
+  in sync from the RTCP sender reports.
+
+Both follow `MediaStreamTrack.recv()`: pts and time_base set, `MediaStreamError` once stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import fractions
+import time
+
+import av
+import numpy as np
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from numpy.typing import NDArray
+
+from realtime.webrtc.stats import SessionStats
+
+AUDIO_RATE_HZ = 48_000
+AUDIO_FRAME_SAMPLES = 960  # 20 ms
+AUDIO_FRAME_NS = 20_000_000
+AUDIO_TIME_BASE = fractions.Fraction(1, AUDIO_RATE_HZ)
+VIDEO_CLOCK_HZ = 90_000
+VIDEO_TIME_BASE = fractions.Fraction(1, VIDEO_CLOCK_HZ)
+MAX_PENDING_AUDIO_FRAMES = 150  # 3 s of input waiting for its delay to pass
+MAX_BACKLOG_FRAMES = 2  # 40 ms of released audio not yet sent
+AIORTC_AUDIO_PREFETCH_PACKETS = 4  # aiortc.rtcrtpreceiver: JitterBuffer(capacity=16, prefetch=4)
+MAX_VIDEO_QUEUE = 3
+Int16Array = NDArray[np.int16]
+
+
+class DelayedAudioTrack(MediaStreamTrack):  # type: ignore[misc]
+    kind = "audio"
+
+    def __init__(self, epoch_ns: int) -> None:
+        super().__init__()
+        self.epoch_ns = epoch_ns
+        self.sync_delay_ns = 0  # audio and video leave this long after capture; >= receive_delay_ns
+        self.receive_delay_ns = AIORTC_AUDIO_PREFETCH_PACKETS * AUDIO_FRAME_NS
+        self._pending: collections.deque[tuple[int, Int16Array]] = collections.deque(
+            maxlen=MAX_PENDING_AUDIO_FRAMES
+        )
+        self._fifo = np.zeros(0, dtype=np.int16)
+        self._resampler = av.AudioResampler(format="s16", layout="mono", rate=AUDIO_RATE_HZ)
+        self._next_index: int | None = None
+        self.frames_sent = 0
+        self.samples_dropped = 0
+
+    def push(self, frame: av.AudioFrame, arrival_ns: int) -> None:
+        """Queues one frame of the caller's audio (any format/rate) received at `arrival_ns`."""
+        self.receive_delay_ns = AIORTC_AUDIO_PREFETCH_PACKETS * int(frame.samples * 1e9 / frame.sample_rate)
+        capture_ns = arrival_ns - self.receive_delay_ns
+        for out in self._resampler.resample(frame):
+            self._pending.append((capture_ns, out.to_ndarray().reshape(-1).astype(np.int16)))
+
+    def _release(self, now_ns: int) -> None:
+        cutoff_ns = now_ns - self.sync_delay_ns
+        chunks = [self._fifo]
+        while self._pending and self._pending[0][0] <= cutoff_ns:
+            chunks.append(self._pending.popleft()[1])
+        self._fifo = np.concatenate(chunks) if len(chunks) > 1 else self._fifo
+        excess = self._fifo.size - MAX_BACKLOG_FRAMES * AUDIO_FRAME_SAMPLES
+        if excess > 0:
+            self.samples_dropped += excess
+            self._fifo = self._fifo[excess:]
+
+    async def recv(self) -> av.AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        now_ns = time.monotonic_ns()
+        if self._next_index is None:
+            self._next_index = max(0, -(-(now_ns - self.epoch_ns) // AUDIO_FRAME_NS))
+        due_ns = self.epoch_ns + self._next_index * AUDIO_FRAME_NS
+        if now_ns - due_ns > 5 * AUDIO_FRAME_NS:  # the loop stalled: skip ahead, stay real time
+            self._next_index = (now_ns - self.epoch_ns) // AUDIO_FRAME_NS
+            due_ns = self.epoch_ns + self._next_index * AUDIO_FRAME_NS
+        if due_ns > now_ns:
+            await asyncio.sleep((due_ns - now_ns) / 1e9)
+        if self.readyState != "live":
+            raise MediaStreamError
+        self._release(due_ns)
+        samples = self._fifo[:AUDIO_FRAME_SAMPLES]
+        self._fifo = self._fifo[AUDIO_FRAME_SAMPLES:]
+        if samples.size < AUDIO_FRAME_SAMPLES:
+            samples = np.concatenate([samples, np.zeros(AUDIO_FRAME_SAMPLES - samples.size, np.int16)])
+        frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = AUDIO_RATE_HZ
+        frame.pts = self._next_index * AUDIO_FRAME_SAMPLES
+        frame.time_base = AUDIO_TIME_BASE
+        self._next_index += 1
+        self.frames_sent += 1
+        return frame
+
+
+class ProcessedVideoTrack(MediaStreamTrack):  # type: ignore[misc]
+    kind = "video"
+
+    def __init__(self, epoch_ns: int, audio: DelayedAudioTrack, stats: SessionStats) -> None:
+        super().__init__()
+        self.epoch_ns = epoch_ns
+        self._audio = audio
+        self._stats = stats
+        self._queue: asyncio.Queue[tuple[av.VideoFrame, int] | None] = asyncio.Queue(MAX_VIDEO_QUEUE)
+        self._last_pts = -1
+
+    def push(self, frame: av.VideoFrame, arrival_ns: int) -> None:
+        """Queues a processed frame; when the encoder lags, the oldest queued frame is dropped."""
+        if self._queue.full():
+            dropped = self._queue.get_nowait()
+            if dropped is None:  # already ended
+                self._queue.put_nowait(None)
+                return
+            self._stats.dropped_frames += 1
+        self._queue.put_nowait((frame, arrival_ns))
+
+    def end(self) -> None:
+        while self._queue.full():
+            self._queue.get_nowait()
+        self._queue.put_nowait(None)
+
+    async def recv(self) -> av.VideoFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        item = await self._queue.get()
+        if item is None:
+            self._queue.put_nowait(None)
+            self.stop()
+            raise MediaStreamError
+        frame, arrival_ns = item
+        pts = (arrival_ns - self.epoch_ns + self._audio.sync_delay_ns) * VIDEO_CLOCK_HZ // 1_000_000_000
+        pts = max(pts, self._last_pts + 1)
+        self._last_pts = pts
+        frame.pts = pts
+        frame.time_base = VIDEO_TIME_BASE
+        self._stats.frame_out(arrival_ns, time.monotonic_ns())
+        return frame
+
+
+async def recv_video(track: MediaStreamTrack) -> av.VideoFrame:
+    """The next decoded video frame of a received track (MediaStreamError at its end)."""
+    frame = await track.recv()
+    if not isinstance(frame, av.VideoFrame):
+        raise MediaStreamError(f"expected video frames, got {type(frame).__name__}")
+    return frame
+
+
+async def recv_audio(track: MediaStreamTrack) -> av.AudioFrame:
+    """The next decoded audio frame of a received track (MediaStreamError at its end)."""
+    frame = await track.recv()
+    if not isinstance(frame, av.AudioFrame):
+        raise MediaStreamError(f"expected audio frames, got {type(frame).__name__}")
+    return frame

@@ -1,0 +1,69 @@
+"""The live sessions: a bounded set, each removed by itself when it closes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+
+from realtime.webrtc.config import ServeConfig
+from realtime.webrtc.processing import PipelineFactory
+from realtime.webrtc.session import Session
+
+log = logging.getLogger(__name__)
+
+
+class SessionRegistry:
+    def __init__(self, config: ServeConfig, pipelines: PipelineFactory) -> None:
+        self._config = config
+        self._pipelines = pipelines
+        self._sessions: dict[str, Session] = {}
+        self._all_closed = asyncio.Event()
+        self._all_closed.set()
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    @property
+    def full(self) -> bool:
+        return len(self._sessions) >= self._config.max_sessions
+
+    def sessions(self) -> list[Session]:
+        return list(self._sessions.values())
+
+    def open(self) -> Session:
+        """A new session counted against --max-sessions from now until it closes."""
+        if self.full:
+            raise RuntimeError("no free session slot")
+        session_id = secrets.token_hex(4)
+        session = Session(
+            session_id,
+            self._config,
+            self._pipelines.open_session(session_id),
+            self._discard,
+            mode=self._pipelines.mode,
+        )
+        self._sessions[session_id] = session
+        self._all_closed.clear()
+        return session
+
+    def _discard(self, session: Session) -> None:
+        self._sessions.pop(session.id, None)
+        if not self._sessions:
+            self._all_closed.set()
+
+    async def wait_empty(self, timeout_s: float) -> bool:
+        try:
+            await asyncio.wait_for(self._all_closed.wait(), timeout=timeout_s)
+        except TimeoutError:
+            return False
+        return True
+
+    async def close_all(self, reason: str = "server shutting down") -> None:
+        sessions = self.sessions()
+        if sessions:
+            log.info("closing %d session(s)", len(sessions))
+            await asyncio.wait(
+                [asyncio.ensure_future(s.close(reason)) for s in sessions],
+                timeout=self._config.shutdown_timeout_s,
+            )

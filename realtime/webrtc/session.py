@@ -1,0 +1,213 @@
+"""One peer: its RTCPeerConnection, the tasks that move its media, its pipeline, its stats.
+
+Every task is owned by the session and cancelled (with a timeout) when it closes; video in is
+latest-wins (a slow pipeline drops frames, it never queues them); the watchdog closes a peer
+that never connects or stops sending media, so a stalled or vanished client frees its slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import av
+import numpy as np
+from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from realtime.webrtc.config import ServeConfig
+from realtime.webrtc.media import DelayedAudioTrack, ProcessedVideoTrack, recv_audio, recv_video
+from realtime.webrtc.processing import PIPELINE_AUDIO_RATE_HZ, ProcessedFrame, SessionPipeline
+from realtime.webrtc.stats import STATS_CHANNEL, SessionStats
+
+log = logging.getLogger(__name__)
+STATS_PERIOD_S = 1.0
+DELAY_HYSTERESIS_MS = 20.0
+TASK_CANCEL_TIMEOUT_S = 1.0
+
+
+class Session:
+    def __init__(
+        self,
+        session_id: str,
+        config: ServeConfig,
+        pipeline: SessionPipeline,
+        on_closed: Callable[[Session], None],
+        mode: str,
+    ) -> None:
+        self.id = session_id
+        self._config = config
+        self._pipeline = pipeline
+        self._on_closed = on_closed
+        self.epoch_ns = time.monotonic_ns()
+        self.stats = SessionStats(session_id, mode=mode)
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # no STUN: nothing leaves the host
+        self.audio_out = DelayedAudioTrack(self.epoch_ns)
+        self.video_out = ProcessedVideoTrack(self.epoch_ns, self.audio_out, self.stats)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._latest: tuple[av.VideoFrame, int] | None = None
+        self._frame_ready = asyncio.Event()
+        self._channel: RTCDataChannel | None = None
+        self._connected = False
+        self._last_media_ns = self.epoch_ns
+        self._inputs_open = 0
+        self._close_task: asyncio.Task[None] | None = None
+        self.close_reason: str | None = None
+
+    # -- negotiation -------------------------------------------------------------------------
+    async def answer(self, sdp: str, type_: str) -> RTCSessionDescription:
+        """Applies the peer's offer and returns our answer (raises on a malformed offer)."""
+        self.pc.on("track", self._on_track)
+        self.pc.on("datachannel", self._on_datachannel)
+        self.pc.on("connectionstatechange", self._on_connection_state)
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type=type_))
+        kinds = {t.kind for t in self.pc.getTransceivers()}
+        if not kinds & {"audio", "video"}:
+            raise ValueError("the offer has no audio or video to lip-sync")
+        if "video" in kinds:
+            self.pc.addTrack(self.video_out)
+        if "audio" in kinds:
+            self.pc.addTrack(self.audio_out)
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        self._spawn(self._process_video())
+        self._spawn(self._report_and_watch())
+        local = self.pc.localDescription
+        return RTCSessionDescription(sdp=local.sdp, type=local.type)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        self._inputs_open += 1
+        if track.kind == "video":
+            self._spawn(self._receive_video(track))
+        elif track.kind == "audio":
+            self._spawn(self._receive_audio(track))
+
+    def _on_datachannel(self, channel: RTCDataChannel) -> None:
+        if channel.label == STATS_CHANNEL:
+            self._channel = channel
+
+    def _on_connection_state(self) -> None:
+        state = self.pc.connectionState
+        if state == "connected":
+            self._connected = True
+            self._last_media_ns = time.monotonic_ns()
+        elif state in ("failed", "closed"):
+            self.request_close(f"connection {state}")
+
+    # -- media -------------------------------------------------------------------------------
+    async def _receive_video(self, track: MediaStreamTrack) -> None:
+        with contextlib.suppress(MediaStreamError):
+            while True:
+                frame = await recv_video(track)
+                now_ns = time.monotonic_ns()
+                self._last_media_ns = now_ns
+                self.stats.frame_in(now_ns)
+                if self._latest is not None:
+                    self.stats.dropped_frames += 1  # the pipeline is behind: newest wins
+                self._latest = (frame, now_ns)
+                self._frame_ready.set()
+        self._input_ended()
+
+    async def _receive_audio(self, track: MediaStreamTrack) -> None:
+        to_pipeline = av.AudioResampler(format="flt", layout="mono", rate=PIPELINE_AUDIO_RATE_HZ)
+        with contextlib.suppress(MediaStreamError):
+            while True:
+                frame = await recv_audio(track)
+                now_ns = time.monotonic_ns()
+                self._last_media_ns = now_ns
+                self.audio_out.push(frame, now_ns)
+                start_ns = now_ns - int(frame.samples * 1e9 / frame.sample_rate)
+                for chunk in to_pipeline.resample(frame):
+                    self._pipeline.push_audio(chunk.to_ndarray().reshape(-1).astype(np.float32), start_ns)
+        self._input_ended()
+
+    def _input_ended(self) -> None:
+        self._inputs_open -= 1
+        if self._inputs_open <= 0:
+            self.request_close("the peer's tracks ended")
+
+    async def _process_video(self) -> None:
+        while True:
+            await self._frame_ready.wait()
+            self._frame_ready.clear()
+            if self._latest is None:
+                continue
+            frame, arrival_ns = self._latest
+            self._latest = None
+            try:
+                result = await self._pipeline.process(frame, arrival_ns)
+            except Exception:  # a fault in one session's frame degrades to passthrough
+                log.exception("session %s: pipeline failed; passing the frame through", self.id)
+                result = ProcessedFrame(frame=frame, processed=False)
+            if result.processed:
+                self.stats.processed_frames += 1
+            else:
+                self.stats.passthrough_frames += 1
+            if result.late:
+                self.stats.late_frames += 1
+            self.video_out.push(result.frame, arrival_ns)
+
+    async def _report_and_watch(self) -> None:
+        while True:
+            await asyncio.sleep(STATS_PERIOD_S)
+            self._follow_video_latency()
+            channel = self._channel
+            if channel is not None and channel.readyState == "open":
+                channel.send(self.stats.encode())
+            idle_s = (time.monotonic_ns() - self._last_media_ns) / 1e9
+            if not self._connected and idle_s > self._config.connect_timeout_s:
+                self.request_close("the peer never connected")
+            elif self._connected and idle_s > self._config.idle_timeout_s:
+                self.request_close(f"no media for {idle_s:.1f} s")
+
+    def _follow_video_latency(self) -> None:
+        """Sets the A/V sync delay to the video's median latency (at least the audio's own
+        receive delay), moving it only on a real change so the audio rarely glitches."""
+        floor_ms = self.audio_out.receive_delay_ns / 1e6
+        video_ms = self.stats.latency_percentile_ms(50) if len(self.stats.latencies_ms) >= 10 else 0.0
+        target_ms = max(floor_ms, round(video_ms / 10.0) * 10.0)
+        if (
+            self.audio_out.sync_delay_ns == 0
+            or abs(target_ms - self.stats.sync_delay_ms) >= DELAY_HYSTERESIS_MS
+        ):
+            self.stats.sync_delay_ms = target_ms
+            self.audio_out.sync_delay_ns = int(target_ms * 1e6)
+
+    # -- closing -----------------------------------------------------------------------------
+    def request_close(self, reason: str) -> None:
+        if self._close_task is None:
+            self.close_reason = reason
+            self._close_task = asyncio.get_running_loop().create_task(self._close(reason))
+
+    async def close(self, reason: str = "closed") -> None:
+        """Idempotent: stops the tracks, cancels every task, closes the peer connection."""
+        self.request_close(reason)
+        assert self._close_task is not None
+        await asyncio.shield(self._close_task)
+
+    async def _close(self, reason: str) -> None:
+        log.info("session %s: closing (%s)", self.id, reason)
+        self.video_out.end()
+        self.audio_out.stop()
+        tasks = [t for t in self._tasks if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=TASK_CANCEL_TIMEOUT_S)
+        try:
+            await asyncio.wait_for(self.pc.close(), timeout=self._config.shutdown_timeout_s)
+        except (TimeoutError, Exception):
+            log.warning("session %s: peer connection did not close cleanly", self.id)
+        try:
+            await asyncio.wait_for(self._pipeline.aclose(), timeout=TASK_CANCEL_TIMEOUT_S)
+        except (TimeoutError, Exception):
+            log.warning("session %s: pipeline did not close cleanly", self.id)
+        self._on_closed(self)
