@@ -1,0 +1,32 @@
+"""The shared time line of one run: every source stamps its frames from the same start.
+
+`capture_ns` of a paced file source is `start_ns + pts_ns`: the moment it releases the frame,
+as if a device had captured it then. In fast mode (`paced=False`) sources do not wait, and
+the same formula gives a synthetic, consistent time line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+from realtime.frames import NS_PER_S
+
+
+@dataclass(frozen=True)
+class StreamClock:
+    paced: bool = True
+    start_ns: int = field(default_factory=time.monotonic_ns)
+
+    def capture_ns(self, pts_ns: int) -> int:
+        return self.start_ns + pts_ns
+
+    async def wait_for_pts(self, pts_ns: int) -> None:
+        """Paced: sleeps until the stream position `pts_ns` is due. Fast: yields once."""
+        if not self.paced:
+            await asyncio.sleep(0)
+            return
+        delay_ns = self.start_ns + pts_ns - time.monotonic_ns()
+        if delay_ns > 0:
+            await asyncio.sleep(delay_ns / NS_PER_S)

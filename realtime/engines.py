@@ -1,0 +1,51 @@
+"""Finding and opening the inference engine of the real-time path (never torch unless asked).
+
+Default weights: the exported engine directory `stablesync/assets/weights/cpu-rt/` shipped with
+the package. Without it the product refuses to run on random weights and says how to make them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import stablesync
+from export.engine import Engine
+from stablesync.errors import UserError
+
+DEFAULT_PRESET = "cpu-rt"
+
+
+def default_weights_dir(preset: str = DEFAULT_PRESET) -> Path:
+    return Path(stablesync.__file__).resolve().parent / "assets" / "weights" / preset
+
+
+def resolve_weights(weights: str | Path | None) -> Path:
+    """The export directory to load: `weights` if given, else the bundled default."""
+    if weights is not None:
+        path = Path(weights)
+        if not (path / "manifest.json").is_file():
+            raise UserError(
+                f"--weights {path}: no manifest.json; expected a directory written by `stablesync export`"
+            )
+        return path
+    path = default_weights_dir()
+    if not (path / "manifest.json").is_file():
+        raise UserError(
+            f"no trained weights at {path}; train and export them (`stablesync train ...` then"
+            f" `stablesync export --checkpoint CKPT --out {path}`) or pass --weights DIR"
+        )
+    return path
+
+
+def open_engine(weights: str | Path | None, backend: str = "auto", threads: int = 2) -> Engine:
+    """Loads the engine. "auto" here never picks the torch backend (the real-time path stays
+    torch-free); pass `--backend torch` explicitly to use it."""
+    from export import load_engine
+    from export.backends import pick_auto
+
+    directory = resolve_weights(weights)
+    if backend == "auto":
+        backend = pick_auto()
+        if backend == "torch":
+            backend = "ort-cpu"
+    return load_engine(directory, backend, intra_op_threads=threads)

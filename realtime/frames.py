@@ -1,0 +1,78 @@
+"""Typed frames that flow through the pipeline, each stamped with its capture time.
+
+Times are `time.monotonic_ns()` values (`capture_ns`: when the light or sound was captured,
+or when a paced file source released it) and media timestamps in nanoseconds from the start of
+the stream (`pts_ns`). Images are RGB uint8 (H, W, 3); audio is mono float32 in [-1, 1].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+NS_PER_S = 1_000_000_000
+NS_PER_MS = 1_000_000
+
+RgbImage = NDArray[np.uint8]
+AudioSamples = NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class VideoFrame:
+    image: RgbImage  # (H, W, 3) RGB uint8
+    capture_ns: int  # monotonic clock at capture
+    pts_ns: int  # position in the stream
+    index: int  # running frame number of the source
+    still: bool = False  # the source promises the image equals the previous frame's (avatar mode)
+
+    @property
+    def width(self) -> int:
+        return int(self.image.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.image.shape[0])
+
+
+@dataclass(frozen=True)
+class AudioChunk:
+    samples: AudioSamples  # (n,) mono float32
+    sample_rate_hz: int
+    capture_ns: int  # monotonic clock at the first sample
+    pts_ns: int  # stream position of the first sample
+
+    @property
+    def duration_ns(self) -> int:
+        return int(self.samples.shape[0]) * NS_PER_S // self.sample_rate_hz
+
+    @property
+    def end_capture_ns(self) -> int:
+        return self.capture_ns + self.duration_ns
+
+
+@dataclass(frozen=True)
+class StageTimes:
+    """Milliseconds spent per stage on one frame (0 where a stage did not run)."""
+
+    track_ms: float = 0.0
+    wait_audio_ms: float = 0.0
+    infer_ms: float = 0.0
+    composite_ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class OutputFrame:
+    """A processed frame, ready for the sinks.
+
+    `mode` says what happened to it: "lipsync" (generated mouth composited), "noface" (no face:
+    passed through), "late" (would have missed its deadline: passed through), "error" (the engine
+    or a stage failed: passed through), "warmup" (no reference yet: passed through).
+    """
+
+    frame: VideoFrame
+    image: RgbImage
+    mode: str
+    stages: StageTimes = field(default_factory=StageTimes)
+    deadline_ns: int = 0

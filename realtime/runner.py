@@ -1,0 +1,205 @@
+"""Wires local sources -> one LipSyncSession -> sinks, for `stablesync run` and `demo`.
+
+Owns every task it starts; stops on the end of the video, on Ctrl-C/SIGTERM, on a source that
+fails for good, or after `max_seconds`. Stopping drains the pipeline (bounded by a timeout) and
+always finalises the output file, so what was written stays a valid mp4.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from export.engine import Engine
+from realtime.batcher import InferenceBatcher
+from realtime.clock import StreamClock
+from realtime.frames import AudioChunk, VideoFrame
+from realtime.session import LipSyncSession, SessionConfig
+from realtime.sinks import AudioDelayLine, FileSink, FileSinkConfig, VirtualCameraConfig, VirtualCameraSink
+from realtime.sinks.pulse import PulseVirtualMic
+from realtime.sinks.virtual_mic import VirtualMicConfig, VirtualMicSink
+from realtime.sources.errors import SourceError
+from realtime.telemetry import Telemetry
+from stablesync.errors import UserError
+
+
+class VideoSource(Protocol):
+    async def run(self, emit: Callable[[VideoFrame], Awaitable[None]], clock: StreamClock) -> None: ...
+
+
+class AudioSource(Protocol):
+    async def run(self, emit: Callable[[AudioChunk], Awaitable[None]], clock: StreamClock) -> None: ...
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    session: SessionConfig = field(default_factory=SessionConfig)
+    out_path: Path | None = None
+    fps: float = 25.0
+    virtual_camera: VirtualCameraConfig | None = None
+    virtual_mic: VirtualMicConfig | None = None
+    create_pulse_mic: bool = False  # Linux: create the `stablesync` null sink + source first
+    live_status: bool = True
+    max_seconds: float | None = None
+    drain_timeout_s: float = 5.0
+
+
+@dataclass
+class RunResult:
+    telemetry: Telemetry
+    error: str | None = None
+    out_path: Path | None = None
+    interrupted: bool = False
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class Runner:
+    def __init__(
+        self, engine: Engine, video: VideoSource, audio: AudioSource, cfg: RunConfig, paced: bool
+    ) -> None:
+        self.engine, self.video, self.audio, self.cfg, self.paced = engine, video, audio, cfg, paced
+        self._stop = asyncio.Event()
+        self._error: str | None = None
+        self._interrupted = False
+
+    def request_stop(self, interrupted: bool = True) -> None:
+        self._interrupted = self._interrupted or interrupted
+        self._stop.set()
+
+    def _fail(self, message: str) -> None:
+        if self._error is None:
+            self._error = message
+        self._stop.set()
+
+    async def _feed(self, name: str, run: Awaitable[None], end: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await run
+        except (SourceError, UserError) as exc:
+            self._fail(str(exc))
+        except Exception as exc:
+            self._fail(f"{name} source failed: {type(exc).__name__}: {exc}")
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(end())
+
+    async def run(self) -> RunResult:
+        loop = asyncio.get_running_loop()
+        cfg = self.cfg
+        batcher = InferenceBatcher(self.engine)
+        session = LipSyncSession(batcher, cfg.session, name="run")
+        tel = session.telemetry
+        await session.start()  # loads the engine and the tracker before the clock starts
+        clock = StreamClock(paced=self.paced)
+        file_sink = (
+            FileSink(cfg.out_path, clock.start_ns, FileSinkConfig(fps=cfg.fps)) if cfg.out_path else None
+        )
+        vcam = VirtualCameraSink(cfg.virtual_camera) if cfg.virtual_camera else None
+        pulse_mic: PulseVirtualMic | None = None
+        vmic: VirtualMicSink | None = None
+        delay_line = AudioDelayLine()
+        if cfg.virtual_mic is not None:
+            mic_cfg = cfg.virtual_mic
+            if cfg.create_pulse_mic:
+                pulse_mic = PulseVirtualMic()
+                await loop.run_in_executor(None, pulse_mic.create)
+                mic_cfg = VirtualMicConfig(device=mic_cfg.device, pulse_sink=pulse_mic.sink_name)
+            vmic = VirtualMicSink(mic_cfg)
+            delay_line.device_latency_ns = int(await vmic.open() * 1e9)
+        installed: list[signal.Signals] = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, self.request_stop)
+                installed.append(sig)
+        delay_queue: asyncio.Queue[AudioChunk | None] = asyncio.Queue(maxsize=256)
+
+        async def outputs() -> None:
+            last_status = 0.0
+            while True:
+                out = await session.next_output()
+                if out is None:
+                    return
+                session.mark_delivered(out, delay_line.applied_delay_ns if vmic else None)
+                try:
+                    if vcam is not None:
+                        await vcam.send(out.image)
+                    if file_sink is not None:
+                        await file_sink.write_video(out.image, out.frame.capture_ns)
+                except UserError as exc:
+                    self._fail(str(exc))
+                    return
+                now = loop.time()
+                if cfg.live_status and now - last_status >= 1.0:
+                    last_status = now
+                    print("\r" + tel.status_line(), end="", file=sys.stderr, flush=True)
+
+        async def audio_out() -> None:
+            while True:
+                chunk = await session.next_audio()
+                if file_sink is not None and chunk is not None:
+                    await file_sink.write_audio(chunk)
+                if vmic is not None:
+                    if delay_queue.full():
+                        delay_queue.get_nowait()
+                        tel.count("audio_out_dropped")
+                    delay_queue.put_nowait(chunk)
+                if chunk is None:
+                    return
+
+        async def mic_out() -> None:
+            assert vmic is not None
+            await delay_line.run(delay_queue.get, session.audio_delay_ns, vmic.write)
+
+        tasks = {
+            loop.create_task(
+                self._feed("video", self.video.run(session.submit_video, clock), session.end_video)
+            ),
+            loop.create_task(
+                self._feed("audio", self.audio.run(session.submit_audio, clock), session.end_audio)
+            ),
+        }
+        out_task = loop.create_task(outputs())
+        audio_task = loop.create_task(audio_out())
+        mic_task = loop.create_task(mic_out()) if vmic is not None else None
+        stop_task = loop.create_task(self._stop.wait())
+        try:
+            await asyncio.wait(
+                {out_task, stop_task}, timeout=cfg.max_seconds, return_when=asyncio.FIRST_COMPLETED
+            )
+            # Stop the sources, let what is in flight come out, then close everything.
+            for task in tasks:
+                task.cancel()
+            await asyncio.wait(tasks, timeout=cfg.drain_timeout_s)
+            drained = [t for t in (out_task, audio_task, mic_task) if t is not None]
+            _, pending = await asyncio.wait(drained, timeout=cfg.drain_timeout_s)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=cfg.drain_timeout_s)
+        finally:
+            stop_task.cancel()
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+            if cfg.live_status:
+                print(file=sys.stderr)
+            await session.close(cfg.drain_timeout_s)
+            await batcher.close(cfg.drain_timeout_s)
+            out_path = await file_sink.close() if file_sink is not None else None
+            details: dict[str, Any] = {}
+            if vcam is not None:
+                details["virtual_camera"] = vcam.negotiated
+                await vcam.close()
+            if vmic is not None:
+                details["virtual_mic_samples"] = vmic.samples_written
+                details["audio_delay_ms"] = delay_line.applied_delay_ns / 1e6
+                await vmic.close()
+            if pulse_mic is not None:
+                await loop.run_in_executor(None, pulse_mic.remove)
+            details["batches"] = batcher.batches_run
+            details["batched_frames"] = batcher.items_run
+        return RunResult(tel, self._error, out_path, self._interrupted, details)

@@ -1,0 +1,364 @@
+"""One lip-sync stream: audio chunks and video frames in, composited frames and the audio out.
+
+The reusable unit of the real-time path: `stablesync run` and `demo` drive one session from
+local sources; the WebRTC server drives one per peer connection from aiortc tracks. Sessions
+share an `InferenceBatcher` (one engine) and own everything else: a single-thread executor for
+tracking and compositing (mediapipe is not thread-safe), the mel timeline, the telemetry.
+
+Stages (asyncio tasks, each owned and cancelled with a timeout on `close`):
+  audio:   bounded queue -> MelTimeline (+ the audio output channel)
+  track:   latest-wins video slot -> face tracking and crop (executor)
+  infer:   waits for the frame's mel window until its deadline allows -> batcher
+  finish:  awaits the generated crop -> compositing (executor) -> output channel
+Live mode (`realtime=True`): every frame has a deadline (`capture_ns + budget`); a frame that
+would miss it is passed through instead of queued, the stage channels drop their oldest item,
+and tracking is skipped on alternate frames while frames are running late, so latency cannot
+grow. Offline mode (`realtime=False`, `--fast`): no deadlines, nothing dropped, every frame
+waits for its complete window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from export.engine import FloatArray, ReferenceFeatures
+from realtime.audio_windows import MelTimeline, MelWindow, WindowConfig
+from realtime.batcher import InferenceBatcher
+from realtime.compositing import CompositeConfig, Compositor
+from realtime.frames import NS_PER_MS, AudioChunk, OutputFrame, RgbImage, StageTimes, VideoFrame
+from realtime.slots import Channel, LatestSlot
+from realtime.telemetry import Telemetry
+from realtime.tracking import FaceFollower, FaceTrack, HeadPose, TrackingConfig
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    budget_ms: float = 250.0  # capture -> hand-off deadline of every frame (live mode)
+    realtime: bool = True
+    lookahead_ms: float | None = None  # None: the engine manifest's
+    audio_queue_chunks: int = 64
+    stage_queue_frames: int = 8
+    output_queue_frames: int = 4
+    audio_out_chunks: int = 512
+    reference_drift: float = 1.0  # HeadPose.distance that triggers a new reference
+    drift_frames: int = 10  # ... when it lasts this many frames
+    silence_hold: float = 0.7  # while silent, weight of the previous generated crop (steadies it)
+    late_window_frames: int = 25  # frames considered when deciding to skip tracking
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    composite: CompositeConfig = field(default_factory=CompositeConfig)
+
+
+@dataclass
+class _Work:
+    frame: VideoFrame
+    deadline_ns: int
+    track: FaceTrack | None = None
+    mode: str | None = None  # set when the frame is passed through
+    window: MelWindow | None = None
+    future: asyncio.Future[FloatArray | None] | None = None
+    times: dict[str, float] = field(default_factory=dict)
+
+
+class LipSyncSession:
+    def __init__(
+        self, batcher: InferenceBatcher, cfg: SessionConfig = SessionConfig(), name: str = "session"
+    ) -> None:
+        manifest = batcher.engine.manifest
+        self.cfg = cfg
+        self.name = name
+        self.batcher = batcher
+        self.size = manifest.image_size
+        lookahead = manifest.lookahead_ms if cfg.lookahead_ms is None else cfg.lookahead_ms
+        self.timeline = MelTimeline(
+            WindowConfig(lookahead_ms=lookahead, window_frames=manifest.window_frames), manifest.mel
+        )
+        self.telemetry = Telemetry()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"stablesync-{name}")
+        self._follower = FaceFollower(self.size, cfg.tracking)
+        self._compositor = Compositor(self.size, cfg.composite)
+        live = cfg.realtime
+        self._audio_in: asyncio.Queue[AudioChunk | None] = asyncio.Queue(maxsize=cfg.audio_queue_chunks)
+        self._video_slot: LatestSlot[VideoFrame] | Channel[VideoFrame] = (
+            LatestSlot() if live else Channel(1, blocking=True)
+        )
+        self._tracked: Channel[_Work] = Channel(cfg.stage_queue_frames, blocking=not live)
+        self._submitted: Channel[_Work] = Channel(cfg.stage_queue_frames, blocking=not live)
+        self._outputs: Channel[OutputFrame] = Channel(cfg.output_queue_frames, blocking=True)
+        self._audio_out: Channel[AudioChunk] = Channel(cfg.audio_out_chunks, blocking=not live)
+        self._audio_arrived = asyncio.Event()
+        self._audio_ended = False
+        self._features: ReferenceFeatures | None = None
+        self._reference_pose: HeadPose | None = None
+        self._drift_count = 0
+        self._refresh: asyncio.Task[None] | None = None
+        self._previous_gen: FloatArray | None = None
+        self._recent_late: list[bool] = []
+        self._composite_ms = 3.0
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # --- feeding ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        await self.batcher.start()
+        await self.batcher.warmup()
+        blank = VideoFrame(np.zeros((240, 320, 3), np.uint8), time.monotonic_ns(), 0, -1)
+        await loop.run_in_executor(self._executor, self._follower.track, blank)  # loads mediapipe
+        self.batcher.clients += 1
+        for name, coro in (
+            ("audio", self._audio_stage()),
+            ("track", self._track_stage()),
+            ("infer", self._infer_stage()),
+            ("finish", self._finish_stage()),
+        ):
+            self._tasks.append(loop.create_task(coro, name=f"{self.name}-{name}"))
+
+    async def submit_audio(self, chunk: AudioChunk) -> None:
+        """Waits while the audio queue is full (back-pressure to a file source)."""
+        await self._audio_in.put(chunk)
+
+    def offer_audio(self, chunk: AudioChunk) -> bool:
+        """For live sources that cannot wait (a device callback): False when the queue was full
+        and the chunk was dropped."""
+        try:
+            self._audio_in.put_nowait(chunk)
+            return True
+        except asyncio.QueueFull:
+            self.telemetry.count("audio_chunks_dropped")
+            return False
+
+    async def submit_video(self, frame: VideoFrame) -> None:
+        """Live: replaces a frame not yet taken (counted as dropped). Offline: waits for room."""
+        self.telemetry.count("frames_in")
+        if isinstance(self._video_slot, LatestSlot):
+            if self._video_slot.put(frame):
+                self.telemetry.count("frames_dropped")
+        else:
+            await self._video_slot.put(frame)
+
+    async def end_audio(self) -> None:
+        await self._audio_in.put(None)
+
+    async def end_video(self) -> None:
+        if isinstance(self._video_slot, LatestSlot):
+            self._video_slot.end()
+        else:
+            await self._video_slot.put(None)
+
+    # --- consuming --------------------------------------------------------------------
+
+    async def next_output(self) -> OutputFrame | None:
+        """The next processed frame in capture order; None after the video ended."""
+        return await self._outputs.get()
+
+    async def next_audio(self) -> AudioChunk | None:
+        """The input audio, undelayed, in order (drop-oldest when nobody reads it in live mode)."""
+        return await self._audio_out.get()
+
+    def audio_delay_ns(self) -> int:
+        """What the audio outputs should delay the audio by: the recent median video latency."""
+        latency_ms = self.telemetry.recent_latency_ms()
+        if latency_ms is None:
+            return int(self.cfg.budget_ms * 0.6 * NS_PER_MS) if self.cfg.realtime else 0
+        return int(latency_ms * NS_PER_MS)
+
+    def mark_delivered(self, out: OutputFrame, audio_delay_ns: int | None = None) -> None:
+        """Call when the frame was handed to the sinks: records glass-to-glass latency and A/V offset."""
+        handed = time.monotonic_ns()
+        self.telemetry.record_output(out, handed, audio_delay_ns)
+        self._recent_late.append(out.mode == "late" or bool(out.deadline_ns and handed > out.deadline_ns))
+        del self._recent_late[: -self.cfg.late_window_frames]
+
+    async def close(self, timeout_s: float = 5.0) -> None:
+        tasks = [*self._tasks, *([self._refresh] if self._refresh else [])]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout_s)
+        self._tasks.clear()
+        self.batcher.clients = max(0, self.batcher.clients - 1)
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(loop.run_in_executor(self._executor, self._follower.close), timeout_s)
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    # --- stages -------------------------------------------------------------------------
+
+    async def _audio_stage(self) -> None:
+        while True:
+            chunk = await self._audio_in.get()
+            if chunk is None:
+                break
+            try:
+                self.timeline.push(chunk)
+            except Exception as exc:  # a malformed chunk: skip it, keep the stream
+                self.telemetry.note(f"audio chunk skipped: {exc}")
+                continue
+            self._audio_arrived.set()
+            if await self._audio_out.put(chunk) is not None:
+                self.telemetry.count("audio_out_dropped")
+        self._audio_ended = True
+        self._audio_arrived.set()
+        await self._audio_out.put(None)
+
+    def _skip_tracking(self, frame: VideoFrame) -> bool:
+        late = sum(self._recent_late)
+        return self.cfg.realtime and late >= 2 and frame.index % 2 == 1
+
+    async def _track_stage(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            frame = await self._video_slot.get()
+            if frame is None:
+                break
+            deadline = frame.capture_ns + int(self.cfg.budget_ms * NS_PER_MS) if self.cfg.realtime else 0
+            work = _Work(frame=frame, deadline_ns=deadline)
+            t0 = time.perf_counter()
+            try:
+                work.track = await loop.run_in_executor(
+                    self._executor, self._follower.track, frame, self._skip_tracking(frame)
+                )
+                if work.track is None:
+                    work.mode = "noface"
+            except Exception as exc:
+                self.telemetry.note(f"tracking failed: {type(exc).__name__}: {exc}")
+                work.mode = "error"
+            work.times["track_ms"] = (time.perf_counter() - t0) * 1000.0
+            if await self._tracked.put(work) is not None:
+                self.telemetry.count("frames_dropped")
+        await self._tracked.put(None)
+
+    async def _ensure_reference(self, track: FaceTrack) -> None:
+        if self._features is None:
+            await self._encode_reference(track)
+            return
+        assert self._reference_pose is not None
+        if track.pose.distance(self._reference_pose) > self.cfg.reference_drift:
+            self._drift_count += 1
+        else:
+            self._drift_count = 0
+        if self._drift_count >= self.cfg.drift_frames and (self._refresh is None or self._refresh.done()):
+            self._drift_count = 0
+            self._refresh = asyncio.get_running_loop().create_task(self._encode_reference(track))
+
+    async def _encode_reference(self, track: FaceTrack) -> None:
+        image = track.crop.astype(np.float32).transpose(2, 0, 1)[None] / 255.0
+        features = await self.batcher.encode_reference(image)
+        self._features, self._reference_pose = features, track.pose
+        self.telemetry.count("reference_encoded")
+
+    async def _wait_for_audio(self, work: _Work) -> None:
+        if not self.timeline.anchored and self.cfg.realtime:
+            return  # no audio at all yet: a silent window
+        rest_ms = self.batcher.estimate_ms(1) + self._composite_ms + 2.0
+        give_up_ns = work.deadline_ns - int(rest_ms * NS_PER_MS)
+        while not self._audio_ended:
+            self._audio_arrived.clear()
+            if self.timeline.anchored and self.timeline.is_ready(work.frame.capture_ns):
+                return
+            timeout_s = (give_up_ns - time.monotonic_ns()) / 1e9 if self.cfg.realtime else None
+            if timeout_s is not None and timeout_s <= 0:
+                self.telemetry.count("window_cut_short")
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._audio_arrived.wait(), timeout_s)
+
+    def _window(self, work: _Work) -> MelWindow:
+        if not self.timeline.anchored:
+            mel_cfg = self.timeline.mel_cfg
+            silence = np.full(
+                (mel_cfg.n_mels, self.timeline.cfg.window_frames), mel_cfg.silence_value, np.float32
+            )
+            return MelWindow(mel=silence, complete=False, silent=True)
+        return self.timeline.window(work.frame.capture_ns)
+
+    async def _infer_stage(self) -> None:
+        while True:
+            work = await self._tracked.get()
+            if work is None:
+                break
+            if work.mode is None and work.track is not None:
+                try:
+                    await self._prepare(work)
+                except Exception as exc:
+                    self.telemetry.note(f"reference encoding failed: {type(exc).__name__}: {exc}")
+                    work.mode = "error"
+            if await self._submitted.put(work) is not None:
+                self.telemetry.count("frames_dropped")
+        await self._submitted.put(None)
+
+    async def _prepare(self, work: _Work) -> None:
+        assert work.track is not None
+        await self._ensure_reference(work.track)
+        t0 = time.perf_counter()
+        await self._wait_for_audio(work)
+        work.times["wait_audio_ms"] = (time.perf_counter() - t0) * 1000.0
+        work.window = self._window(work)
+        rest_ns = int((self.batcher.estimate_ms(1) + self._composite_ms) * NS_PER_MS)
+        if work.deadline_ns and time.monotonic_ns() + rest_ns > work.deadline_ns:
+            work.mode = "late"
+            return
+        assert self._features is not None
+        crop = work.track.crop.astype(np.float32).transpose(2, 0, 1) / 255.0
+        work.times["submit_ns"] = float(time.monotonic_ns())
+        work.future = self.batcher.submit(self._features, crop, work.window.mel[None], work.deadline_ns)
+
+    async def _finish_stage(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            work = await self._submitted.get()
+            if work is None:
+                break
+            out = await self._finish(work, loop)
+            await self._outputs.put(out)
+        await self._outputs.put(None)
+
+    async def _finish(self, work: _Work, loop: asyncio.AbstractEventLoop) -> OutputFrame:
+        frame = work.frame
+        generated: FloatArray | None = None
+        if work.mode is None and work.future is not None:
+            try:
+                generated = await work.future
+            except Exception as exc:
+                self.telemetry.note(f"inference failed: {exc}")
+                work.mode = "error"
+            work.times["infer_ms"] = (time.monotonic_ns() - work.times["submit_ns"]) / NS_PER_MS
+            if generated is None and work.mode is None:
+                work.mode = "late"
+        image = frame.image
+        if generated is not None and work.track is not None and work.window is not None:
+            t0 = time.perf_counter()
+            try:
+                image = await loop.run_in_executor(self._executor, self._composite, work, generated)
+                work.mode = "lipsync"
+            except Exception as exc:
+                self.telemetry.note(f"compositing failed: {type(exc).__name__}: {exc}")
+                work.mode = "error"
+                image = frame.image
+            ms = (time.perf_counter() - t0) * 1000.0
+            work.times["composite_ms"] = ms
+            self._composite_ms = 0.8 * self._composite_ms + 0.2 * ms
+        stages = StageTimes(
+            track_ms=work.times.get("track_ms", 0.0),
+            wait_audio_ms=work.times.get("wait_audio_ms", 0.0),
+            infer_ms=work.times.get("infer_ms", 0.0),
+            composite_ms=work.times.get("composite_ms", 0.0),
+        )
+        return OutputFrame(
+            frame=frame, image=image, mode=work.mode or "error", stages=stages, deadline_ns=work.deadline_ns
+        )
+
+    def _composite(self, work: _Work, generated: FloatArray) -> RgbImage:
+        assert work.track is not None and work.window is not None
+        gen = np.clip(generated.transpose(1, 2, 0) * 255.0, 0.0, 255.0)
+        if work.window.silent and self._previous_gen is not None:
+            gen = self.cfg.silence_hold * self._previous_gen + (1.0 - self.cfg.silence_hold) * gen
+        self._previous_gen = gen
+        gen_u8 = (gen + 0.5).astype(np.uint8)
+        return self._compositor.composite(work.frame.image, gen_u8, work.track.crop, work.track.alignment)

@@ -1,0 +1,15 @@
+"""Where processed frames go: an mp4 file, a virtual camera, a virtual microphone."""
+
+from realtime.sinks.file import FileSink, FileSinkConfig
+from realtime.sinks.virtual_camera import VirtualCameraConfig, VirtualCameraSink
+from realtime.sinks.virtual_mic import AudioDelayLine, VirtualMicConfig, VirtualMicSink
+
+__all__ = [
+    "AudioDelayLine",
+    "FileSink",
+    "FileSinkConfig",
+    "VirtualCameraConfig",
+    "VirtualCameraSink",
+    "VirtualMicConfig",
+    "VirtualMicSink",
+]

@@ -1,0 +1,21 @@
+"""Where frames come from: microphone, audio file, webcam, still image, looping video file.
+
+Every source has `async run(emit)`: it calls `await emit(frame_or_chunk)` for each item, on the
+event loop, and returns at the end of its stream (or raises `SourceError` when the device
+fails for good). Blocking device reads happen on the source's own executor thread.
+"""
+
+from realtime.sources.audio import AudioFileSource, MicSource, load_audio_file
+from realtime.sources.errors import SourceError
+from realtime.sources.video import CameraSource, ImageSource, VideoFileSource, load_image
+
+__all__ = [
+    "AudioFileSource",
+    "CameraSource",
+    "ImageSource",
+    "MicSource",
+    "SourceError",
+    "VideoFileSource",
+    "load_audio_file",
+    "load_image",
+]

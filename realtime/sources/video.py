@@ -1,0 +1,194 @@
+"""Video sources: webcam (OpenCV), still image (avatar mode), looping video file (PyAV)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from realtime.clock import StreamClock
+from realtime.frames import NS_PER_S, RgbImage, VideoFrame
+from realtime.sources.errors import SourceError
+from stablesync.errors import UserError
+
+EmitVideo = Callable[[VideoFrame], Awaitable[None]]
+
+
+def load_image(path: str | Path, max_side_px: int = 1280) -> RgbImage:
+    """An image file -> RGB uint8 (H, W, 3) with even sides (video encoders need them)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: image not found")
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise UserError(f"{path}: not a readable image; expected a PNG or JPEG photo of a face")
+    h, w = bgr.shape[:2]
+    scale = min(1.0, max_side_px / max(h, w))
+    if scale < 1.0:
+        bgr = cv2.resize(bgr, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+    h, w = bgr.shape[:2]
+    bgr = bgr[: h - h % 2, : w - w % 2]
+    return np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+
+
+class ImageSource:
+    """Avatar mode: the same photo as a video at `fps`, for `duration_s` (None: until stopped)."""
+
+    def __init__(self, image: RgbImage, fps: float = 25.0, duration_s: float | None = None) -> None:
+        self.image = image
+        self.fps = fps
+        self.duration_s = duration_s
+
+    async def run(self, emit: EmitVideo, clock: StreamClock) -> None:
+        index = 0
+        while self.duration_s is None or index < round(self.duration_s * self.fps):
+            pts_ns = round(index * NS_PER_S / self.fps)
+            await clock.wait_for_pts(pts_ns)
+            await emit(VideoFrame(self.image, clock.capture_ns(pts_ns), pts_ns, index, still=index > 0))
+            index += 1
+
+
+class VideoFileSource:
+    """A video file decoded with PyAV, paced at its frame rate, looping `loops` times (None: forever)."""
+
+    def __init__(self, path: str | Path, loops: int | None = None, max_side_px: int = 1280) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise UserError(f"{self.path}: video file not found")
+        self.loops = loops
+        self.max_side_px = max_side_px
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stablesync-videofile")
+
+    def _decode_all(self) -> tuple[list[RgbImage], float]:
+        import av
+
+        try:
+            with av.open(str(self.path)) as container:
+                if not container.streams.video:
+                    raise UserError(f"{self.path}: no video stream")
+                stream = container.streams.video[0]
+                fps = float(stream.average_rate or 25.0)
+                frames = [
+                    np.asarray(f.to_ndarray(format="rgb24"), dtype=np.uint8) for f in container.decode(stream)
+                ]
+        except UserError:
+            raise
+        except Exception as exc:
+            raise UserError(f"{self.path}: not a readable video ({type(exc).__name__}: {exc})") from exc
+        if not frames:
+            raise UserError(f"{self.path}: the video holds no frames")
+        out: list[RgbImage] = []
+        for f in frames:
+            h, w = f.shape[:2]
+            scale = min(1.0, self.max_side_px / max(h, w))
+            if scale < 1.0:
+                f = np.asarray(
+                    cv2.resize(f, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA),
+                    dtype=np.uint8,
+                )
+            h, w = f.shape[:2]
+            out.append(np.ascontiguousarray(f[: h - h % 2, : w - w % 2]))
+        return out, fps
+
+    async def run(self, emit: EmitVideo, clock: StreamClock) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            frames, fps = await loop.run_in_executor(self._executor, self._decode_all)
+        finally:
+            self._executor.shutdown(wait=False)
+        index, lap = 0, 0
+        while self.loops is None or lap < self.loops:
+            for image in frames:
+                pts_ns = round(index * NS_PER_S / fps)
+                await clock.wait_for_pts(pts_ns)
+                await emit(VideoFrame(image, clock.capture_ns(pts_ns), pts_ns, index))
+                index += 1
+            lap += 1
+
+
+class CameraSource:
+    """An OpenCV capture device (index, or a path/URL OpenCV opens). A failed read is retried by
+    reopening the device for `reconnect_s`; after that the source raises SourceError."""
+
+    def __init__(
+        self,
+        device: int | str = 0,
+        width: int = 640,
+        height: int = 480,
+        fps: float = 25.0,
+        reconnect_s: float = 2.0,
+    ) -> None:
+        self.device = device
+        self.width, self.height, self.fps = width, height, fps
+        self.reconnect_s = reconnect_s
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stablesync-camera")
+        self._capture: Any = None
+
+    def _open(self) -> bool:
+        cap = cv2.VideoCapture(self.device)
+        if not cap.isOpened():
+            cap.release()
+            return False
+        if isinstance(self.device, int):
+            cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.width)
+            cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.height)
+            cap.set(cv2.CAP_PROP_FPS, self.fps)
+            cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
+        self._capture = cap
+        return True
+
+    def _read(self) -> tuple[RgbImage | None, int]:
+        if self._capture is None:
+            return None, time.monotonic_ns()
+        ok, bgr = self._capture.read()
+        now = time.monotonic_ns()
+        if not ok or bgr is None:
+            return None, now
+        h, w = bgr.shape[:2]
+        return np.ascontiguousarray(cv2.cvtColor(bgr[: h - h % 2, : w - w % 2], cv2.COLOR_BGR2RGB)), now
+
+    def _release(self) -> None:
+        if self._capture is not None:
+            self._capture.release()
+            self._capture = None
+
+    async def run(self, emit: EmitVideo, clock: StreamClock) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            if not await loop.run_in_executor(self._executor, self._open):
+                raise UserError(
+                    f"camera {self.device}: cannot open it; expected a connected webcam"
+                    " (Linux: ls /dev/video*; try another --camera index)"
+                )
+            index = 0
+            while True:
+                image, now_ns = await loop.run_in_executor(self._executor, self._read)
+                if image is None:
+                    if not await self._reconnect(loop):
+                        raise SourceError(
+                            f"camera {self.device} stopped delivering frames and did not come back"
+                        )
+                    continue
+                pts_ns = now_ns - clock.start_ns
+                await emit(VideoFrame(image, now_ns, pts_ns, index))
+                index += 1
+        finally:
+            await loop.run_in_executor(self._executor, self._release)
+            self._executor.shutdown(wait=False)
+
+    async def _reconnect(self, loop: asyncio.AbstractEventLoop) -> bool:
+        give_up = time.monotonic() + self.reconnect_s
+        while time.monotonic() < give_up:
+            await loop.run_in_executor(self._executor, self._release)
+            if await loop.run_in_executor(self._executor, self._open):
+                image, _ = await loop.run_in_executor(self._executor, self._read)
+                if image is not None:
+                    return True
+            await asyncio.sleep(0.2)
+        return False

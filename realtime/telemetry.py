@@ -1,0 +1,150 @@
+"""Telemetry: per-stage times, glass-to-glass latency, A/V offset, fps, late and dropped frames.
+
+`Telemetry` is owned by one session and only touched from the event loop. Series are bounded
+(the newest `max_samples` values) so a long run does not grow memory.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter, deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from realtime.frames import NS_PER_MS, NS_PER_S, OutputFrame
+
+SERIES = ("glass_to_glass_ms", "av_offset_ms", "track_ms", "wait_audio_ms", "infer_ms", "composite_ms")
+
+
+@dataclass(frozen=True)
+class TelemetryConfig:
+    max_samples: int = 100_000
+    fps_window_s: float = 2.0
+
+
+def percentiles(values: list[float] | deque[float]) -> dict[str, float]:
+    if not values:
+        return {"count": 0}
+    arr = np.asarray(values, dtype=np.float64)
+    p50, p95, p99 = np.percentile(arr, [50, 95, 99])
+    return {
+        "count": int(arr.size),
+        "mean": round(float(arr.mean()), 2),
+        "p50": round(float(p50), 2),
+        "p95": round(float(p95), 2),
+        "p99": round(float(p99), 2),
+        "max": round(float(arr.max()), 2),
+    }
+
+
+class Telemetry:
+    def __init__(self, cfg: TelemetryConfig = TelemetryConfig()) -> None:
+        self.cfg = cfg
+        self.series: dict[str, deque[float]] = {name: deque(maxlen=cfg.max_samples) for name in SERIES}
+        self.counts: Counter[str] = Counter()
+        self._out_times_ns: deque[int] = deque(maxlen=1024)
+        self._first_out_ns: int | None = None
+        self._last_out_ns: int | None = None
+        self.messages: deque[str] = deque(maxlen=20)
+
+    def count(self, name: str, n: int = 1) -> None:
+        self.counts[name] += n
+
+    def note(self, message: str) -> None:
+        """A one-line event (a fault, a recovery) kept for the summary; repeated ones are counted."""
+        if message not in self.messages:
+            self.messages.append(message)
+        self.counts[f"event:{message}"] += 1
+
+    def record_output(self, out: OutputFrame, handed_ns: int, audio_delay_ns: int | None) -> None:
+        """A frame handed to the sinks at `handed_ns`; `audio_delay_ns` is what the audio path
+        delays the audio by at that moment (None when no live audio output exists)."""
+        latency_ms = (handed_ns - out.frame.capture_ns) / NS_PER_MS
+        self.series["glass_to_glass_ms"].append(latency_ms)
+        if audio_delay_ns is not None:
+            # > 0: the audio is played later than the picture of the same instant.
+            self.series["av_offset_ms"].append(audio_delay_ns / NS_PER_MS - latency_ms)
+        stages = out.stages
+        for name in ("track_ms", "wait_audio_ms", "infer_ms", "composite_ms"):
+            value = getattr(stages, name)
+            if value > 0.0:
+                self.series[name].append(value)
+        self.counts["frames_out"] += 1
+        self.counts[f"mode_{out.mode}"] += 1
+        if out.deadline_ns and handed_ns > out.deadline_ns:
+            self.counts["over_budget"] += 1
+        self._out_times_ns.append(handed_ns)
+        if self._first_out_ns is None:
+            self._first_out_ns = handed_ns
+        self._last_out_ns = handed_ns
+
+    def current_fps(self, now_ns: int | None = None) -> float:
+        now_ns = time.monotonic_ns() if now_ns is None else now_ns
+        horizon = now_ns - int(self.cfg.fps_window_s * NS_PER_S)
+        recent = [t for t in self._out_times_ns if t >= horizon]
+        if len(recent) < 2:
+            return 0.0
+        return (len(recent) - 1) * NS_PER_S / max(recent[-1] - recent[0], 1)
+
+    def sustained_fps(self) -> float:
+        n = self.counts["frames_out"]
+        if n < 2 or self._first_out_ns is None or self._last_out_ns is None:
+            return 0.0
+        return (n - 1) * NS_PER_S / max(self._last_out_ns - self._first_out_ns, 1)
+
+    def recent_latency_ms(self, n: int = 25) -> float | None:
+        """Median glass-to-glass latency of the last n frames (what the audio delay follows)."""
+        series = self.series["glass_to_glass_ms"]
+        if not series:
+            return None
+        tail = list(series)[-n:]
+        return float(np.median(tail))
+
+    def status_line(self) -> str:
+        g2g = self.recent_latency_ms() or 0.0
+        av = self.series["av_offset_ms"]
+        av_txt = f" av {av[-1]:+.0f}ms" if av else ""
+        c = self.counts
+        return (
+            f"{self.current_fps():5.1f} fps | g2g {g2g:5.0f} ms{av_txt} | out {c['frames_out']}"
+            f" lipsync {c['mode_lipsync']} late {c['mode_late']} dropped {c['frames_dropped']}"
+            f" noface {c['mode_noface']} err {c['mode_error']}"
+        )
+
+    def summary(self) -> dict[str, Any]:
+        figures: dict[str, Any] = {name: percentiles(values) for name, values in self.series.items()}
+        figures["sustained_fps"] = round(self.sustained_fps(), 2)
+        figures["counts"] = {k: v for k, v in sorted(self.counts.items()) if not k.startswith("event:")}
+        figures["events"] = {k[6:]: v for k, v in self.counts.items() if k.startswith("event:")}
+        return figures
+
+    def summary_text(self) -> str:
+        s = self.summary()
+        c = s["counts"]
+        lines = [
+            f"frames out {c.get('frames_out', 0)} at {s['sustained_fps']:.1f} fps:"
+            f" lipsync {c.get('mode_lipsync', 0)},"
+            f" late {c.get('mode_late', 0)}, dropped {c.get('frames_dropped', 0)},"
+            f" no face {c.get('mode_noface', 0)}, errors {c.get('mode_error', 0)}",
+        ]
+        for name in SERIES:
+            p = s[name]
+            if p.get("count"):
+                figures = f"p50 {p['p50']:7.1f}  p95 {p['p95']:7.1f}  p99 {p['p99']:7.1f}"
+                lines.append(f"  {name:<18} {figures}  (n={p['count']})")
+        for event, n in s["events"].items():
+            lines.append(f"  event x{n}: {event}")
+        return "\n".join(lines)
+
+    def write_json(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = self.summary() | (extra or {})
+        tmp = path.with_name(path.name + ".partial")
+        tmp.write_text(json.dumps(data, indent=2))
+        tmp.replace(path)
+        return path
