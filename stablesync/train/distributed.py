@@ -82,3 +82,16 @@ def mean_over_ranks(values: dict[str, float], env: DistEnv) -> dict[str, float]:
 def barrier(env: DistEnv) -> None:
     if env.enabled:
         dist.barrier()
+
+
+def broadcast_buffers(modules: dict[str, nn.Module], env: DistEnv) -> None:
+    """Rank 0's buffers (batch-norm running statistics) to every rank.
+
+    DDP broadcasts them at the start of each forward, so after the last forward of a step each
+    rank holds statistics of its own batch; this makes the replicas identical before a save.
+    """
+    if not env.enabled:
+        return
+    for name in sorted(modules):
+        for buf in modules[name].buffers():
+            dist.broadcast(buf.data, src=0)

@@ -10,12 +10,14 @@ generator it is given, and saves its deployable checkpoint. This loop owns every
     OUT/log.csv, OUT/curves.png      losses and validation metrics; their curves
 
 Under torchrun every rank runs this loop with its own batch generator (seeded by rank); only
-rank 0 validates and writes files.
+rank 0 validates and writes files. At every checkpoint the ranks compare a digest of their
+weights (kept in the state's JSON) and stop if the replicas ever differ.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import math
 from collections import defaultdict
@@ -30,7 +32,13 @@ from tqdm import tqdm
 
 from stablesync.errors import UserError
 from stablesync.train.config import Schedule
-from stablesync.train.distributed import DistEnv, barrier, gather_objects, mean_over_ranks
+from stablesync.train.distributed import (
+    DistEnv,
+    barrier,
+    broadcast_buffers,
+    gather_objects,
+    mean_over_ranks,
+)
 from stablesync.train.logs import CsvLog, plot_curves
 from stablesync.train.state import load_state, save_state
 
@@ -62,6 +70,16 @@ def set_lr(optimizers: dict[str, torch.optim.Optimizer], factor: float) -> None:
     for opt in optimizers.values():
         for group in opt.param_groups:
             group["lr"] = group["base_lr"] * factor
+
+
+def params_digest(modules: dict[str, nn.Module]) -> str:
+    """sha256 of every weight and buffer: replicas under DDP must agree bit for bit."""
+    h = hashlib.sha256()
+    for name in sorted(modules):
+        for key, value in sorted(modules[name].state_dict().items()):
+            h.update(key.encode())
+            h.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
 
 
 def _torch_rng() -> str:
@@ -138,7 +156,17 @@ def run(
                     )
             barrier(env)
         if step % schedule.checkpoint_every == 0 or step == schedule.steps:
-            ranks = gather_objects({"numpy": rng.bit_generator.state, "torch": _torch_rng()}, env)
+            broadcast_buffers(task.state_modules(), env)
+            ranks = gather_objects(
+                {
+                    "numpy": rng.bit_generator.state,
+                    "torch": _torch_rng(),
+                    "digest": params_digest(task.state_modules()),
+                },
+                env,
+            )
+            if len({r["digest"] for r in ranks}) != 1:  # every rank sees all digests: all stop together
+                raise RuntimeError(f"step {step}: the {env.world_size} replicas' weights differ")
             if env.is_main:
                 task.save_checkpoint(out_dir / "checkpoints" / f"step-{step:08d}.safetensors")
                 task.save_checkpoint(out_dir / "last.safetensors")
