@@ -12,12 +12,14 @@ All arrays are numpy float32, batched on the first axis:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
 from export.manifest import Manifest
+from stablesync.errors import UserError
 
 FloatArray = NDArray[np.float32]
 ReferenceFeatures = tuple[FloatArray, ...]
@@ -41,3 +43,41 @@ def split_features(features: ReferenceFeatures) -> list[ReferenceFeatures]:
     """The inverse of stack_features: one single-item ReferenceFeatures per batch entry."""
     batch = features[0].shape[0]
     return [tuple(level[i : i + 1] for level in features) for i in range(batch)]
+
+
+def load_engine(
+    directory: str | Path,
+    backend: str = "auto",
+    *,
+    intra_op_threads: int = 2,
+    prefer_int8: bool = True,
+) -> Engine:
+    """Opens an export directory (manifest.json + graphs) on a backend.
+
+    backend: "auto" (the fastest available: tensorrt, ort-trt, ort-cuda, torch on CUDA, ort-cpu),
+    "ort-cpu", "ort-cuda", "ort-trt", "tensorrt" or "torch". Only "torch" imports torch.
+    `intra_op_threads`: onnxruntime CPU threads. `prefer_int8`: "ort-cpu" runs frame_int8.onnx
+    when the export kept one. Bad artifacts give a one-line UserError naming the file.
+    """
+    from export import backends
+    from export.manifest import read_manifest
+
+    directory = Path(directory)
+    manifest = read_manifest(directory)
+    if backend == "auto":
+        backend = backends.pick_auto()
+    if backend not in backends.BACKENDS:
+        raise UserError(
+            f"backend {backend!r}: unknown; expected auto or one of {', '.join(backends.BACKENDS)}"
+        )
+    if backend.startswith("ort-"):
+        from export.backends.ort import OrtEngine
+
+        return OrtEngine(directory, manifest, backend, intra_op_threads, prefer_int8)
+    if backend == "tensorrt":
+        from export.backends.tensorrt_engine import TensorRTEngine
+
+        return TensorRTEngine(directory, manifest)
+    from export.backends.torch_engine import TorchEngine
+
+    return TorchEngine(directory, manifest)

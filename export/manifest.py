@@ -1,12 +1,23 @@
-"""manifest.json of an export directory: what the graphs are, for which preset, and how to feed them."""
+"""manifest.json of an export directory: what the graphs are, for which preset, and how to feed them.
+
+Torch-free. `read_manifest(directory)` is the one place an export directory is opened: a
+missing, corrupt or foreign manifest gives a one-line UserError naming the file.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from stablesync.audio import MelConfig
+from stablesync.errors import UserError
+from stablesync.typed_config import from_dict, to_dict
 
 MANIFEST_VERSION = 1
+MANIFEST_FILE = "manifest.json"
 
 
 @dataclass(frozen=True)
@@ -32,3 +43,76 @@ class Manifest:
     graphs: dict[str, GraphInfo]  # "reference", "frame", optional "syncnet", "frame_int8"
     parity_max_abs_error: dict[str, float] = field(default_factory=dict)
     stablesync_version: str = ""
+    # "float32", or "float16": ONNX initializers stored in fp16 and cast to fp32 inside the graph.
+    weights_dtype: str = "float32"
+    exporter: str = ""  # "torchscript" or "dynamo"
+    checkpoint: str = ""  # the lipsync checkpoint beside the graphs (the "torch" backend reads it)
+    parity_inputs: str = ""  # what the "corpus" parity inputs were (dataset, demo assets, synthetic)
+    int8_psnr_db: float | None = None  # frame_int8 vs frame on corpus inputs (only kept if >= 35 dB)
+    int8_speedup: float | None = None  # fp32 ms / int8 ms per frame, batch 1, onnxruntime CPU
+    max_batch: int = 8  # the TensorRT optimisation profile's upper batch
+
+    @property
+    def n_levels(self) -> int:
+        return len(self.feature_shapes)
+
+    def feature_names(self) -> list[str]:
+        return [f"feat{i}" for i in range(self.n_levels)]
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_manifest(directory: str | Path, manifest: Manifest) -> Path:
+    """Writes DIR/manifest.json atomically."""
+    path = Path(directory) / MANIFEST_FILE
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(json.dumps(to_dict(manifest), indent=2) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def read_manifest(directory: str | Path) -> Manifest:
+    """DIR/manifest.json -> Manifest; UserError naming the file on anything unexpected."""
+    directory = Path(directory)
+    path = directory / MANIFEST_FILE
+    if not directory.is_dir():
+        raise UserError(f"{directory}: export directory not found (write one with `stablesync export`)")
+    if not path.is_file():
+        raise UserError(f"{path}: not found; expected an export directory written by `stablesync export`")
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UserError(f"{path}: not readable JSON ({str(exc).splitlines()[0]})") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: expected a JSON object")
+    version = raw.get("manifest_version")
+    if version != MANIFEST_VERSION:
+        raise UserError(
+            f"{path}: manifest_version {version!r}, expected {MANIFEST_VERSION}: re-export the checkpoint"
+        )
+    manifest = from_dict(Manifest, raw, where=str(path))
+    for name in ("reference", "frame"):
+        if name not in manifest.graphs:
+            raise UserError(f"{path}: lists no {name!r} graph")
+    return manifest
+
+
+def check_graph_file(directory: str | Path, manifest: Manifest, name: str) -> Path:
+    """The graph's file exists and has the checksum the manifest recorded."""
+    info = manifest.graphs[name]
+    path = Path(directory) / info.file
+    if not path.is_file():
+        raise UserError(f"{path}: graph {name!r} listed in manifest.json is missing")
+    actual = sha256_file(path)
+    if actual != info.sha256:
+        raise UserError(
+            f"{path}: sha256 {actual[:12]} differs from manifest.json's {info.sha256[:12]}"
+            " (corrupt, or from another export)"
+        )
+    return path

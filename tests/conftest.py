@@ -94,3 +94,37 @@ def random_prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 # --- end training and evaluation -----------------------------------------------------------
+
+
+# --- data: synthetic corpus and prepared layout (issue 3) ----------------------------------
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A synthetic corpus made by `stablesync data synth` once per session: 3 clips of 2 s at
+    256x256, seed 0, one clip per split (clip00000 train, clip00001 val, clip00002 test).
+    Holds clipNNNNN.mp4 (H.264 25 fps + AAC), .wav (16 kHz mono), .json (fps, sample_rate_hz,
+    voice, face, mouth_open, visemes, phonemes, ...), .npz (ground-truth landmarks (T, 468, 2)),
+    manifest.json and synth.json. Read-only: copy it before changing anything in it."""
+    from stablesync.data.synth import SynthConfig, synthesise_corpus
+
+    out = tmp_path_factory.mktemp("data") / "tiny_corpus"
+    synthesise_corpus(SynthConfig(out, clips=3, seconds=2.0, seed=0, workers=1, progress=False))
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_prepared(tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`tiny_corpus` after `stablesync data prepare` (--size 96): the prepared layout of the team
+    brief (dataset.json, train/val/test.txt with one clip each, clips/<id>/frames.npy (50, 96, 96, 3),
+    mel.npy, audio.wav, landmarks.npy, meta.json with mouth_open/visemes/voice/face), report.json.
+    Read-only."""
+    from stablesync.data.prepare import PrepareConfig, prepare_dataset
+
+    out = tmp_path_factory.mktemp("data") / "tiny_prepared"
+    report = prepare_dataset(PrepareConfig(tiny_corpus, out, size=96, workers=1, progress=False))
+    assert not report.skipped, report.skipped
+    return out
+
+
+# --- end data ------------------------------------------------------------------------------

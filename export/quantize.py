@@ -1,0 +1,104 @@
+"""`--int8`: onnxruntime static quantisation (QDQ, per-channel int8 weights) of frame.onnx.
+
+Calibrated on corpus-like inputs; frame_int8.onnx is kept only if its output is within 35 dB
+PSNR of the fp32 graph's on those inputs. The speed-up (batch 1, onnxruntime CPU) is printed
+and stored in the manifest. No torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from numpy.typing import NDArray
+from onnxruntime.quantization import (
+    CalibrationDataReader,
+    QuantFormat,
+    QuantType,
+    quant_pre_process,
+    quantize_static,
+)
+
+from export.backends.ort import open_session
+from export.manifest import GraphInfo, Manifest, sha256_file
+from export.sample_inputs import SampleInputs
+
+MIN_PSNR_DB = 35.0
+Feeds = dict[str, NDArray[np.float32]]
+
+
+class _Feeds(CalibrationDataReader):  # type: ignore[misc]
+    def __init__(self, feeds: list[Feeds]) -> None:
+        self._items = iter(feeds)
+
+    def get_next(self) -> Feeds | None:
+        return next(self._items, None)
+
+
+def psnr_db(a: NDArray[np.float32], b: NDArray[np.float32]) -> float:
+    """PSNR of images in [0, 1]."""
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0.0 else 10.0 * np.log10(1.0 / mse)
+
+
+def per_frame_ms(session: ort.InferenceSession, feeds: Feeds, runs: int = 20) -> float:
+    for _ in range(3):
+        session.run(None, feeds)
+    start = time.perf_counter()
+    for _ in range(runs):
+        session.run(None, feeds)
+    return (time.perf_counter() - start) / runs * 1000.0 / len(feeds["frames"])
+
+
+def frame_feeds(directory: Path, manifest: Manifest, samples: SampleInputs) -> list[Feeds]:
+    """One single-item feed dict of frame.onnx per sample (features from reference.onnx)."""
+    reference = open_session(directory / manifest.graphs["reference"].file)
+    feats = reference.run(None, {"reference": samples.images})
+    feeds = []
+    for i in range(len(samples.frames)):
+        item: Feeds = {n: f[i : i + 1] for n, f in zip(manifest.feature_names(), feats, strict=True)}
+        item["frames"], item["mels"] = samples.frames[i : i + 1], samples.mels[i : i + 1]
+        feeds.append(item)
+    return feeds
+
+
+def quantize_frame(
+    directory: Path, manifest: Manifest, samples: SampleInputs, log: Callable[[str], None] = print
+) -> Manifest:
+    """Writes frame_int8.onnx into `directory` if it passes; returns the manifest (updated if kept)."""
+    src = directory / manifest.graphs["frame"].file
+    pre, dst = directory / "frame.pre.onnx", directory / "frame_int8.onnx"
+    feeds = frame_feeds(directory, manifest, samples)
+    quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+    quantize_static(
+        str(pre),
+        str(dst),
+        _Feeds(feeds),
+        quant_format=QuantFormat.QDQ,
+        per_channel=True,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+    )
+    pre.unlink()
+    fp32, int8 = open_session(src), open_session(dst)
+    batch: Feeds = {k: np.concatenate([f[k] for f in feeds]) for k in feeds[0]}
+    quality = psnr_db(fp32.run(None, batch)[0], int8.run(None, batch)[0])
+    ms_fp32, ms_int8 = per_frame_ms(fp32, feeds[0]), per_frame_ms(int8, feeds[0])
+    speedup = ms_fp32 / ms_int8
+    log(
+        f"int8 frame graph: {quality:.1f} dB PSNR vs fp32 ({samples.source}),"
+        f" {ms_fp32:.2f} ms -> {ms_int8:.2f} ms per frame at batch 1 (speed-up x{speedup:.2f})"
+    )
+    if quality < MIN_PSNR_DB:
+        log(f"int8 frame graph dropped: {quality:.1f} dB < {MIN_PSNR_DB} dB")
+        dst.unlink()
+        return manifest
+    info = dataclasses.replace(manifest.graphs["frame"], file=dst.name, sha256=sha256_file(dst))
+    graphs: dict[str, GraphInfo] = {**manifest.graphs, "frame_int8": info}
+    return dataclasses.replace(
+        manifest, graphs=graphs, int8_psnr_db=round(quality, 2), int8_speedup=round(speedup, 3)
+    )
