@@ -18,6 +18,7 @@ class SessionRegistry:
         self._config = config
         self._pipelines = pipelines
         self._sessions: dict[str, Session] = {}
+        self._opening = 0
         self._all_closed = asyncio.Event()
         self._all_closed.set()
 
@@ -26,20 +27,25 @@ class SessionRegistry:
 
     @property
     def full(self) -> bool:
-        return len(self._sessions) >= self._config.max_sessions
+        return len(self._sessions) + self._opening >= self._config.max_sessions
 
     def sessions(self) -> list[Session]:
         return list(self._sessions.values())
 
-    def open(self) -> Session:
+    async def open(self) -> Session:
         """A new session counted against --max-sessions from now until it closes."""
         if self.full:
             raise RuntimeError("no free session slot")
         session_id = secrets.token_hex(4)
+        self._opening += 1  # counts against the limit while the pipeline opens
+        try:
+            pipeline = await self._pipelines.open_session(session_id)
+        finally:
+            self._opening -= 1
         session = Session(
             session_id,
             self._config,
-            self._pipelines.open_session(session_id),
+            pipeline,
             self._discard,
             mode=self._pipelines.mode,
         )

@@ -104,7 +104,7 @@ async def _offer(request: web.Request) -> web.Response:
         return _error(400, str(exc))
     if registry.full:
         return _error(503, f"server full: {config.max_sessions} session(s) already; try again later")
-    session = registry.open()
+    session = await registry.open()
     try:
         answer = await asyncio.wait_for(session.answer(sdp, type_), timeout=NEGOTIATION_TIMEOUT_S)
     except Exception as exc:  # aiortc raises many kinds on a malformed offer

@@ -21,7 +21,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from realtime.webrtc.config import ServeConfig
 from realtime.webrtc.media import DelayedAudioTrack, ProcessedVideoTrack, recv_audio, recv_video
-from realtime.webrtc.processing import PIPELINE_AUDIO_RATE_HZ, ProcessedFrame, SessionPipeline
+from realtime.webrtc.processing import PIPELINE_AUDIO_RATE_HZ, SessionPipeline
 from realtime.webrtc.stats import STATS_CHANNEL, SessionStats
 
 log = logging.getLogger(__name__)
@@ -44,13 +44,11 @@ class Session:
         self._pipeline = pipeline
         self._on_closed = on_closed
         self.epoch_ns = time.monotonic_ns()
-        self.stats = SessionStats(session_id, mode=mode)
+        self.stats = SessionStats(session_id, backend=mode)
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # no STUN: nothing leaves the host
         self.audio_out = DelayedAudioTrack(self.epoch_ns)
         self.video_out = ProcessedVideoTrack(self.epoch_ns, self.audio_out, self.stats)
         self._tasks: set[asyncio.Task[None]] = set()
-        self._latest: tuple[av.VideoFrame, int] | None = None
-        self._frame_ready = asyncio.Event()
         self._channel: RTCDataChannel | None = None
         self._connected = False
         self._last_media_ns = self.epoch_ns
@@ -73,7 +71,7 @@ class Session:
         if "audio" in kinds:
             self.pc.addTrack(self.audio_out)
         await self.pc.setLocalDescription(await self.pc.createAnswer())
-        self._spawn(self._process_video())
+        self._spawn(self._send_video())
         self._spawn(self._report_and_watch())
         local = self.pc.localDescription
         return RTCSessionDescription(sdp=local.sdp, type=local.type)
@@ -110,10 +108,8 @@ class Session:
                 now_ns = time.monotonic_ns()
                 self._last_media_ns = now_ns
                 self.stats.frame_in(now_ns)
-                if self._latest is not None:
-                    self.stats.dropped_frames += 1  # the pipeline is behind: newest wins
-                self._latest = (frame, now_ns)
-                self._frame_ready.set()
+                await self._pipeline.push_video(frame, now_ns)
+        await self._pipeline.end()
         self._input_ended()
 
     async def _receive_audio(self, track: MediaStreamTrack) -> None:
@@ -124,7 +120,10 @@ class Session:
                 now_ns = time.monotonic_ns()
                 self._last_media_ns = now_ns
                 self.audio_out.push(frame, now_ns)
-                start_ns = now_ns - int(frame.samples * 1e9 / frame.sample_rate)
+                # the audio's capture-equivalent time: aiortc holds it back a few packets (media.py)
+                start_ns = (
+                    now_ns - self.audio_out.receive_delay_ns - int(frame.samples * 1e9 / frame.sample_rate)
+                )
                 for chunk in to_pipeline.resample(frame):
                     self._pipeline.push_audio(chunk.to_ndarray().reshape(-1).astype(np.float32), start_ns)
         self._input_ended()
@@ -134,26 +133,14 @@ class Session:
         if self._inputs_open <= 0:
             self.request_close("the peer's tracks ended")
 
-    async def _process_video(self) -> None:
+    async def _send_video(self) -> None:
         while True:
-            await self._frame_ready.wait()
-            self._frame_ready.clear()
-            if self._latest is None:
-                continue
-            frame, arrival_ns = self._latest
-            self._latest = None
-            try:
-                result = await self._pipeline.process(frame, arrival_ns)
-            except Exception:  # a fault in one session's frame degrades to passthrough
-                log.exception("session %s: pipeline failed; passing the frame through", self.id)
-                result = ProcessedFrame(frame=frame, processed=False)
-            if result.processed:
-                self.stats.processed_frames += 1
-            else:
-                self.stats.passthrough_frames += 1
-            if result.late:
-                self.stats.late_frames += 1
-            self.video_out.push(result.frame, arrival_ns)
+            result = await self._pipeline.next_frame()
+            if result is None:
+                break
+            self.stats.modes[result.mode] += 1
+            self.video_out.push(result.frame, result.capture_ns)
+        self.video_out.end()
 
     async def _report_and_watch(self) -> None:
         while True:
@@ -161,7 +148,7 @@ class Session:
             self._follow_video_latency()
             channel = self._channel
             if channel is not None and channel.readyState == "open":
-                channel.send(self.stats.encode())
+                channel.send(self.stats.encode(self._pipeline.figures()))
             idle_s = (time.monotonic_ns() - self._last_media_ns) / 1e9
             if not self._connected and idle_s > self._config.connect_timeout_s:
                 self.request_close("the peer never connected")

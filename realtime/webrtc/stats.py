@@ -10,8 +10,8 @@ Once a second the server sends one JSON text message on the data channel labelle
      "av_offset_ms": float,    # video latency p50 - sync delay: > 0 video leaves after the audio
                                # it matches, < 0 before it (a receiver playing by timestamps waits)
      "late_frames": int, "dropped_frames": int,   # totals: missed deadline / replaced by newer
-     "passthrough_frames": int, "processed_frames": int,
-     "frames_out": int, "mode": str}
+     "frames_out": int, "modes": {mode: count},   # "lipsync" or why a frame passed through
+     "backend": str, "pipeline": {...}}           # the pipeline's own figures (per-stage ms)
 
 The page adds its own part (network, jitter buffer, decode) to `server_latency_ms` to show
 glass-to-glass, and reads the browser's A/V sync from getStats.
@@ -37,12 +37,10 @@ class SessionStats:
     started_ns: int = dataclasses.field(default_factory=time.monotonic_ns)
     frames_in: int = 0
     frames_out: int = 0
-    late_frames: int = 0
-    dropped_frames: int = 0
-    passthrough_frames: int = 0
-    processed_frames: int = 0
+    dropped_frames: int = 0  # dropped by the server's own queues (the pipeline counts its own)
     sync_delay_ms: float = 0.0
-    mode: str = "starting"
+    backend: str = "passthrough"
+    modes: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
     latencies_ms: collections.deque[float] = dataclasses.field(
         default_factory=lambda: collections.deque(maxlen=WINDOW_FRAMES)
     )
@@ -67,7 +65,7 @@ class SessionStats:
             return 0.0
         return float(np.percentile(np.fromiter(self.latencies_ms, dtype=np.float64), q))
 
-    def message(self, now_ns: int | None = None) -> dict[str, Any]:
+    def message(self, pipeline: dict[str, Any], now_ns: int | None = None) -> dict[str, Any]:
         now_ns = time.monotonic_ns() if now_ns is None else now_ns
         p50 = self.latency_percentile_ms(50)
         return {
@@ -83,16 +81,16 @@ class SessionStats:
             },
             "sync_delay_ms": round(self.sync_delay_ms, 2),
             "av_offset_ms": round(p50 - self.sync_delay_ms, 2) if self.latencies_ms else 0.0,
-            "late_frames": self.late_frames,
-            "dropped_frames": self.dropped_frames,
-            "passthrough_frames": self.passthrough_frames,
-            "processed_frames": self.processed_frames,
+            "late_frames": self.modes["late"],
+            "dropped_frames": self.dropped_frames + int(pipeline.get("dropped_frames", 0)),
             "frames_out": self.frames_out,
-            "mode": self.mode,
+            "modes": dict(self.modes),
+            "backend": self.backend,
+            "pipeline": {k: v for k, v in pipeline.items() if k != "dropped_frames"},
         }
 
-    def encode(self) -> str:
-        return json.dumps(self.message())
+    def encode(self, pipeline: dict[str, Any]) -> str:
+        return json.dumps(self.message(pipeline))
 
 
 def _rate_hz(times_ns: collections.deque[int], now_ns: int, span_ns: int = 2_000_000_000) -> float:

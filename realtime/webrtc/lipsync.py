@@ -1,0 +1,117 @@
+"""The real-time pipeline behind WebRTC sessions: one engine, one `InferenceBatcher` shared by
+every peer, one `LipSyncSession` (realtime/session.py) per peer.
+
+The batcher gathers the due frames of all sessions into one `engine.generate` call and answers
+a frame that would miss its deadline with a passthrough, so a slow or stalled peer never holds
+the others back. Frame format conversions run on a small executor owned by the factory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import functools
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import av
+import numpy as np
+
+from export.engine import Engine
+from realtime.batcher import BatcherConfig, InferenceBatcher
+from realtime.frames import AudioChunk, RgbImage, VideoFrame
+from realtime.session import LipSyncSession, SessionConfig
+from realtime.webrtc.processing import PIPELINE_AUDIO_RATE_HZ, FloatArray, ProcessedFrame, SessionPipeline
+
+STAGE_SERIES = ("track_ms", "wait_audio_ms", "infer_ms", "composite_ms")
+RECENT_FRAMES = 125
+MAX_ORIGINALS = 32
+
+
+def _to_rgb(frame: av.VideoFrame) -> RgbImage:
+    return np.asarray(frame.to_ndarray(format="rgb24"), dtype=np.uint8)
+
+
+def _from_rgb(image: RgbImage) -> av.VideoFrame:
+    return av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+
+
+class LipSyncFactory:
+    def __init__(
+        self,
+        engine: Engine,
+        session_cfg: SessionConfig | None = None,
+        batcher_cfg: BatcherConfig | None = None,
+        convert_threads: int = 2,
+    ) -> None:
+        self.mode = engine.backend
+        self.batcher = InferenceBatcher(engine, batcher_cfg or BatcherConfig())
+        self._session_cfg = session_cfg or SessionConfig()
+        self._executor = ThreadPoolExecutor(max_workers=convert_threads, thread_name_prefix="stablesync-rtc")
+
+    async def open_session(self, session_id: str) -> SessionPipeline:
+        session = LipSyncSession(self.batcher, self._session_cfg, name=f"webrtc-{session_id}")
+        await session.start()
+        return LipSyncPipeline(session, self._executor)
+
+    async def aclose(self) -> None:
+        await self.batcher.close()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+class LipSyncPipeline:
+    def __init__(self, session: LipSyncSession, executor: ThreadPoolExecutor) -> None:
+        self._session = session
+        self._executor = executor
+        self._originals: collections.OrderedDict[int, av.VideoFrame] = collections.OrderedDict()
+        self._first_ns: int | None = None
+        self._frames_in = 0
+        self._audio_pts_ns = 0
+
+    def push_audio(self, samples: FloatArray, capture_ns: int) -> None:
+        chunk = AudioChunk(samples, PIPELINE_AUDIO_RATE_HZ, capture_ns, self._audio_pts_ns)
+        self._audio_pts_ns += chunk.duration_ns
+        self._session.offer_audio(chunk)  # live: a full queue drops (counted), never waits
+
+    async def push_video(self, frame: av.VideoFrame, capture_ns: int) -> None:
+        loop = asyncio.get_running_loop()
+        image = await loop.run_in_executor(self._executor, _to_rgb, frame)
+        if self._first_ns is None:
+            self._first_ns = capture_ns
+        self._originals[capture_ns] = frame
+        while len(self._originals) > MAX_ORIGINALS:
+            self._originals.popitem(last=False)
+        video = VideoFrame(image, capture_ns, capture_ns - self._first_ns, self._frames_in)
+        self._frames_in += 1
+        await self._session.submit_video(video)
+
+    async def next_frame(self) -> ProcessedFrame | None:
+        out = await self._session.next_output()
+        if out is None:
+            return None
+        capture_ns = out.frame.capture_ns
+        original = self._originals.pop(capture_ns, None)
+        while self._originals and next(iter(self._originals)) < capture_ns:
+            self._originals.popitem(last=False)  # dropped inside the pipeline: never coming out
+        if out.mode == "lipsync" or original is None:
+            loop = asyncio.get_running_loop()
+            frame = await loop.run_in_executor(self._executor, functools.partial(_from_rgb, out.image))
+        else:
+            frame = original  # passed through: send the decoded frame as it came
+        self._session.mark_delivered(out)
+        return ProcessedFrame(frame, capture_ns, out.mode)
+
+    def figures(self) -> dict[str, Any]:
+        telemetry = self._session.telemetry
+        stages: dict[str, float] = {}
+        for name in STAGE_SERIES:
+            recent = list(telemetry.series[name])[-RECENT_FRAMES:]
+            if recent:
+                stages[name] = round(float(np.median(recent)), 2)
+        return {"dropped_frames": telemetry.counts["frames_dropped"], "stages_p50_ms": stages}
+
+    async def end(self) -> None:
+        await self._session.end_video()
+
+    async def aclose(self) -> None:
+        await self._session.close(timeout_s=1.0)
