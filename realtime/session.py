@@ -171,7 +171,7 @@ class LipSyncSession:
     def mark_delivered(self, out: OutputFrame, audio_delay_ns: int | None = None) -> None:
         """Call when the frame was handed to the sinks: records glass-to-glass latency and A/V offset."""
         handed = time.monotonic_ns()
-        self.telemetry.record_output(out, handed, audio_delay_ns)
+        self.telemetry.record_output(out, handed, audio_delay_ns, latency=self.cfg.realtime)
         self._recent_late.append(out.mode == "late" or bool(out.deadline_ns and handed > out.deadline_ns))
         del self._recent_late[: -self.cfg.late_window_frames]
 

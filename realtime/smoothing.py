@@ -20,7 +20,7 @@ F64 = NDArray[np.float64]
 
 @dataclass(frozen=True)
 class OneEuroConfig:
-    min_cutoff_hz: float = 1.0  # smoothing when still (lower: steadier)
+    min_cutoff_hz: float = 0.3  # smoothing when still (lower: steadier)
     beta: float = 0.05  # how fast the cut-off rises with speed (higher: less lag), per pixel/s
     derivative_cutoff_hz: float = 1.0
 

@@ -60,12 +60,16 @@ class Telemetry:
             self.messages.append(message)
         self.counts[f"event:{message}"] += 1
 
-    def record_output(self, out: OutputFrame, handed_ns: int, audio_delay_ns: int | None) -> None:
+    def record_output(
+        self, out: OutputFrame, handed_ns: int, audio_delay_ns: int | None, latency: bool = True
+    ) -> None:
         """A frame handed to the sinks at `handed_ns`; `audio_delay_ns` is what the audio path
-        delays the audio by at that moment (None when no live audio output exists)."""
+        delays the audio by at that moment (None when no live audio output exists). `latency`
+        False (offline runs, whose capture times are synthetic) records no latency figures."""
         latency_ms = (handed_ns - out.frame.capture_ns) / NS_PER_MS
-        self.series["glass_to_glass_ms"].append(latency_ms)
-        if audio_delay_ns is not None:
+        if latency:
+            self.series["glass_to_glass_ms"].append(latency_ms)
+        if audio_delay_ns is not None and latency:
             # > 0: the audio is played later than the picture of the same instant.
             self.series["av_offset_ms"].append(audio_delay_ns / NS_PER_MS - latency_ms)
         stages = out.stages

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -128,3 +129,65 @@ def tiny_prepared(tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -
 
 
 # --- end data ------------------------------------------------------------------------------
+
+
+# --- real-time filter (issue 6) ------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def rt_face_photo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real face photo (matplotlib's Grace Hopper sample, 256 px wide) as PNG. Read-only."""
+    import cv2
+    import matplotlib
+
+    src = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
+    image = cv2.imread(str(src))
+    h, w = image.shape[:2]
+    image = cv2.resize(image, (256, round(h * 256 / w) // 2 * 2))
+    out = tmp_path_factory.mktemp("rt") / "face.png"
+    cv2.imwrite(str(out), image)
+    return out
+
+
+@pytest.fixture
+def pulse_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A private PulseAudio server with a null sink `testsink` (a real sound server without sound
+    hardware); the environment points PulseAudio clients and sounddevice's ALSA pulse device at it.
+    Yields the sink name."""
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import time
+
+    if shutil.which("pulseaudio") is None:
+        pytest.skip("pulseaudio is not installed (make sysdeps-test)")
+    run = tmp_path / "pulse-run"
+    run.mkdir()
+    config = tmp_path / "pa.pa"
+    config.write_text(
+        "load-module module-native-protocol-unix\nload-module module-null-sink sink_name=testsink\n"
+    )
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(run))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("PULSE_SERVER", f"unix:{run}/pulse/native")
+    monkeypatch.delenv("PULSE_SINK", raising=False)
+    monkeypatch.delenv("PULSE_SOURCE", raising=False)
+    subprocess.run(
+        ["pulseaudio", "-n", "-F", str(config), "--exit-idle-time=-1", "--daemonize=yes", "--use-pid-file"],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+    deadline = time.monotonic() + 10
+    while subprocess.run(["pactl", "info"], capture_output=True).returncode != 0:
+        assert time.monotonic() < deadline, "pulseaudio did not start"
+        time.sleep(0.1)
+    pid = int((run / "pulse" / "pid").read_text().split()[0])
+    try:
+        yield "testsink"
+    finally:
+        os.kill(pid, signal.SIGTERM)
+
+
+# --- end real-time filter ------------------------------------------------------------------

@@ -12,7 +12,7 @@ import numpy as np
 
 from realtime.clock import StreamClock
 from realtime.frames import NS_PER_S, AudioChunk, AudioSamples
-from stablesync.audio import MelConfig, prepare_audio
+from stablesync.audio import MelConfig
 from stablesync.errors import UserError
 
 EmitAudio = Callable[[AudioChunk], Awaitable[None]]
@@ -20,37 +20,15 @@ EmitAudio = Callable[[AudioChunk], Awaitable[None]]
 
 def load_audio_file(path: str | Path, sample_rate_hz: int = MelConfig().sample_rate_hz) -> AudioSamples:
     """Any audio file PyAV reads (any rate, any channels) -> mono float32 at `sample_rate_hz`."""
-    import av
+    from stablesync.media import read_audio
 
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: audio file not found")
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.audio:
-                raise UserError(f"{path}: no audio stream; expected a wav/mp3/m4a file with sound")
-            stream = container.streams.audio[0]
-            rate = int(stream.rate or stream.codec_context.sample_rate)
-            parts = [frame.to_ndarray() for frame in container.decode(stream)]
-    except UserError:
-        raise
-    except Exception as exc:  # PyAV raises many kinds for corrupt input
-        raise UserError(f"{path}: not a readable audio file ({type(exc).__name__}: {exc})") from exc
-    if not parts:
-        raise UserError(f"{path}: the audio stream holds no samples")
-    # Planar (channels, n) or packed (1, n*channels) frames -> (n, channels) float.
-    layout_channels = int(stream.codec_context.channels or 1)
-    chunks = []
-    for part in parts:
-        arr = np.asarray(part)
-        if arr.shape[0] == layout_channels and arr.ndim == 2 and layout_channels > 1:
-            chunks.append(arr.T)
-        else:
-            chunks.append(arr.reshape(-1, layout_channels))
-    samples = np.concatenate(chunks, axis=0)
-    if samples.shape[0] < rate // 10:
+    samples = read_audio(path, sample_rate_hz)
+    if samples.shape[0] < sample_rate_hz // 10:
         raise UserError(f"{path}: only {samples.shape[0]} samples; expected at least 0.1 s of audio")
-    return prepare_audio(samples, rate, MelConfig(sample_rate_hz=sample_rate_hz), name=str(path))
+    return samples
 
 
 class AudioFileSource:

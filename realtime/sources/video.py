@@ -55,32 +55,21 @@ class ImageSource:
 
 
 class VideoFileSource:
-    """A video file decoded with PyAV, paced at its frame rate, looping `loops` times (None: forever)."""
+    """A video file decoded with PyAV, paced at its frame rate, looped for `duration_s` (None: forever)."""
 
-    def __init__(self, path: str | Path, loops: int | None = None, max_side_px: int = 1280) -> None:
+    def __init__(self, path: str | Path, duration_s: float | None = None, max_side_px: int = 1280) -> None:
         self.path = Path(path)
         if not self.path.is_file():
             raise UserError(f"{self.path}: video file not found")
-        self.loops = loops
+        self.duration_s = duration_s
         self.max_side_px = max_side_px
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stablesync-videofile")
 
     def _decode_all(self) -> tuple[list[RgbImage], float]:
-        import av
+        from stablesync.media import iter_video_frames, video_info
 
-        try:
-            with av.open(str(self.path)) as container:
-                if not container.streams.video:
-                    raise UserError(f"{self.path}: no video stream")
-                stream = container.streams.video[0]
-                fps = float(stream.average_rate or 25.0)
-                frames = [
-                    np.asarray(f.to_ndarray(format="rgb24"), dtype=np.uint8) for f in container.decode(stream)
-                ]
-        except UserError:
-            raise
-        except Exception as exc:
-            raise UserError(f"{self.path}: not a readable video ({type(exc).__name__}: {exc})") from exc
+        fps, _, _ = video_info(self.path)
+        frames = [image for image, _ in iter_video_frames(self.path)]
         if not frames:
             raise UserError(f"{self.path}: the video holds no frames")
         out: list[RgbImage] = []
@@ -102,14 +91,13 @@ class VideoFileSource:
             frames, fps = await loop.run_in_executor(self._executor, self._decode_all)
         finally:
             self._executor.shutdown(wait=False)
-        index, lap = 0, 0
-        while self.loops is None or lap < self.loops:
-            for image in frames:
-                pts_ns = round(index * NS_PER_S / fps)
-                await clock.wait_for_pts(pts_ns)
-                await emit(VideoFrame(image, clock.capture_ns(pts_ns), pts_ns, index))
-                index += 1
-            lap += 1
+        total = None if self.duration_s is None else round(self.duration_s * fps)
+        index = 0
+        while total is None or index < total:
+            pts_ns = round(index * NS_PER_S / fps)
+            await clock.wait_for_pts(pts_ns)
+            await emit(VideoFrame(frames[index % len(frames)], clock.capture_ns(pts_ns), pts_ns, index))
+            index += 1
 
 
 class CameraSource:

@@ -1,0 +1,116 @@
+"""`stablesync run`: live lip-sync. Microphone (or an audio file) + webcam (or a photo, or a
+looping video file) in; lip-synced video out to a virtual camera and/or an mp4, and the audio,
+delayed to match, to a virtual microphone."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from realtime.cli_common import add_engine_options, check_output_path, report, run_async, session_config
+from realtime.devices import resolve_input_device
+from realtime.engines import open_engine
+from realtime.runner import AudioSource, RunConfig, Runner, RunResult, VideoSource
+from realtime.sinks import VirtualCameraConfig
+from realtime.sinks.virtual_mic import VirtualMicConfig
+from realtime.sources import (
+    AudioFileSource,
+    CameraSource,
+    ImageSource,
+    MicSource,
+    VideoFileSource,
+    load_audio_file,
+    load_image,
+)
+from stablesync.errors import UserError
+
+
+def build_parser(prog: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
+    video = parser.add_mutually_exclusive_group()
+    video.add_argument(
+        "--camera", default=None, help="webcam index (default 0) or a device path/URL OpenCV opens"
+    )
+    video.add_argument(
+        "--face", type=Path, default=None, help="avatar mode: this photo is the face, no camera"
+    )
+    video.add_argument("--video", type=Path, default=None, help="a video file, looped, instead of a camera")
+    audio = parser.add_mutually_exclusive_group()
+    audio.add_argument(
+        "--mic", default=None, help="microphone: index, part of its name, or a PulseAudio source"
+    )
+    audio.add_argument("--audio", type=Path, default=None, help="an audio file instead of a microphone")
+    parser.add_argument("--virtual-camera", action="store_true", help="send the video to a virtual camera")
+    parser.add_argument("--camera-device", default=None, help="virtual camera device (e.g. /dev/video10)")
+    parser.add_argument(
+        "--virtual-mic", action="store_true", help="play the delayed audio to a virtual microphone"
+    )
+    parser.add_argument(
+        "--mic-output",
+        default=None,
+        help="output device of --virtual-mic (default: create `stablesync` on Linux)",
+    )
+    parser.add_argument("--out", type=Path, default=None, help="also write an mp4")
+    parser.add_argument("--fps", type=float, default=25.0, help="frame rate of the camera/photo (default 25)")
+    parser.add_argument("--seconds", type=float, default=None, help="stop after this many seconds")
+    parser.add_argument(
+        "--fast", action="store_true", help="file inputs only: as fast as possible, no deadlines"
+    )
+    add_engine_options(parser)
+    return parser
+
+
+def _sources(args: argparse.Namespace, sample_rate_hz: int) -> tuple[VideoSource, AudioSource, bool]:
+    live = args.audio is None or (args.face is None and args.video is None)
+    if args.fast and live:
+        raise UserError("--fast: needs file inputs (--audio with --face or --video), not live devices")
+    audio: AudioSource
+    if args.audio is not None:
+        file_audio = AudioFileSource(load_audio_file(args.audio, sample_rate_hz), sample_rate_hz)
+        audio = file_audio
+        duration = file_audio.duration_s
+    else:
+        audio = MicSource(resolve_input_device(args.mic), sample_rate_hz)
+        duration = None
+    video: VideoSource
+    if args.face is not None:
+        video = ImageSource(load_image(args.face), fps=args.fps, duration_s=duration)
+    elif args.video is not None:
+        video = VideoFileSource(args.video, duration_s=duration)
+    else:
+        camera = args.camera if args.camera is not None else "0"
+        video = CameraSource(int(camera) if str(camera).isdigit() else camera, fps=args.fps)
+    return video, audio, not args.fast
+
+
+async def _run(args: argparse.Namespace) -> RunResult:
+    engine = open_engine(args.weights, args.backend, args.threads)
+    video, audio, paced = _sources(args, engine.manifest.mel.sample_rate_hz)
+    create_pulse = args.virtual_mic and args.mic_output is None and _linux()
+    cfg = RunConfig(
+        session=session_config(args, realtime=paced),
+        out_path=args.out,
+        fps=args.fps,
+        virtual_camera=VirtualCameraConfig(fps=args.fps, device=args.camera_device)
+        if args.virtual_camera
+        else None,
+        virtual_mic=VirtualMicConfig(device=args.mic_output) if args.virtual_mic else None,
+        create_pulse_mic=create_pulse,
+        live_status=not args.quiet,
+        max_seconds=args.seconds,
+    )
+    return await Runner(engine, video, audio, cfg, paced=paced).run()
+
+
+def _linux() -> bool:
+    import platform
+
+    return platform.system() == "Linux"
+
+
+def main(args: argparse.Namespace) -> int:
+    check_output_path(args.out)
+    if not (args.out or args.virtual_camera):
+        raise UserError("nothing to output to: pass --virtual-camera and/or --out FILE.mp4")
+    result = run_async(_run(args))
+    return report(result, args.stats_json, {"command": "run", "budget_ms": args.budget_ms})

@@ -1,0 +1,138 @@
+"""Pieces of the real-time path on their own: hand-over slots, One-Euro smoothing, the mel
+timeline (against the offline features), compositing edges, telemetry."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import numpy as np
+import pytest
+
+from realtime.audio_windows import MelTimeline, WindowConfig
+from realtime.compositing import CompositeConfig, Compositor, lower_face_mask
+from realtime.frames import NS_PER_S, AudioChunk, OutputFrame, VideoFrame
+from realtime.slots import Channel, LatestSlot
+from realtime.smoothing import OneEuroConfig, OneEuroFilter
+from realtime.telemetry import Telemetry
+from stablesync.audio import log_mel, mel_window, mel_window_start
+from stablesync.face import CropAlignment
+
+
+async def test_latest_slot_keeps_newest_and_counts_drops() -> None:
+    slot: LatestSlot[int] = LatestSlot()
+    assert slot.put(1) is False
+    assert slot.put(2) is True  # 1 was never taken
+    assert await slot.get() == 2
+    slot.end()
+    assert await slot.get() is None
+    assert slot.dropped == 1
+
+
+async def test_channel_drops_oldest_live_and_waits_offline() -> None:
+    live: Channel[int] = Channel(2, blocking=False)
+    for i in range(4):
+        await live.put(i)
+    assert [await live.get(), await live.get()] == [2, 3]
+    assert live.dropped == 2
+    offline: Channel[int] = Channel(1, blocking=True)
+    await offline.put(1)
+    blocked = asyncio.create_task(offline.put(2))
+    await asyncio.sleep(0.01)
+    assert not blocked.done()  # waits for room instead of dropping
+    assert await offline.get() == 1
+    await asyncio.wait_for(blocked, 1)
+    assert await offline.get() == 2
+
+
+def test_one_euro_removes_jitter_and_follows_motion() -> None:
+    rng = np.random.default_rng(0)
+    f = OneEuroFilter(OneEuroConfig())
+    dt_ns = NS_PER_S // 25
+    still = [f(np.array([100.0]) + rng.normal(0, 2.0, 1), i * dt_ns)[0] for i in range(100)]
+    assert np.std(still[20:]) < 1.0  # raw jitter is 2 px
+    f.reset()
+    # A head moving at 300 px/s: the filtered track must stay within a few pixels (small lag).
+    moving = [f(np.array([300.0 * i / 25]) + rng.normal(0, 2.0, 1), i * dt_ns)[0] for i in range(50)]
+    lag = np.array([300.0 * i / 25 for i in range(50)]) - np.array(moving)
+    assert np.abs(lag[25:]).mean() < 4.0
+
+
+def test_mel_timeline_matches_offline_windows() -> None:
+    rng = np.random.default_rng(1)
+    rate = 16_000
+    audio = (0.3 * rng.standard_normal(rate * 2)).astype(np.float32)
+    offline = log_mel(audio)
+    timeline = MelTimeline(WindowConfig(lookahead_ms=80.0, window_frames=16))
+    start_ns = 5 * NS_PER_S
+    pos = 0
+    for size in (320, 123, 999, 320, 4000, 1):  # any chunking
+        while pos < audio.size and size:
+            part = audio[pos : pos + size]
+            timeline.push(AudioChunk(part, rate, start_ns + pos * NS_PER_S // rate, pos * NS_PER_S // rate))
+            pos += part.size
+            if pos > rate:
+                break
+    for frame in (3, 10, 20):
+        capture = start_ns + frame * NS_PER_S // 25
+        assert timeline.is_ready(capture)
+        got = timeline.window(capture)
+        want = mel_window(offline, mel_window_start(frame, 25.0, 80.0, 16), 16)
+        assert got.complete
+        np.testing.assert_allclose(got.mel, want, atol=1e-4)
+    # A frame whose audio has not arrived: cut short (less look-ahead), never blocks.
+    late = timeline.window(start_ns + 2 * NS_PER_S)
+    assert not late.complete
+
+
+def test_mel_timeline_silence_is_exactly_silent_and_gaps_are_filled() -> None:
+    rate = 16_000
+    timeline = MelTimeline(WindowConfig())
+    quiet = (1e-4 * np.random.default_rng(2).standard_normal(rate // 2)).astype(np.float32)
+    timeline.push(AudioChunk(quiet, rate, 0, 0))
+    # 300 ms gap in capture time (a dropped device buffer) then more quiet audio
+    timeline.push(AudioChunk(quiet, rate, 800_000_000, 800_000_000))
+    w = timeline.window(500_000_000)
+    assert w.silent and np.all(w.mel == -4.0)  # identical windows: the mouth stays still
+    assert timeline.frames_available >= int(1.25 * 80)
+
+
+def test_mask_is_zero_at_crop_border() -> None:
+    mask = lower_face_mask(96, CompositeConfig())
+    assert mask.max() > 0.99
+    assert mask[0].max() == 0 and mask[-1].max() == 0 and mask[:, 0].max() == 0 and mask[:, -1].max() == 0
+    assert mask[: int(0.42 * 96)].max() < 0.05  # the eyes are never touched
+
+
+def test_composite_leaves_no_box_edge() -> None:
+    rng = np.random.default_rng(3)
+    frame = np.full((240, 320, 3), 120, np.uint8)
+    m = np.array([[0.8, 0.1, 100.0], [-0.1, 0.8, 60.0]])
+    alignment = CropAlignment(size=96, to_crop=np.vstack([np.linalg.inv(np.vstack([m, [0, 0, 1]]))[:2]]), to_frame=m)
+    crop = np.full((96, 96, 3), 120, np.uint8)
+    generated = rng.integers(0, 255, (96, 96, 3), dtype=np.uint8)
+    out = Compositor(96).composite(frame, generated, crop, alignment)
+    diff = np.abs(out.astype(int) - frame.astype(int)).sum(-1)
+    assert diff.max() > 10  # something was pasted
+    # Along the warped crop's outline the picture is unchanged (feathered to nothing).
+    edge = np.array([[x, 0] for x in range(96)] + [[0, y] for y in range(96)] + [[95, y] for y in range(96)], float)
+    px = np.round(edge @ m[:, :2].T + m[:, 2]).astype(int)
+    assert diff[px[:, 1], px[:, 0]].max() <= 2
+
+
+def test_telemetry_percentiles_and_json(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    tel = Telemetry()
+    img = np.zeros((4, 4, 3), np.uint8)
+    for i in range(100):
+        frame = VideoFrame(img, capture_ns=i * 40_000_000, pts_ns=i * 40_000_000, index=i)
+        out = OutputFrame(frame=frame, image=img, mode="lipsync" if i % 10 else "late")
+        tel.record_output(out, handed_ns=frame.capture_ns + (i + 1) * 1_000_000, audio_delay_ns=50_000_000)
+    s = tel.summary()
+    assert s["glass_to_glass_ms"]["p50"] == pytest.approx(50.5, abs=0.6)
+    assert s["glass_to_glass_ms"]["p99"] == pytest.approx(99.0, abs=1.1)
+    assert s["counts"]["mode_late"] == 10
+    assert s["sustained_fps"] == pytest.approx(1000 / 41, rel=0.01)
+    path = tel.write_json(tmp_path / "s.json", {"command": "test"})
+    data = json.loads(path.read_text())
+    assert data["command"] == "test" and "p95" in data["av_offset_ms"]
+    assert "fps" in tel.status_line()
