@@ -1,0 +1,87 @@
+"""`stablesync eval --checkpoint CKPT --data DIR --out report.json`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def build_parser(prog: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description="Evaluate a lipsync checkpoint on a prepared split.")
+    p.add_argument("--checkpoint", required=True, help="lipsync checkpoint (safetensors)")
+    p.add_argument("--data", required=True, help="prepared dataset directory")
+    p.add_argument("--out", required=True, help="report JSON to write")
+    p.add_argument(
+        "--syncnet",
+        help="AVSyncNet checkpoint for the sync metrics (default: syncnet.safetensors beside CKPT)",
+    )
+    p.add_argument("--split", default="test", help="split to evaluate (default test, the held-out one)")
+    p.add_argument("--max-clips", type=int, default=0, help="evaluate only the first N clips (0 = all)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the reference-frame choice")
+    p.add_argument("--no-lip-leak", action="store_true", help="skip the 3 lip-leak renders per clip")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
+    return p
+
+
+def main(args: argparse.Namespace) -> int:
+    import torch
+
+    from stablesync import checkpoint
+    from stablesync.errors import UserError
+    from stablesync.evaluation.run import REPORT_KEYS, EvalOptions, evaluate
+    from stablesync.models.lipsync import LipSyncModel
+    from stablesync.models.syncnet import AVSyncNet
+    from stablesync.train.data import PreparedData
+
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    ckpt = Path(args.checkpoint)
+    syncnet_path = Path(args.syncnet) if args.syncnet else ckpt.parent / "syncnet.safetensors"
+    if not syncnet_path.is_file():
+        raise UserError(f"{syncnet_path}: AVSyncNet checkpoint not found (pass --syncnet)")
+    model, _ = checkpoint.load(ckpt, expect_arch="lipsync")
+    syncnet, _ = checkpoint.load(syncnet_path, expect_arch="avsyncnet")
+    assert isinstance(model, LipSyncModel) and isinstance(syncnet, AVSyncNet)
+    meta = checkpoint.read_metadata(ckpt)
+    data = PreparedData(args.data, args.split)
+    if data.size != model.cfg.generator.image_size:
+        raise UserError(
+            f"{args.data}: crops are {data.size} px, the model makes {model.cfg.generator.image_size} px"
+        )
+    opts = EvalOptions(
+        split=args.split,
+        max_clips=args.max_clips,
+        seed=args.seed,
+        use_silent=meta.get("use_silent", "true") == "true",
+        lip_leak=not args.no_lip_leak,
+    )
+
+    def progress(done: int, total: int, clip_id: str) -> None:
+        print(f"\reval {done}/{total} {clip_id}", end="", file=sys.stderr, flush=True)
+
+    report = evaluate(model, syncnet, data, opts, progress)
+    print(file=sys.stderr)
+    report = {
+        "checkpoint": str(ckpt),
+        "syncnet": str(syncnet_path),
+        "data": str(args.data),
+        "split": args.split,
+        "use_silent": opts.use_silent,
+        **report,
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".partial")
+    tmp.write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
+    tmp.replace(out)
+    print(
+        json.dumps(
+            {
+                "generated": {k: report.get(k) for k in REPORT_KEYS},
+                "ground_truth": {k: report["ground_truth"].get(k) for k in REPORT_KEYS},
+            }
+        )
+    )
+    return 0
