@@ -33,7 +33,9 @@ PIPELINES_KEY = web.AppKey("pipelines", PipelineFactory)
 NEGOTIATION_TIMEOUT_S = 10.0
 PAGE_FILES = {"/": ("index.html", "text/html"), "/app.js": ("app.js", "text/javascript")}
 SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; media-src 'self' blob: mediastream:",
+    "Content-Security-Policy": (
+        "default-src 'self'; style-src 'self' 'unsafe-inline'; media-src 'self' blob: mediastream:"
+    ),
     "X-Content-Type-Options": "nosniff",
     "Cache-Control": "no-store",
 }
@@ -56,6 +58,13 @@ async def _page(request: web.Request) -> web.StreamResponse:
     name, content_type = PAGE_FILES[request.path]
     body = (web_dir() / name).read_bytes()
     return web.Response(body=body, content_type=content_type, headers=SECURITY_HEADERS)
+
+
+async def _sample(request: web.Request) -> web.StreamResponse:
+    path = request.app[CONFIG_KEY].sample_path
+    if path is None or not path.is_file():
+        return _error(404, "no sample: start with `stablesync demo --serve`")
+    return web.FileResponse(path, headers={"Cache-Control": "no-store"})
 
 
 async def _status(request: web.Request) -> web.Response:
@@ -128,6 +137,7 @@ def create_app(config: ServeConfig, pipelines: PipelineFactory) -> web.Applicati
     for path in PAGE_FILES:
         app.router.add_get(path, _page)
     app.router.add_get("/status", _status)
+    app.router.add_get("/sample.mp4", _sample)
     app.router.add_post("/offer", _offer)
     app.on_shutdown.append(_close_sessions)  # aiohttp waits on open peers otherwise
     return app

@@ -1,0 +1,100 @@
+"""Real aiortc peers through `stablesync serve` (passthrough): what is sent comes back, in order,
+with its audio; the stats channel reports; a peer that vanishes frees its slot without
+disturbing another."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from realtime.webrtc import PassthroughFactory, ServeConfig, running_server
+from realtime.webrtc.client import run_client
+from realtime.webrtc.clip import (
+    add_tone_marks,
+    draw_mark,
+    load_clip,
+    read_mark,
+    synthetic_clip,
+    tone_onset,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_marks_round_trip_and_reject_noise() -> None:
+    frame = synthetic_clip(0.2).frames[0]
+    for index in (0, 1, 25, 4095, 5000):
+        assert read_mark(draw_mark(frame, index)) == index % 4096
+    assert read_mark(frame) is None
+    rng = np.random.default_rng(0)
+    assert read_mark(rng.integers(0, 255, frame.shape, dtype=np.uint8)) is None
+    audio = add_tone_marks(np.zeros(48_000 * 2, np.float32))
+    assert tone_onset(audio[:960], 48_000) == 0
+    assert tone_onset(audio[48_000 - 480 : 48_000 + 480], 48_000) == 480
+    assert tone_onset(audio[2000:2960], 48_000) is None
+
+
+def test_clips_load_from_a_corpus_video(tiny_corpus: Path) -> None:
+    clip = load_clip(tiny_corpus / "clip00000.mp4")
+    assert clip.frames.shape == (50, 256, 256, 3) and clip.fps == 25.0
+    assert abs(len(clip.audio) / 48_000 - 2.0) < 0.1 and float(np.abs(clip.audio).max()) > 0.05
+
+
+async def test_a_clip_comes_back_with_its_audio_and_stats(tiny_corpus: Path) -> None:
+    clip = load_clip(tiny_corpus / "clip00000.mp4")
+    async with running_server(ServeConfig(port=0), PassthroughFactory()) as server:
+        result = await run_client(server.url, clip, 4.0)
+        assert result.error is None
+        assert result.video_frames >= 60  # ~25 fps for 4 s
+        assert result.marked_frames >= 0.9 * result.video_frames  # they are our frames, in order
+        assert result.audio_frames >= 150 and result.audio_rms > 0.01  # 50 frames/s of real audio
+        assert result.last_frame is not None and result.last_frame.shape == (256, 256, 3)
+        assert len(result.av_offset_ms) >= 2  # tone marks came back and were paired
+        assert abs(float(np.median(result.av_offset_ms))) < 120  # a receiver hears them together
+        stats = result.stats[-1]
+        assert stats["type"] == "stats" and stats["fps_out"] > 15 and stats["frames_out"] > 60
+        assert stats["modes"] == {"passthrough": stats["frames_out"]}
+        assert stats["sync_delay_ms"] >= 80  # aiortc's audio prefetch is the floor
+        assert await server.registry.wait_empty(5.0)
+
+
+@pytest.mark.slow
+async def test_a_vanishing_client_is_dropped_and_others_keep_going() -> None:
+    config = ServeConfig(port=0, idle_timeout_s=2.0)
+    async with running_server(config, PassthroughFactory()) as server:
+        steady = asyncio.ensure_future(run_client(server.url, synthetic_clip(2.0), 9.0, settle_s=0.5))
+        doomed = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "realtime.webrtc.client", server.url, "--seconds", "60",
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO,
+        )  # fmt: skip
+        try:
+            for _ in range(200):
+                if len(server.registry) == 2 and all(
+                    s.stats.frames_out > 10 for s in server.registry.sessions()
+                ):
+                    break
+                await asyncio.sleep(0.05)
+            assert len(server.registry) == 2
+            doomed.kill()  # no goodbye: its packets just stop
+            await doomed.wait()
+            for _ in range(100):
+                if len(server.registry) == 1:
+                    break
+                await asyncio.sleep(0.1)
+            assert len(server.registry) == 1, "the vanished peer's session was not freed"
+            (survivor,) = server.registry.sessions()
+            frames_before = survivor.stats.frames_out
+            await asyncio.sleep(1.0)
+            assert survivor.stats.frames_out - frames_before >= 15  # still ~25 fps
+        finally:
+            if doomed.returncode is None:
+                doomed.kill()
+                await doomed.wait()
+        result = await steady
+        assert result.error is None and result.fps > 18
+        assert await server.registry.wait_empty(5.0)
