@@ -98,6 +98,7 @@ class LipSyncSession:
         self._drift_count = 0
         self._refresh: asyncio.Task[None] | None = None
         self._previous_gen: FloatArray | None = None
+        self._last_composited: RgbImage | None = None
         self._recent_late: list[bool] = []
         self._composite_ms = 3.0
         self._tasks: list[asyncio.Task[None]] = []
@@ -344,6 +345,10 @@ class LipSyncSession:
             ms = (time.perf_counter() - t0) * 1000.0
             work.times["composite_ms"] = ms
             self._composite_ms = 0.8 * self._composite_ms + 0.2 * ms
+            if work.mode == "lipsync":
+                self._last_composited = image
+        elif frame.still and self._last_composited is not None:
+            image = self._last_composited  # avatar mode: repeat the last lip-synced picture, no pop
         stages = StageTimes(
             track_ms=work.times.get("track_ms", 0.0),
             wait_audio_ms=work.times.get("wait_audio_ms", 0.0),
