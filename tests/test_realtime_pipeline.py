@@ -5,10 +5,11 @@ registered backend, and faults (no face, face leaving, engine raising, camera va
 from __future__ import annotations
 
 import asyncio
+import itertools
 import platform
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import av
 import cv2
@@ -104,7 +105,7 @@ async def test_paced_avatar_run_reports_latency_within_budget_and_keeps_silence_
     assert c.get("mode_lipsync", 0) > 0
     frames = [f for f, _ in iter_video_frames(out)]
     tail = frames[-8:]  # silent: the still face gives the same picture frame after frame
-    steps = [np.abs(a.astype(int) - b.astype(int)).max() for a, b in zip(tail, tail[1:], strict=False)]
+    steps = [np.abs(a.astype(int) - b.astype(int)).max() for a, b in itertools.pairwise(tail)]
     assert max(steps) <= 12
 
 
@@ -197,8 +198,8 @@ class RecordingCamera:
     """A pyvirtualcam backend keeping what it receives (the registry is pyvirtualcam's own
     extension point; the real pyvirtualcam.Camera checks shapes and drives it)."""
 
-    frames: list[np.ndarray[Any, Any]] = []
-    opened: list[dict[str, Any]] = []
+    frames: ClassVar[list[np.ndarray[Any, Any]]] = []
+    opened: ClassVar[list[dict[str, Any]]] = []
 
     def __init__(
         self, *, width: int, height: int, fps: float, fourcc: int, device: str | None, **kw: Any
