@@ -93,7 +93,9 @@ class GeneratorStage:
     G_L: identity = a random frame of the clip passed through the frozen G_S (`use_silent`;
     false = the raw frame, ablation (a)); sync loss on `sync_frames` consecutive generated
     frames with AVSyncNet (`sync_loss` "stabilized" = L_ss, "plain" = Wav2Lip's -log sim,
-    "none"), adaptive triplet loss (weight `weights.triplet`, 0 disables it).
+    "none"), adaptive triplet loss (weight `weights.triplet`, 0 disables it). With
+    `init_from_silent`, G_L's weights start as a copy of the trained G_S (a decision for our
+    CPU budget; the paper does not say how G_L is initialised).
     """
 
     data: str
@@ -102,6 +104,7 @@ class GeneratorStage:
     preset: str = "cpu-rt"
     silent: str = ""  # G_L only: trained G_S (lipsync checkpoint of the silent stage)
     use_silent: bool = True
+    init_from_silent: bool = True  # G_L starts from G_S's weights (same U-Net): far fewer steps on CPU
     sync_loss: Literal["stabilized", "plain", "none"] = "stabilized"
     gan_kind: Literal["lsgan", "hinge"] = "lsgan"
     disc_lr: float = 2e-4

@@ -104,6 +104,8 @@ class GeneratorTask:
                 assert isinstance(silent, LipSyncModel)
                 try:
                     self.model.silent.load_state_dict(silent.silent.state_dict())
+                    if cfg.init_from_silent:
+                        self.model.talker.load_state_dict(silent.silent.state_dict())
                 except RuntimeError:
                     raise UserError(f"{cfg.silent}: G_S of another size than this preset's") from None
             _freeze(self.model.silent)
