@@ -108,14 +108,16 @@ def test_composite_leaves_no_box_edge() -> None:
     rng = np.random.default_rng(3)
     frame = np.full((240, 320, 3), 120, np.uint8)
     m = np.array([[0.8, 0.1, 100.0], [-0.1, 0.8, 60.0]])
-    alignment = CropAlignment(size=96, to_crop=np.vstack([np.linalg.inv(np.vstack([m, [0, 0, 1]]))[:2]]), to_frame=m)
+    to_crop = np.linalg.inv(np.vstack([m, [0, 0, 1]]))[:2]
+    alignment = CropAlignment(size=96, to_crop=to_crop, to_frame=m)
     crop = np.full((96, 96, 3), 120, np.uint8)
     generated = rng.integers(0, 255, (96, 96, 3), dtype=np.uint8)
     out = Compositor(96).composite(frame, generated, crop, alignment)
     diff = np.abs(out.astype(int) - frame.astype(int)).sum(-1)
     assert diff.max() > 10  # something was pasted
     # Along the warped crop's outline the picture is unchanged (feathered to nothing).
-    edge = np.array([[x, 0] for x in range(96)] + [[0, y] for y in range(96)] + [[95, y] for y in range(96)], float)
+    outline = [[x, 0] for x in range(96)] + [[0, y] for y in range(96)] + [[95, y] for y in range(96)]
+    edge = np.array(outline, float)
     px = np.round(edge @ m[:, :2].T + m[:, 2]).astype(int)
     assert diff[px[:, 1], px[:, 0]].max() <= 2
 
