@@ -98,3 +98,25 @@ async def test_a_vanishing_client_is_dropped_and_others_keep_going() -> None:
         result = await steady
         assert result.error is None and result.fps > 18
         assert await server.registry.wait_empty(5.0)
+
+
+def test_frames_that_waited_in_the_receive_queue_are_spotted() -> None:
+    import fractions
+
+    import av
+
+    from realtime.webrtc.media import StalenessFilter
+
+    f = StalenessFilter()
+
+    def frame(pts_s: float) -> av.VideoFrame:
+        out = av.VideoFrame(16, 16, "yuv420p")
+        out.pts, out.time_base = round(pts_s * 90_000), fractions.Fraction(1, 90_000)
+        return out
+
+    base_ns = 5_000_000_000
+    on_time = [f.is_stale(frame(i / 25), base_ns + int(i / 25 * 1e9) + 3_000_000 * (i % 3)) for i in range(50)]
+    assert not any(on_time)  # jitter of a few ms is not staleness
+    # the loop stalled for 0.5 s: the next frames arrive together, the older ones are stale
+    burst = [f.is_stale(frame((50 + i) / 25), base_ns + int(2.5e9)) for i in range(12)]
+    assert burst[:8] == [True] * 8 and not any(burst[-2:])

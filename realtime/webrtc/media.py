@@ -146,6 +146,31 @@ class ProcessedVideoTrack(MediaStreamTrack):  # type: ignore[misc]
         return frame
 
 
+class StalenessFilter:
+    """Spots received frames that waited in aiortc's decode queue (unbounded) while the loop was
+    busy: a frame's delay (arrival minus its RTP time) beyond the smallest delay seen (which may
+    creep up by `DRIFT_NS_PER_FRAME` per frame, for clock drift) by more than `STALE_NS`."""
+
+    STALE_NS = 120_000_000
+    DRIFT_NS_PER_FRAME = 100_000
+
+    def __init__(self) -> None:
+        self._baseline_ns: int | None = None
+        self.stale = 0
+
+    def is_stale(self, frame: av.VideoFrame, arrival_ns: int) -> bool:
+        if frame.pts is None or frame.time_base is None:
+            return False
+        delay_ns = arrival_ns - int(frame.pts * frame.time_base * 1_000_000_000)
+        if self._baseline_ns is None or delay_ns < self._baseline_ns:
+            self._baseline_ns = delay_ns
+        else:
+            self._baseline_ns += self.DRIFT_NS_PER_FRAME
+        stale = delay_ns - self._baseline_ns > self.STALE_NS
+        self.stale += stale
+        return stale
+
+
 async def recv_video(track: MediaStreamTrack) -> av.VideoFrame:
     """The next decoded video frame of a received track (MediaStreamError at its end)."""
     frame = await track.recv()

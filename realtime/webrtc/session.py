@@ -20,7 +20,13 @@ from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessi
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from realtime.webrtc.config import ServeConfig
-from realtime.webrtc.media import DelayedAudioTrack, ProcessedVideoTrack, recv_audio, recv_video
+from realtime.webrtc.media import (
+    DelayedAudioTrack,
+    ProcessedVideoTrack,
+    StalenessFilter,
+    recv_audio,
+    recv_video,
+)
 from realtime.webrtc.processing import PIPELINE_AUDIO_RATE_HZ, SessionPipeline
 from realtime.webrtc.stats import STATS_CHANNEL, SessionStats
 
@@ -102,12 +108,16 @@ class Session:
 
     # -- media -------------------------------------------------------------------------------
     async def _receive_video(self, track: MediaStreamTrack) -> None:
+        staleness = StalenessFilter()
         with contextlib.suppress(MediaStreamError):
             while True:
                 frame = await recv_video(track)
                 now_ns = time.monotonic_ns()
                 self._last_media_ns = now_ns
                 self.stats.frame_in(now_ns)
+                if staleness.is_stale(frame, now_ns):
+                    self.stats.dropped_frames += 1  # queued behind others while we were busy: skip
+                    continue
                 await self._pipeline.push_video(frame, now_ns)
         await self._pipeline.end()
         self._input_ended()
