@@ -325,7 +325,10 @@ class LipSyncSession:
         generated: FloatArray | None = None
         if work.mode is None and work.future is not None:
             try:
-                generated = await work.future
+                generated = await self._await_generated(work)
+            except TimeoutError:
+                self.telemetry.count("inference_past_deadline")
+                work.mode = "late"
             except Exception as exc:
                 self.telemetry.note(f"inference failed: {exc}")
                 work.mode = "error"
@@ -358,6 +361,17 @@ class LipSyncSession:
         return OutputFrame(
             frame=frame, image=image, mode=work.mode or "error", stages=stages, deadline_ns=work.deadline_ns
         )
+
+    async def _await_generated(self, work: _Work) -> FloatArray | None:
+        """The generated crop; in live mode, stops waiting when compositing could no longer meet
+        the frame's deadline (TimeoutError): the frame then passes through instead of holding up
+        every frame behind it. The request is cancelled: the batcher skips it if not yet run."""
+        assert work.future is not None
+        if not (self.cfg.realtime and work.deadline_ns):
+            return await work.future
+        composite_ns = int(self._composite_ms * NS_PER_MS)
+        remaining_s = max(0.0, (work.deadline_ns - composite_ns - time.monotonic_ns()) / 1e9)
+        return await asyncio.wait_for(work.future, remaining_s)
 
     def _composite(self, work: _Work, generated: FloatArray) -> RgbImage:
         assert work.track is not None and work.window is not None
