@@ -31,6 +31,11 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--exporter", choices=("torchscript", "dynamo"), default="torchscript")
     p.add_argument("--opset", type=int, default=18)
     p.add_argument("--parity-batch", type=int, default=2, help="batch of the parity check")
+    p.add_argument(
+        "--no-checkpoint",
+        action="store_true",
+        help="do not copy the checkpoint beside the graphs (no torch backend)",
+    )
     p.add_argument("--threads", type=int, default=2, help="onnxruntime CPU threads for the checks")
     return p
 
@@ -76,6 +81,7 @@ def main(args: argparse.Namespace) -> int:
         parity_batch=args.parity_batch,
         corpus=args.corpus,
         intra_op_threads=args.threads,
+        write_checkpoint=not args.no_checkpoint,
     )
     manifest = export_model(model, args.out, options, preset=preset, syncnet=syncnet)
     files = ", ".join(g.file for g in manifest.graphs.values())

@@ -40,6 +40,7 @@ class ExportOptions:
     parity_batch: int = 2
     corpus: Path | None = None
     intra_op_threads: int = 2
+    write_checkpoint: bool = True  # the lipsync checkpoint beside the graphs (for the torch backend)
 
 
 def preset_of(cfg: LipSyncConfig) -> str:
@@ -165,8 +166,9 @@ def _export_into(
             s,
             options,
         )
-    dtype = torch.float16 if options.fp16_weights else None
-    checkpoint.save(tmp / CHECKPOINT_FILE, model, cfg, extra={"preset": preset}, dtype=dtype)
+    if options.write_checkpoint:
+        dtype = torch.float16 if options.fp16_weights else None
+        checkpoint.save(tmp / CHECKPOINT_FILE, model, cfg, extra={"preset": preset}, dtype=dtype)
     spec = InputSpec(image_size=s, window_frames=w, fps=cfg.fps, lookahead_ms=cfg.lookahead_ms, mel=cfg.mel)
     corpus = corpus_like_inputs(spec, b, options.corpus)
     manifest = Manifest(
@@ -184,7 +186,7 @@ def _export_into(
         stablesync_version=__version__,
         weights_dtype="float16" if options.fp16_weights else "float32",
         exporter=options.exporter,
-        checkpoint=CHECKPOINT_FILE,
+        checkpoint=CHECKPOINT_FILE if options.write_checkpoint else "",
         parity_inputs=corpus.source,
         max_batch=options.max_batch,
     )

@@ -67,7 +67,11 @@ def frame_feeds(directory: Path, manifest: Manifest, samples: SampleInputs) -> l
 
 
 def quantize_frame(
-    directory: Path, manifest: Manifest, samples: SampleInputs, log: Callable[[str], None] = print
+    directory: Path,
+    manifest: Manifest,
+    samples: SampleInputs,
+    log: Callable[[str], None] = print,
+    min_psnr_db: float = MIN_PSNR_DB,
 ) -> Manifest:
     """Writes frame_int8.onnx into `directory` if it passes; returns the manifest (updated if kept)."""
     src = directory / manifest.graphs["frame"].file
@@ -93,8 +97,8 @@ def quantize_frame(
         f"int8 frame graph: {quality:.1f} dB PSNR vs fp32 ({samples.source}),"
         f" {ms_fp32:.2f} ms -> {ms_int8:.2f} ms per frame at batch 1 (speed-up x{speedup:.2f})"
     )
-    if quality < MIN_PSNR_DB:
-        log(f"int8 frame graph dropped: {quality:.1f} dB < {MIN_PSNR_DB} dB")
+    if quality < min_psnr_db:
+        log(f"int8 frame graph dropped: {quality:.1f} dB < {min_psnr_db} dB")
         dst.unlink()
         return manifest
     info = dataclasses.replace(manifest.graphs["frame"], file=dst.name, sha256=sha256_file(dst))

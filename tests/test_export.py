@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -77,28 +76,98 @@ def test_ort_engine_runs_without_torch(cpu_rt_export: Path) -> None:
 
 
 @pytest.mark.slow
-def test_cli_random_init_export(tmp_path: Path) -> None:
-    out = tmp_path / "paper"
+def test_cli_exports_paper_checkpoint_with_syncnet_and_fp16_weights(tmp_path: Path) -> None:
+    import torch
+
+    from stablesync import checkpoint
+    from stablesync.models import AVSyncNet, create, get_preset
+
+    torch.manual_seed(1)
+    ckpt, sync_ckpt, out = tmp_path / "paper.safetensors", tmp_path / "sync.safetensors", tmp_path / "out"
+    model = create("paper")
+    checkpoint.save(ckpt, model, model.cfg)
+    syncnet = AVSyncNet(get_preset("paper").syncnet)
+    checkpoint.save(sync_ckpt, syncnet, syncnet.cfg)
+    args = ["--checkpoint", str(ckpt), "--syncnet", str(sync_ckpt), "--fp16-weights", "--out", str(out)]
     res = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "stablesync",
-            "export",
-            "--random-init",
-            "--preset",
-            "paper",
-            "--out",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=280,
+        [sys.executable, "-m", "stablesync", "export", *args], capture_output=True, text=True, timeout=280
     )
     assert res.returncode == 0, res.stderr
-    assert "parity frame/corpus" in res.stdout
-    raw = json.loads((out / "manifest.json").read_text())
-    assert raw["preset"] == "paper" and max(raw["parity_max_abs_error"].values()) <= 1e-4
-    engine = load_engine(out, "ort-cpu")
+    assert "parity syncnet/corpus" in res.stdout
+    m = read_manifest(out)
+    assert m.preset == "paper" and m.weights_dtype == "float16" and m.image_size == 96
+    assert {"reference", "frame", "syncnet"} == set(m.graphs)
+    assert m.graphs["syncnet"].inputs == {"frames": "float32", "mel": "float32"}
+    assert m.graphs["syncnet"].outputs == {"similarity": "float32"}
+    # fp16 storage: about 2 bytes per parameter, parity to 1e-3 of the fp16-rounded torch model
+    n_params = sum(p.numel() for p in model.parameters())
+    assert (out / "frame.onnx").stat().st_size + (out / "reference.onnx").stat().st_size < 2.2 * n_params
+    assert max(m.parity_max_abs_error.values()) <= 1e-3
+    # the torch engine on the fp16-stored checkpoint agrees with the graphs
     images, frames, mels = _inputs(96, 2)
-    assert engine.generate(engine.encode_reference(images), frames, mels).shape == (2, 3, 96, 96)
+    ort_engine, torch_engine = load_engine(out, "ort-cpu"), load_engine(out, "torch")
+    feats = torch_engine.encode_reference(images)
+    assert (
+        np.abs(ort_engine.generate(feats, frames, mels) - torch_engine.generate(feats, frames, mels)).max()
+        < 1e-3
+    )
+
+
+@pytest.mark.slow
+def test_int8_frame_graph_kept_only_above_the_psnr_bound(cpu_rt_export: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from export.manifest import write_manifest
+    from export.quantize import psnr_db, quantize_frame
+    from export.sample_inputs import InputSpec, corpus_like_inputs
+
+    out = tmp_path / "q"
+    shutil.copytree(cpu_rt_export, out)
+    m = read_manifest(out)
+    spec = InputSpec(m.image_size, m.window_frames, m.fps, m.lookahead_ms, m.mel)
+    samples = corpus_like_inputs(spec, 4)
+    lines: list[str] = []
+    dropped = quantize_frame(out, m, samples, lines.append, min_psnr_db=float("inf"))
+    assert "frame_int8" not in dropped.graphs and not (out / "frame_int8.onnx").exists()
+    assert "dropped" in lines[-1]
+    kept = quantize_frame(out, m, samples, lines.append)
+    assert kept.int8_psnr_db is not None and kept.int8_psnr_db >= 35.0 and kept.int8_speedup is not None
+    write_manifest(out, kept)
+    int8, fp32 = load_engine(out, "ort-cpu"), load_engine(out, "ort-cpu", prefer_int8=False)
+    assert (int8.frame_graph, fp32.frame_graph) == ("frame_int8", "frame")  # type: ignore[attr-defined]
+    feats = fp32.encode_reference(samples.images)
+    assert (
+        psnr_db(
+            int8.generate(feats, samples.frames, samples.mels),
+            fp32.generate(feats, samples.frames, samples.mels),
+        )
+        >= 35.0
+    )
+
+
+@pytest.mark.slow
+def test_gpu_256_exports_at_batch_1(tmp_path: Path) -> None:
+    import torch
+
+    from export.exporter import ExportOptions, export_model
+    from stablesync.models import create
+
+    torch.manual_seed(2)
+    options = ExportOptions(parity_batch=1, fp16_weights=True, write_checkpoint=False)
+    m = export_model(create("gpu-256"), tmp_path / "g", options, log=lambda _: None)
+    assert m.preset == "gpu-256" and m.image_size == 256 and m.checkpoint == ""
+    assert len(m.feature_shapes) == 6 and m.feature_shapes[-1][1:] == (8, 8)
+    assert m.graphs["frame"].inputs["feat5"] == "float32"
+    # parity ran the graphs in onnxruntime (batch 1, random and corpus-like) against torch
+    assert set(m.parity_max_abs_error) == {
+        "reference/random",
+        "frame/random",
+        "reference/corpus",
+        "frame/corpus",
+    }
+    assert max(m.parity_max_abs_error.values()) <= 1e-3
+    assert sorted(p.name for p in (tmp_path / "g").iterdir()) == [
+        "frame.onnx",
+        "manifest.json",
+        "reference.onnx",
+    ]
