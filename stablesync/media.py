@@ -74,12 +74,10 @@ def iter_video_frames(path: str | Path) -> Iterator[tuple[NDArray[np.uint8], flo
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             base = stream.time_base or Fraction(1, 25)
-            index = 0
             rate = float(stream.average_rate or 25)
-            for frame in container.decode(stream):
+            for index, frame in enumerate(container.decode(stream)):
                 pts_s = float(frame.pts * base) if frame.pts is not None else index / rate
-                yield frame.to_ndarray(format="rgb24"), pts_s
-                index += 1
+                yield np.asarray(frame.to_ndarray(format="rgb24"), dtype=np.uint8), pts_s
     except UserError:
         raise
     except (av.error.FFmpegError, OSError, ValueError) as exc:

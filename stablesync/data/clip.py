@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from stablesync.audio import resample
-from stablesync.data.espeak import EspeakSynth, Phoneme
+from stablesync.data.espeak import EspeakSynth, Phoneme, run_isolated
 from stablesync.data.faces import make_still
 from stablesync.data.text import Split, Voice, sentences
 from stablesync.data.visemes import STEP_S, mouth_track, pause_mask
@@ -48,7 +48,7 @@ def _speech(
     plan: ClipPlan, rng: np.random.Generator, synth: EspeakSynth, rate_hz: int
 ) -> tuple[NDArray[np.float32], list[Phoneme], dict[str, Any]]:
     """Sentences with pauses, exactly plan.seconds long at rate_hz, and their timed phonemes."""
-    total = int(round(plan.seconds * rate_hz))
+    total = round(plan.seconds * rate_hz)
     rate_wpm = int(rng.integers(135, 200))
     pitch = int(np.clip(plan.voice.base_pitch + rng.integers(-12, 13), 5, 95))
     pitch_range = int(rng.integers(30, 80))
@@ -103,12 +103,14 @@ def _blinks(rng: np.random.Generator, n: int, fps: float) -> NDArray[np.float64]
     return np.clip(out * 1.3, 0.0, 1.0)
 
 
-def render_clip(
-    plan: ClipPlan, cfg: RenderConfig, out_dir: Path, synth: EspeakSynth, tracker: FaceMeshTracker
-) -> Path:
+def render_clip(plan: ClipPlan, cfg: RenderConfig, out_dir: Path, tracker: FaceMeshTracker) -> Path:
     """Writes NAME.mp4, NAME.wav, NAME.npz and (last) NAME.json; returns the json path."""
     rng = np.random.default_rng(np.random.SeedSequence([plan.seed, plan.index]))
-    samples, phonemes, speech_info = _speech(plan, rng, synth, cfg.sample_rate_hz)
+    speech_seed = int(rng.integers(1 << 31))
+    samples, phonemes, speech_info = run_isolated(
+        lambda synth: _speech(plan, np.random.default_rng(speech_seed), synth, cfg.sample_rate_hz),
+        speech_seed,
+    )
     n_steps = int(np.ceil(plan.seconds / STEP_S)) + 1
     pauses = pause_mask(samples, cfg.sample_rate_hz, n_steps)
     track = mouth_track([(p.symbol, p.start_s) for p in phonemes], plan.seconds, cfg.fps, pauses)

@@ -4,15 +4,19 @@ The command-line tool gives audio but no timing; the library, initialised with p
 and IPA phoneme names, reports every phoneme with its position in the audio (milliseconds from
 the start of the utterance). Used only by corpus generation: nothing here runs in real time.
 
-espeak-ng keeps one synthesiser per process; `EspeakSynth` owns its initialisation and the
-callback. Use one instance per process (the corpus workers are processes, not threads).
+espeak-ng keeps one synthesiser per process, with state that carries over between utterances;
+`run_isolated` runs a synthesis in a forked child so that results depend only on a seed.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
+import pickle
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -87,9 +91,7 @@ def _load_library() -> ctypes.CDLL:
             return ctypes.CDLL(name)
         except OSError:
             continue
-    raise UserError(
-        "libespeak-ng.so.1: not found; install the Debian package libespeak-ng1 (apt-get install libespeak-ng1)"
-    )
+    raise UserError("libespeak-ng.so.1: not found; install the Debian package libespeak-ng1")
 
 
 class EspeakSynth:
@@ -160,3 +162,44 @@ class EspeakSynth:
         chunks = self._collector.chunks
         samples = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
         return Utterance(samples, self.sample_rate_hz, tuple(self._collector.phonemes))
+
+
+T = TypeVar("T")
+
+
+def run_isolated(fn: Callable[[EspeakSynth], T], seed: int) -> T:
+    """Runs `fn(synth)` in a forked child with a fresh espeak-ng and returns its (pickled) result.
+
+    espeak-ng keeps state across utterances (libc `rand()` for breathiness, wave generator
+    phases), so the same text twice in one process gives different samples. A child forked
+    from a process that never synthesised, with `srand(seed)`, always starts from the same
+    state: the speech of a clip depends on its seed only, whichever worker makes it and in
+    whatever order. The calling process must not synthesise itself.
+    """
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: never returns
+        code = 0
+        try:
+            os.close(read_fd)
+            ctypes.CDLL(None).srand(ctypes.c_uint(seed & 0xFFFFFFFF))
+            try:
+                payload = pickle.dumps((True, fn(EspeakSynth())))
+            except BaseException as exc:  # sent to the parent, raised there
+                payload = pickle.dumps((False, exc))
+            with os.fdopen(write_fd, "wb") as pipe:
+                pipe.write(payload)
+        except BaseException:
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as pipe:
+        data = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    if not data:
+        raise RuntimeError(f"espeak-ng child process failed (wait status {status})")
+    ok, value = pickle.loads(data)
+    if not ok:
+        raise value
+    return cast(T, value)

@@ -60,7 +60,7 @@ def real_photo(name: str) -> NDArray[np.uint8]:
     if name == "astronaut":
         from skimage import data
 
-        return np.ascontiguousarray(data.astronaut()[..., :3])
+        return np.ascontiguousarray(data.astronaut()[..., :3])  # type: ignore[no-untyped-call]
     if name == "grace_hopper":
         import matplotlib
 
@@ -93,10 +93,12 @@ def _place_photo(
     dist = size * rng.uniform(0.2, 0.26)
     scale = dist / max(src_dist, 1e-6)
     angle = src_angle + rng.uniform(-6.0, 6.0)
-    m = cv2.getRotationMatrix2D((float(src_mid[0]), float(src_mid[1])), angle, scale)
+    m = np.asarray(cv2.getRotationMatrix2D((float(src_mid[0]), float(src_mid[1])), angle, scale), np.float64)
     target = np.array([size * 0.5 + rng.uniform(-0.05, 0.05) * size, size * rng.uniform(0.38, 0.44)])
     m[:, 2] += target - src_mid
-    out = cv2.warpAffine(photo, m, (size, size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REFLECT)
+    out: NDArray[np.uint8] = np.asarray(
+        cv2.warpAffine(photo, m, (size, size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REFLECT), np.uint8
+    )
     if rng.random() < 0.5:
         out = out[:, ::-1]
     return np.ascontiguousarray(out)

@@ -27,7 +27,7 @@ from stablesync.data.sources import SourceItem, discover
 from stablesync.data.track import CropTrack, track_video
 from stablesync.errors import UserError
 from stablesync.face import FaceMeshTracker
-from stablesync.media import read_audio, write_wav
+from stablesync.media import read_audio, to_pcm16, write_wav
 from stablesync.typed_config import to_dict
 
 LAYOUT_VERSION = 1
@@ -92,6 +92,7 @@ def prepare_clip(item: SourceItem, cfg: PrepareConfig) -> tuple[str, str | None]
         return item.clip_id, str(exc)
     from stablesync.audio import log_mel
 
+    audio = to_pcm16(audio).astype(np.float32) / 32767.0  # the mel of exactly what audio.wav holds
     mel = log_mel(audio)
     tmp = cfg.dst / "clips" / f".{item.clip_id}.partial"
     shutil.rmtree(tmp, ignore_errors=True)

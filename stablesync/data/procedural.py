@@ -27,7 +27,7 @@ IRIS_COLOURS = ((70, 45, 30), (40, 90, 140), (60, 110, 70), (110, 80, 50), (30, 
 
 def _soft(mask: NDArray[np.float32], sigma_px: float) -> NDArray[np.float32]:
     k = int(sigma_px * 3) * 2 + 1
-    return cv2.GaussianBlur(mask, (k, k), sigma_px)  # type: ignore[no-any-return]
+    return np.asarray(cv2.GaussianBlur(mask, (k, k), sigma_px), dtype=np.float32)
 
 
 def _blend(img: NDArray[np.float32], mask: NDArray[np.float32], colour: NDArray[np.float32]) -> None:
@@ -45,7 +45,7 @@ def _ellipse_mask(
         angle_deg,
         0,
         360,
-        1.0,
+        (1.0,),
         -1,
         cv2.LINE_AA,
     )
@@ -75,7 +75,7 @@ def draw_face(rng: np.random.Generator, size: int = 256) -> NDArray[np.uint8]:
 
     # Neck and shoulders.
     neck = np.zeros(shape, np.float32)
-    cv2.rectangle(neck, (int(cx - fw * 0.5), int(cy)), (int(cx + fw * 0.5), s), 1.0, -1)
+    cv2.rectangle(neck, (int(cx - fw * 0.5), int(cy)), (int(cx + fw * 0.5), s), (1.0,), -1)
     _blend(img, _soft(neck, 3), skin * 0.8)
     shirt = _ellipse_mask(shape, (cx, s * 1.08), (fw * 2.2, s * 0.2))
     _blend(img, _soft(shirt, 3), rng.uniform(20, 230, 3).astype(np.float32))
@@ -131,7 +131,7 @@ def draw_face(rng: np.random.Generator, size: int = 256) -> NDArray[np.uint8]:
             0,
             180,
             360,
-            1.0,
+            (1.0,),
             max(2, int(eye_h * 0.25)),
             cv2.LINE_AA,
         )
@@ -145,7 +145,7 @@ def draw_face(rng: np.random.Generator, size: int = 256) -> NDArray[np.uint8]:
             0,
             200 if side < 0 else 190,
             350 if side < 0 else 340,
-            1.0,
+            (1.0,),
             max(3, int(eye_h * 0.35)),
             cv2.LINE_AA,
         )
@@ -159,7 +159,7 @@ def draw_face(rng: np.random.Generator, size: int = 256) -> NDArray[np.uint8]:
         ridge,
         (int(cx - nose_w * 0.35), int(eye_y + eye_h)),
         (int(cx - nose_w * 0.45), int(nose_y - nose_w * 0.3)),
-        1.0,
+        (1.0,),
         max(2, int(nose_w * 0.25)),
         cv2.LINE_AA,
     )
@@ -189,7 +189,7 @@ def draw_face(rng: np.random.Generator, size: int = 256) -> NDArray[np.uint8]:
         0,
         0,
         180,
-        1.0,
+        (1.0,),
         max(2, int(mouth_w * 0.05)),
         cv2.LINE_AA,
     )

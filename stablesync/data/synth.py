@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,6 @@ import numpy as np
 from tqdm import tqdm
 
 from stablesync.data.clip import ClipPlan, RenderConfig, render_clip
-from stablesync.data.espeak import EspeakSynth
 from stablesync.data.faces import pick_face
 from stablesync.data.text import Split, voices_for
 from stablesync.errors import UserError
@@ -36,7 +35,7 @@ class SynthConfig:
     seconds: float = 4.0
     seed: int = 0
     workers: int = 1
-    render: RenderConfig = RenderConfig()
+    render: RenderConfig = field(default_factory=RenderConfig)
     progress: bool = True
 
 
@@ -54,15 +53,14 @@ def plan_clip(seed: int, index: int, seconds: float) -> ClipPlan:
 
 
 @cache
-def _engines() -> tuple[EspeakSynth, FaceMeshTracker]:
-    """One synthesiser and one (static) tracker per worker process."""
-    return EspeakSynth(), FaceMeshTracker(video=False)
+def _still_tracker() -> FaceMeshTracker:
+    """One static-image tracker per worker process (landmarks of the face stills)."""
+    return FaceMeshTracker(video=False)
 
 
 def _work(job: tuple[ClipPlan, RenderConfig, str]) -> str:
     plan, render, out_dir = job
-    synth, tracker = _engines()
-    return render_clip(plan, render, Path(out_dir), synth, tracker).name
+    return render_clip(plan, render, Path(out_dir), _still_tracker()).name
 
 
 def _check_settings(cfg: SynthConfig) -> None:

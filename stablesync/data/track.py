@@ -22,21 +22,28 @@ class CropTrack:
 
 
 def resampled_frames(path: Path, fps: float) -> list[tuple[int, NDArray[np.uint8]]]:
-    """(output index, frame) at `fps`: output frame k shows the source frame on screen at k / fps."""
+    """(output index, frame) at `fps`: output frame k shows the source frame on screen at k / fps.
+
+    A source frame is on screen from its time until the next frame's time (the last one for
+    one source frame interval), so a 2 s clip gives 50 frames at 25 fps whatever its own rate.
+    """
     out: list[tuple[int, NDArray[np.uint8]]] = []
     prev: tuple[NDArray[np.uint8], float] | None = None
+    interval_s = 1.0 / fps
     k = 0
     for frame, pts_s in iter_video_frames(path):
-        if prev is not None:
-            while k / fps < pts_s - 1e-6:  # prev is on screen until this frame's time
-                if k / fps >= prev[1] - 0.5 / fps:
-                    out.append((k, prev[0]))
-                k += 1
-        else:
+        if prev is None:
             k = max(0, int(np.ceil(pts_s * fps - 1e-6)))
+        else:
+            interval_s = max(pts_s - prev[1], 1e-3)
+            while k / fps < pts_s - 1e-6:
+                out.append((k, prev[0]))
+                k += 1
         prev = (frame, pts_s)
     if prev is not None:
-        out.append((k, prev[0]))
+        while k / fps < prev[1] + interval_s - 1e-6 or not out:
+            out.append((k, prev[0]))
+            k += 1
     return out
 
 

@@ -8,7 +8,7 @@ target (jaw, width, rounding):
 | sil    | pauses                      | 0.00 | 0.50  | 0.00     | closed, relaxed, still            |
 | PBM    | p b m                       | 0.00 | 0.45  | 0.10     | lips pressed together             |
 | FV     | f v ʋ ɸ β                   | 0.12 | 0.50  | 0.00     | lower lip under the upper teeth   |
-| TH     | θ ð                         | 0.22 | 0.55  | 0.00     | tongue between slightly open teeth|
+| TH     | θ ð                         | 0.22 | 0.55  | 0.00     | tongue between the teeth          |
 | TDN    | t d n l ɾ ɫ                 | 0.28 | 0.55  | 0.00     | teeth nearly closed, tongue up    |
 | KG     | k g ɡ ŋ x ɣ χ h ɦ ʔ         | 0.35 | 0.50  | 0.00     | back closure, jaw half open       |
 | SZ     | s z ʦ ʣ                     | 0.14 | 0.65  | 0.00     | teeth together, lips spread       |
@@ -20,8 +20,9 @@ target (jaw, width, rounding):
 | OH     | o ɔ ɒ ø œ                   | 0.70 | 0.35  | 0.75     | open and round                    |
 | UW     | u ʊ w ʉ y ɥ                 | 0.30 | 0.20  | 1.00     | small, very round                 |
 
-Diphthongs take the viseme of their first symbol, affricates (tʃ dʒ ts dz) that of the fricative. Length, stress, nasal and
-other diacritics are ignored. Unknown symbols fall back to EH (a mid vowel-like opening).
+Diphthongs take the viseme of their first symbol, affricates (tʃ dʒ ts dz) that of the
+fricative. Length, stress, nasal and other diacritics are ignored. Unknown symbols fall back
+to EH (a mid vowel-like opening).
 
 Coarticulation: the piecewise-constant targets (5 ms steps) are smoothed with a truncated
 Gaussian (sigma 35 ms, both directions: lips anticipate the next sound and lag the last one),
@@ -122,14 +123,14 @@ class MouthTrack:
 
 def pause_mask(samples: NDArray[np.float32], sample_rate_hz: int, n_steps: int) -> NDArray[np.bool_]:
     """True for 5 ms steps inside stretches of near-silence at least MIN_PAUSE_S long."""
-    hop = int(round(sample_rate_hz * STEP_S))
+    hop = round(sample_rate_hz * STEP_S)
     padded = np.zeros(n_steps * hop, dtype=np.float64)
     n = min(len(samples), len(padded))
     padded[:n] = samples[:n]
     rms = np.sqrt((padded.reshape(n_steps, hop) ** 2).mean(1))
     quiet = rms < max(1e-4, 0.02 * float(rms.max(initial=0.0)))
     mask = np.zeros(n_steps, dtype=bool)
-    min_len = int(round(MIN_PAUSE_S / STEP_S))
+    min_len = round(MIN_PAUSE_S / STEP_S)
     start = None
     for i, q in enumerate([*quiet.tolist(), False]):
         if q and start is None:
@@ -157,22 +158,22 @@ def mouth_track(
     for i, (symbol, start_s) in enumerate(ordered):
         end_s = ordered[i + 1][1] if i + 1 < len(ordered) else duration_s
         end_s = min(end_s, start_s + MAX_PHONEME_S, duration_s)
-        a, b = int(round(start_s / STEP_S)), int(round(end_s / STEP_S))
+        a, b = round(start_s / STEP_S), round(end_s / STEP_S)
         names[max(a, 0) : max(b, 0)] = viseme_of(symbol).name
     if pauses is not None:
         names[: len(pauses)][pauses[:n_steps]] = "sil"
     targets = np.array([[VISEMES[n].jaw, VISEMES[n].width, VISEMES[n].rounding] for n in names])
-    radius = int(round(3 * SIGMA_S / STEP_S))
+    radius = round(3 * SIGMA_S / STEP_S)
     x = np.arange(-radius, radius + 1) * STEP_S
     kernel = np.exp(-0.5 * (x / SIGMA_S) ** 2)
     kernel /= kernel.sum()
     padded = np.concatenate([np.repeat(targets[:1], radius, 0), targets, np.repeat(targets[-1:], radius, 0)])
     smooth = np.stack([np.convolve(padded[:, k], kernel, mode="valid") for k in range(3)], axis=1)
-    n_frames = int(round(duration_s * fps))
-    half = int(round(0.5 / fps / STEP_S))
+    n_frames = round(duration_s * fps)
+    half = round(0.5 / fps / STEP_S)
     rows, labels = [], []
     for t in range(n_frames):
-        c = int(round(t / fps / STEP_S))
+        c = round(t / fps / STEP_S)
         lo, hi = max(c - half, 0), min(c + half + 1, n_steps)
         rows.append(smooth[lo:hi].mean(0))
         window = list(names[lo:hi])

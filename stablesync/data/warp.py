@@ -154,13 +154,15 @@ class FaceAnimator:
         order = np.nonzero(ok)[0]
         fixed = np.round(tri_dst * 16).astype(np.int32)
         for t in order:
-            cv2.fillConvexPoly(ids, fixed[t], int(t), lineType=cv2.LINE_8, shift=4)
+            cv2.fillConvexPoly(ids, fixed[t], (int(t),), lineType=cv2.LINE_8, shift=4)
         valid = ids >= 0
         a = affine[np.where(valid, ids, 0)]  # (h, w, 3, 2)
         gx, gy = self._grid_x, self._grid_y
         map_x = np.where(valid, gx * a[..., 0, 0] + gy * a[..., 1, 0] + a[..., 2, 0], gx).astype(np.float32)
         map_y = np.where(valid, gx * a[..., 0, 1] + gy * a[..., 1, 1] + a[..., 2, 1], gy).astype(np.float32)
-        frame = cv2.remap(self.image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        frame: NDArray[np.uint8] = np.asarray(
+            cv2.remap(self.image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT), np.uint8
+        )
         self._draw_mouth(frame, dst_pts)
         return frame, dst_pts.astype(np.float32)
 
@@ -179,7 +181,7 @@ class FaceAnimator:
         sub = frame[y0:y1, x0:x1].astype(np.float32)
         mask = np.zeros(sub.shape[:2], np.float32)
         local = np.round((ring - [x0, y0]) * 16).astype(np.int32)
-        cv2.fillPoly(mask, [local], 1.0, lineType=cv2.LINE_AA, shift=4)
+        cv2.fillPoly(mask, [local], (1.0,), lineType=cv2.LINE_AA, shift=4)
         yy = np.arange(y0, y1, dtype=np.float32)[:, None] * np.ones((1, x1 - x0), np.float32)
         upper_y = float(pts[13, 1])
         lower_y = float(pts[14, 1])
