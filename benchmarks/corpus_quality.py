@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 from pathlib import Path
 
@@ -21,7 +22,7 @@ import numpy as np
 from benchmarks.common import write_result
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=4.0)
@@ -29,7 +30,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--corpus", type=Path, default=None, help="an existing corpus instead of a new one")
     parser.add_argument("--out", type=Path, default=Path("runs/bench/corpus_quality.json"))
-    args = parser.parse_args()
+    parser.add_argument("--quick", action="store_true", help="a smaller run for the quick suite")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.clips = min(args.clips, 6)
 
     from stablesync.data.quality import detection_rate, envelope_correlation
     from stablesync.data.synth import SynthConfig, synthesise_corpus
@@ -58,11 +62,16 @@ def main() -> None:
             "detection_rate": found / max(total, 1),
             "frames": total,
             "tracked_mouth_opening_correlation_mean": float(np.mean(tracked_corr)),
+            "samples": {
+                "mouth_envelope_correlation": corr,
+                "tracked_mouth_opening_correlation": tracked_corr,
+            },
         }
     path = write_result(args.out, "corpus_quality", figures)
     print(json.dumps(figures, indent=1))
     print(f"wrote {path}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
