@@ -34,6 +34,15 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         "--audio", type=Path, default=None, help="another speech file (default: the bundled one)"
     )
     add_engine_options(parser)
+    parser.add_argument(
+        "--serve",
+        nargs="?",
+        type=int,
+        const=8080,
+        default=None,
+        metavar="PORT",
+        help="instead of a file, open the sample in the WebRTC page at http://127.0.0.1:PORT/?source=sample",
+    )
     return parser
 
 
@@ -59,6 +68,10 @@ async def _demo(args: argparse.Namespace) -> RunResult:
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.serve is not None:  # the WebRTC page, for people without a camera (realtime/webrtc/sample.py)
+        from realtime.webrtc.sample import serve_demo
+
+        return serve_demo(args)
     check_output_path(args.out)
     result = run_async(_demo(args))
     mode = "fast" if args.fast else "paced"

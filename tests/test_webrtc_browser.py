@@ -66,3 +66,25 @@ async def test_chromium_sends_camera_and_mic_and_gets_lipsync_back(
         assert session_stats.frames_in > 50 and session_stats.frames_out > 50
         assert session_stats.modes["lipsync"] > 0, session_stats.modes  # the face went through the model
         assert await server.registry.wait_empty(10.0)  # closing the browser freed the session
+
+
+async def test_demo_sample_page_sends_the_bundled_face_without_a_camera(
+    rt_face_photo: Path, tmp_path: Path
+) -> None:
+    """`stablesync demo --serve`: the page plays the sample WebM instead of a camera and sends it."""
+    from realtime.sources import load_image
+    from realtime.webrtc import PassthroughFactory
+    from realtime.webrtc.clip import synthetic_clip
+    from realtime.webrtc.sample import write_sample_webm
+
+    speech = synthetic_clip(3.0).audio[::3].copy()  # 16 kHz hum
+    sample = write_sample_webm(load_image(rt_face_photo), speech, 16_000, tmp_path / "sample.webm")
+    y4m, wav = webrtc_browser.write_fake_media(synthetic_clip(1.0), tmp_path)  # unused: no camera asked
+    async with running_server(ServeConfig(port=0, sample_path=sample), PassthroughFactory()) as server:
+        with webrtc_browser.Browser(y4m, wav) as browser:
+            page = await _watch(browser, server.url + "?source=sample&autostart=1", timeout_s=40)
+            (session,) = server.registry.sessions()
+            frames_in = session.stats.frames_in
+    b = page["browser"]
+    assert frames_in > 50 and page["videoWidth"] == load_image(rt_face_photo).shape[1]
+    assert b["framesDecoded"] > 50 and b["audioSamples"] > 48_000 and b["audioEnergy"] > 0, b

@@ -70,7 +70,7 @@ async def test_page_and_status_are_served() -> None:
                 "mode": "passthrough",
                 "token_required": False,
             }
-        async with http.get(server.url + "sample.mp4") as r:
+        async with http.get(server.url + "sample.webm") as r:
             assert r.status == 404
 
 

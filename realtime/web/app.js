@@ -15,10 +15,10 @@ function ms(x) { return x === null || x === undefined || Number.isNaN(x) ? "–"
 async function capture() {
   if (params.get("source") === "sample") {
     const v = $("local");
-    v.muted = false; // captureStream carries audio only when the element plays it
-    v.src = "sample.mp4";
+    v.src = "sample.webm";
     v.loop = true;
     await v.play();
+    // the element stays muted (you hear the returned audio only); its stream still carries sound
     return v.captureStream();
   }
   const stream = await navigator.mediaDevices.getUserMedia({

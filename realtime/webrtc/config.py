@@ -22,7 +22,7 @@ class ServeConfig:
     connect_timeout_s: float = 15.0  # a peer that never connects is dropped
     idle_timeout_s: float = 5.0  # a connected peer that sends no media for this long is dropped
     shutdown_timeout_s: float = 3.0  # closing every peer connection on SIGTERM/Ctrl-C
-    sample_path: Path | None = None  # an mp4 served at /sample.mp4 (the page's ?source=sample)
+    sample_path: Path | None = None  # a WebM served at /sample.webm (the page's ?source=sample)
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:

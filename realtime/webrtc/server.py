@@ -137,7 +137,7 @@ def create_app(config: ServeConfig, pipelines: PipelineFactory) -> web.Applicati
     for path in PAGE_FILES:
         app.router.add_get(path, _page)
     app.router.add_get("/status", _status)
-    app.router.add_get("/sample.mp4", _sample)
+    app.router.add_get("/sample.webm", _sample)
     app.router.add_post("/offer", _offer)
     app.on_shutdown.append(_close_sessions)  # aiohttp waits on open peers otherwise
     return app
