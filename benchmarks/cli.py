@@ -19,7 +19,7 @@ from pathlib import Path
 from benchmarks.results import render_results, write_plots
 
 HERE = Path(__file__).resolve().parent
-NOT_BENCHMARKS = {"__init__", "cli", "common", "results"}
+NOT_BENCHMARKS = {"__init__", "cli", "common", "inputs", "results"}
 
 
 def discover() -> list[str]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -20,27 +19,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.common import write_result
-
-
-def _face_and_speech() -> tuple[Path, np.ndarray | None]:
-    import stablesync
-
-    demo = Path(stablesync.__file__).resolve().parent / "assets" / "demo"
-    if (demo / "face.png").is_file() and (demo / "speech.wav").is_file():
-        from realtime.sources import load_audio_file
-
-        return demo / "face.png", load_audio_file(demo / "speech.wav")
-    import matplotlib
-
-    return Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg", None
-
-
-def _speech_like(seconds: float, rate: int = 16_000) -> np.ndarray:
-    """Noise modulated at syllable rate (~4 Hz) with pauses: loud and silent windows alternate."""
-    rng = np.random.default_rng(0)
-    t = np.arange(int(seconds * rate)) / rate
-    envelope = np.clip(np.sin(2 * np.pi * 4.0 * t), 0, None) * (np.sin(2 * np.pi * 0.3 * t) > -0.3)
-    return (0.3 * envelope * rng.standard_normal(t.size)).astype(np.float32)
+from benchmarks.inputs import bench_weights, demo_face_and_speech, speech_like
 
 
 async def _run(
@@ -87,31 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", type=Path, default=None)
     args = parser.parse_args(argv)
     seconds = 10.0 if args.quick else args.seconds
-    from realtime.engines import default_weights_dir
-
-    face, speech = _face_and_speech()
-    speech = _speech_like(8.0) if speech is None else speech
+    face, speech = demo_face_and_speech()
+    speech = speech_like(8.0) if speech is None else speech
     with tempfile.TemporaryDirectory() as tmp:
-        weights, kind = args.weights, "given"
-        if weights is None and (default_weights_dir() / "manifest.json").is_file():
-            weights, kind = default_weights_dir(), "bundled"
-        if weights is None:
-            weights, kind = Path(tmp) / "cpu-rt", "random-init"
-            subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "stablesync",
-                    "export",
-                    "--preset",
-                    "cpu-rt",
-                    "--random-init",
-                    "--out",
-                    str(weights),
-                ],
-                check=True,
-                capture_output=True,
-            )
+        weights, kind = bench_weights(args.weights, Path(tmp))
         figures = asyncio.run(_run(weights, face, speech, seconds, args.budget_ms))
     figures["weights"] = kind
     path = write_result(args.out, "pipeline", figures)
