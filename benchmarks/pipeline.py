@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import sys
 import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,18 @@ from benchmarks.common import write_result
 from benchmarks.inputs import bench_weights, demo_face_and_speech, speech_like
 
 
-async def _run(
-    weights: Path, face: Path, speech: np.ndarray, seconds: float, budget_ms: float
+async def run_paced(
+    weights: Path,
+    speech: np.ndarray,
+    seconds: float,
+    budget_ms: float,
+    video: Callable[[float], Any] | None = None,
+    face: Path | None = None,
+    during: Callable[[], Awaitable[Any]] | None = None,
 ) -> dict[str, Any]:
+    """One paced run of `seconds`: speech looped into the file input, and `video(fps)` (a video
+    source) or the photo `face` (avatar mode). `during()` runs alongside (e.g. a memory sampler)
+    and is cancelled at the end. Returns the telemetry figures."""
     from realtime.engines import open_engine
     from realtime.runner import RunConfig, Runner
     from realtime.session import SessionConfig
@@ -33,9 +43,20 @@ async def _run(
     engine = open_engine(weights, "auto")
     reps = int(np.ceil(seconds * 16_000 / speech.size))
     audio = AudioFileSource(np.tile(speech, reps)[: int(seconds * 16_000)], 16_000)
-    video = ImageSource(load_image(face), engine.manifest.fps, duration_s=seconds)
+    fps = engine.manifest.fps
+    if video is not None:
+        source = video(fps)
+    else:
+        assert face is not None
+        source = ImageSource(load_image(face), fps, duration_s=seconds)
     cfg = RunConfig(session=SessionConfig(budget_ms=budget_ms), live_status=False)
-    result = await Runner(engine, video, audio, cfg, paced=True).run()
+    side = asyncio.get_running_loop().create_task(during()) if during is not None else None
+    try:
+        result = await Runner(engine, source, audio, cfg, paced=True).run()
+    finally:
+        if side is not None:
+            side.cancel()
+            await asyncio.gather(side, return_exceptions=True)
     s = result.telemetry.summary()
     c = s["counts"]
     return {
@@ -70,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     speech = speech_like(8.0) if speech is None else speech
     with tempfile.TemporaryDirectory() as tmp:
         weights, kind = bench_weights(args.weights, Path(tmp))
-        figures = asyncio.run(_run(weights, face, speech, seconds, args.budget_ms))
+        figures = asyncio.run(run_paced(weights, speech, seconds, args.budget_ms, face=face))
     figures["weights"] = kind
     path = write_result(args.out, "pipeline", figures)
     g = figures["glass_to_glass_ms"]
