@@ -129,3 +129,17 @@ def test_deterministic_and_resumable(tiny_corpus: Path, tmp_path: Path) -> None:
     assert [c["name"] for c in manifest["clips"]] == ["clip00000", "clip00001"]
     with pytest.raises(UserError, match="seed"):
         synthesise_corpus(SynthConfig(copy, clips=2, seconds=2.0, seed=1, progress=False))
+
+
+@pytest.mark.slow
+def test_parallel_workers_give_the_same_corpus(tiny_corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "parallel"
+    synthesise_corpus(SynthConfig(out, clips=3, seconds=2.0, seed=0, workers=2, progress=False))
+    for name in ("clip00000", "clip00001", "clip00002"):
+        assert (out / f"{name}.wav").read_bytes() == (tiny_corpus / f"{name}.wav").read_bytes()
+        assert json.loads((out / f"{name}.json").read_text()) == json.loads(
+            (tiny_corpus / f"{name}.json").read_text()
+        )
+    assert json.loads((out / "manifest.json").read_text()) == json.loads(
+        (tiny_corpus / "manifest.json").read_text()
+    )

@@ -13,8 +13,11 @@ procedural face k belongs to val when k % 10 == 1, test when k % 10 == 2, train 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
+from types import MappingProxyType
+from typing import Final
 
 import cv2
 import numpy as np
@@ -26,7 +29,7 @@ from stablesync.errors import UserError
 from stablesync.face import FaceMeshTracker
 from stablesync.face.landmarks import eye_centres
 
-REAL_FACES: dict[str, Split] = {"astronaut": "train", "grace_hopper": "test"}
+REAL_FACES: Final[Mapping[str, Split]] = MappingProxyType({"astronaut": "train", "grace_hopper": "test"})
 PROCEDURAL_IDS = 1000
 
 
@@ -74,12 +77,12 @@ def real_photo(name: str) -> NDArray[np.uint8]:
 
 def _colour_jitter(img: NDArray[np.uint8], rng: np.random.Generator) -> NDArray[np.uint8]:
     hsv = cv2.cvtColor(img, cv2.COLOR_RGB2HSV).astype(np.float32)
-    hsv[..., 0] = (hsv[..., 0] + rng.uniform(-6, 6)) % 180
+    hsv[..., 0] = (hsv[..., 0] + rng.uniform(-4, 4)) % 180
     hsv[..., 1] *= rng.uniform(0.7, 1.25)
     out = cv2.cvtColor(np.clip(hsv, 0, 255).astype(np.uint8), cv2.COLOR_HSV2RGB).astype(np.float32) / 255.0
     out = out ** rng.uniform(0.8, 1.25)
     out = (out - 0.5) * rng.uniform(0.8, 1.2) + 0.5 + rng.uniform(-0.08, 0.08)
-    out *= rng.uniform(0.92, 1.08, 3)  # white balance
+    out *= rng.uniform(0.95, 1.05, 3)  # white balance
     return np.clip(out * 255.0, 0, 255).astype(np.uint8)
 
 
@@ -107,17 +110,20 @@ def _place_photo(
 def make_still(
     face: str, rng: np.random.Generator, tracker: FaceMeshTracker, size: int = 256, attempts: int = 8
 ) -> FaceStill:
-    """A variant of identity `face` at `size` x `size` with its landmarks (mediapipe, static mode)."""
+    """A variant of identity `face` at `size` x `size` with its landmarks (mediapipe, static mode).
+
+    Photos and drawn faces alike get a random placement (scale, rotation, position, mirror) and
+    colour changes; a drawn face's identity (shape, skin, hair, eyes) depends on its number only.
+    """
+    if face in REAL_FACES:
+        source = real_photo(face)
+    else:
+        source = draw_face(np.random.default_rng(int(face.removeprefix("proc-"))), size * 2)
+    found = tracker.detect(source)
+    if not found:
+        raise RuntimeError(f"mediapipe finds no face in the {face} source image")
     for _ in range(attempts):
-        if face in REAL_FACES:
-            photo = real_photo(face)
-            found = tracker.detect(photo)
-            if not found:
-                raise RuntimeError(f"mediapipe finds no face in the {face} photo")
-            image = _colour_jitter(_place_photo(photo, found[0].points, size, rng), rng)
-        else:
-            k = int(face.removeprefix("proc-"))
-            image = _colour_jitter(draw_face(np.random.default_rng(k), size), rng)
+        image = _colour_jitter(_place_photo(source, found[0].points, size, rng), rng)
         faces = tracker.detect(image)
         if faces:
             return FaceStill(face, image, faces[0].points[:, :2].astype(np.float32).copy())

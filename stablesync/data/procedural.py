@@ -1,7 +1,8 @@
 """Procedurally drawn faces: shape, skin tone, hair, eyes, lighting and background vary with a seed.
 
-Drawn at twice the output size with OpenCV and soft (blurred) shading, then downsampled, so
-mediapipe's face mesh finds them like photographs. Everything comes from one numpy Generator,
+Drawn with OpenCV and soft (blurred) shading, larger than the frames they end up in (the
+placement in `faces.make_still` downsamples them), so mediapipe's face mesh finds them like
+photographs. Everything comes from one numpy Generator,
 so a seed always draws the same face.
 """
 
@@ -52,9 +53,9 @@ def _ellipse_mask(
     return m
 
 
-def draw_face(rng: np.random.Generator, size: int = 256) -> NDArray[np.uint8]:
-    """One frontal face, RGB uint8 (size, size, 3)."""
-    s = size * 2
+def draw_face(rng: np.random.Generator, size: int = 256, supersample: int = 1) -> NDArray[np.uint8]:
+    """One frontal face, RGB uint8 (size, size, 3), drawn at `supersample` times the size."""
+    s = size * supersample
     yy, xx = np.mgrid[0:s, 0:s].astype(np.float32) / s
     # Background: a two-colour gradient with a little texture.
     c0 = rng.uniform(40, 220, 3).astype(np.float32)
@@ -207,5 +208,7 @@ def draw_face(rng: np.random.Generator, size: int = 256) -> NDArray[np.uint8]:
     # Global lighting and sensor noise.
     gain = rng.uniform(0.85, 1.1)
     img = img * gain + rng.normal(0, 2.0, img.shape).astype(np.float32)
-    out = cv2.resize(np.clip(img, 0, 255).astype(np.uint8), (size, size), interpolation=cv2.INTER_AREA)
-    return out  # type: ignore[no-any-return]
+    out = np.clip(img, 0, 255).astype(np.uint8)
+    if supersample != 1:
+        out = np.asarray(cv2.resize(out, (size, size), interpolation=cv2.INTER_AREA), np.uint8)
+    return out

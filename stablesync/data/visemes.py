@@ -34,8 +34,10 @@ are exactly closed and still (jaw 0, width 0.5, rounding 0).
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Final
 
 import numpy as np
 from numpy.typing import NDArray
@@ -49,50 +51,57 @@ class Viseme:
     rounding: float  # 0 relaxed .. 1 fully rounded/protruded
 
 
-VISEMES: dict[str, Viseme] = {
-    v.name: v
-    for v in (
-        Viseme("sil", 0.00, 0.50, 0.00),
-        Viseme("PBM", 0.00, 0.45, 0.10),
-        Viseme("FV", 0.12, 0.50, 0.00),
-        Viseme("TH", 0.22, 0.55, 0.00),
-        Viseme("TDN", 0.28, 0.55, 0.00),
-        Viseme("KG", 0.35, 0.50, 0.00),
-        Viseme("SZ", 0.14, 0.65, 0.00),
-        Viseme("SH", 0.20, 0.35, 0.60),
-        Viseme("R", 0.25, 0.40, 0.45),
-        Viseme("AA", 0.95, 0.60, 0.00),
-        Viseme("EH", 0.60, 0.65, 0.05),
-        Viseme("IY", 0.30, 0.85, 0.00),
-        Viseme("OH", 0.70, 0.35, 0.75),
-        Viseme("UW", 0.30, 0.20, 1.00),
-    )
-}
+VISEMES: Final[Mapping[str, Viseme]] = MappingProxyType(
+    {
+        v.name: v
+        for v in (
+            Viseme("sil", 0.00, 0.50, 0.00),
+            Viseme("PBM", 0.00, 0.45, 0.10),
+            Viseme("FV", 0.12, 0.50, 0.00),
+            Viseme("TH", 0.22, 0.55, 0.00),
+            Viseme("TDN", 0.28, 0.55, 0.00),
+            Viseme("KG", 0.35, 0.50, 0.00),
+            Viseme("SZ", 0.14, 0.65, 0.00),
+            Viseme("SH", 0.20, 0.35, 0.60),
+            Viseme("R", 0.25, 0.40, 0.45),
+            Viseme("AA", 0.95, 0.60, 0.00),
+            Viseme("EH", 0.60, 0.65, 0.05),
+            Viseme("IY", 0.30, 0.85, 0.00),
+            Viseme("OH", 0.70, 0.35, 0.75),
+            Viseme("UW", 0.30, 0.20, 1.00),
+        )
+    }
+)
 
 # First IPA character (after normalisation) -> viseme name.
-_IPA_TO_VISEME: dict[str, str] = {}
-for _name, _chars in {
-    "PBM": "pbm",
-    "FV": "fvʋɸβ",
-    "TH": "θð",
-    "TDN": "tdnlɾɫɲɳ",
-    "KG": "kgɡŋxɣχhɦʔqc",
-    "SZ": "szʦʣ",
-    "SH": "ʃʒçʝɕʑ",
-    "R": "rɹʁʀɻɚɝ",
-    "AA": "aɑæɐʌä",
-    "EH": "eɛəɜɘ",
-    "IY": "iɪjɨɯ",
-    "OH": "oɔɒøœɤ",
-    "UW": "uʊwʉyɥ",
-}.items():
-    for _c in _chars:
-        _IPA_TO_VISEME[_c] = _name
+# Viseme name -> the first IPA characters that select it.
+_VISEME_CHARS: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "PBM": "pbm",
+        "FV": "fvʋɸβ",
+        "TH": "θð",
+        "TDN": "tdnlɾɫɲɳ",
+        "KG": "kgɡŋxɣχhɦʔqc",
+        "SZ": "szʦʣ",
+        "SH": "ʃʒçʝɕʑ",
+        "R": "rɹʁʀɻɚɝ",
+        "AA": "aɑæɐʌä",
+        "EH": "eɛəɜɘ",
+        "IY": "iɪjɨɯ",
+        "OH": "oɔɒøœɤ",
+        "UW": "uʊwʉyɥ",
+    }
+)
+_IPA_TO_VISEME: Final[Mapping[str, str]] = MappingProxyType(
+    {c: name for name, chars in _VISEME_CHARS.items() for c in chars}
+)
 
 # Affricates whose look is that of their second symbol.
-_DIGRAPHS: dict[str, str] = {"tʃ": "SH", "dʒ": "SH", "ts": "SZ", "dz": "SZ", "tɕ": "SH", "dʑ": "SH"}
+_DIGRAPHS: Final[Mapping[str, str]] = MappingProxyType(
+    {"tʃ": "SH", "dʒ": "SH", "ts": "SZ", "dz": "SZ", "tɕ": "SH", "dʑ": "SH"}
+)
 
-_IGNORED = set("ˈˌːˑ-_'̩̯̪̃͡")
+_IGNORED = frozenset("ˈˌːˑ-_'̩̯̪̃͡")
 STEP_S = 0.005
 SIGMA_S = 0.035
 MAX_PHONEME_S = 0.3

@@ -186,14 +186,33 @@ class FaceAnimator:
         upper_y = float(pts[13, 1])
         lower_y = float(pts[14, 1])
         depth = np.clip((yy - upper_y) / max(lower_y - upper_y, 1.0), 0.0, 1.0)
-        cavity = np.stack([70 - 30 * depth, 25 - 10 * depth, 30 - 10 * depth], axis=-1)
-        teeth_h = min(0.09 * d, 0.45 * gap)
-        colour = cavity
-        teeth_up = np.clip((upper_y + teeth_h - yy) / 1.2, 0.0, 1.0)[..., None]
-        colour = colour * (1 - teeth_up) + np.array([232, 228, 215], np.float32) * teeth_up
-        if gap > 0.15 * d:
-            lower_h = min(0.05 * d, 0.2 * gap)
-            teeth_lo = np.clip((yy - (lower_y - lower_h)) / 1.2, 0.0, 1.0)[..., None]
-            colour = colour * (1 - teeth_lo) + np.array([210, 205, 195], np.float32) * teeth_lo
+        xx = np.arange(x0, x1, dtype=np.float32)[None, :] * np.ones((y1 - y0, 1), np.float32)
+        mid_x = float(pts[13, 0] + pts[14, 0]) / 2.0
+        half_w = max(float(np.abs(ring[:, 0] - mid_x).max()), 1.0)
+        side = np.clip(np.abs(xx - mid_x) / half_w, 0.0, 1.0)  # 0 centre .. 1 corners
+        shade = (1.0 - 0.55 * side**2)[..., None]  # darker towards the corners
+        cavity = np.stack([95 - 45 * depth, 30 - 12 * depth, 35 - 12 * depth], axis=-1)
+        colour = cavity * shade
+        # tongue: a rounded reddish shape rising from the lower lip
+        tongue_top = lower_y - 0.35 * gap
+        tongue = np.clip((yy - tongue_top) / 2.0, 0.0, 1.0) * np.clip(1.0 - side * 1.3, 0.0, 1.0)
+        colour = (
+            colour * (1 - tongue[..., None]) + np.array([165, 70, 75], np.float32) * tongue[..., None] * shade
+        )
+        # upper teeth: a band under the upper lip, narrower than the mouth, slightly shaded
+        teeth_h = min(0.07 * d, 0.32 * gap)
+        teeth_up = np.clip((upper_y + teeth_h - yy) / 1.0, 0.0, 1.0) * np.clip((0.85 - side) * 6.0, 0.0, 1.0)
+        colour = colour * (1 - teeth_up[..., None]) + np.array([228, 222, 205], np.float32) * teeth_up[
+            ..., None
+        ] * (1.0 - 0.35 * side[..., None])
+        if gap > 0.2 * d:
+            lower_h = min(0.04 * d, 0.12 * gap)
+            teeth_lo = np.clip((yy - (lower_y - lower_h)) / 1.0, 0.0, 1.0) * np.clip(
+                (0.7 - side) * 6.0, 0.0, 1.0
+            )
+            colour = (
+                colour * (1 - teeth_lo[..., None])
+                + np.array([200, 192, 178], np.float32) * teeth_lo[..., None]
+            )
         soft = cv2.GaussianBlur(mask, (3, 3), 0.6)[..., None]
         frame[y0:y1, x0:x1] = np.clip(sub * (1 - soft) + colour * soft, 0, 255).astype(np.uint8)
