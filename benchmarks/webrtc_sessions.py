@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.common import write_result
-from benchmarks.pipeline import _face_and_speech, _speech_like
+from benchmarks.inputs import bench_weights, demo_face_and_speech, speech_like
 
 SERVER_START_TIMEOUT_S = 120.0
 
@@ -40,8 +40,8 @@ def _clip(width_px: int = 320) -> Any:
     from realtime.webrtc.clip import SEND_RATE_HZ, Clip
     from stablesync.audio import resample
 
-    face, speech = _face_and_speech()
-    speech = _speech_like(8.0) if speech is None else speech
+    face, speech = demo_face_and_speech()
+    speech = speech_like(8.0) if speech is None else speech
     image = cv2.cvtColor(cv2.imread(str(face)), cv2.COLOR_BGR2RGB)
     h, w = image.shape[:2]
     image = cv2.resize(image, (width_px, round(h * width_px / w) // 2 * 2))
@@ -115,28 +115,9 @@ def _wait_idle(url: str, timeout_s: float = 15.0) -> None:
 
 
 def _weights(args: argparse.Namespace, tmp: Path) -> tuple[Path | None, str]:
-    from realtime.engines import default_weights_dir
-
     if args.backend == "passthrough":
         return None, "none (passthrough)"
-    if args.weights is not None:
-        return args.weights, "given"
-    if (default_weights_dir() / "manifest.json").is_file():
-        return default_weights_dir(), "bundled"
-    out = tmp / "cpu-rt"
-    cmd = [
-        sys.executable,
-        "-m",
-        "stablesync",
-        "export",
-        "--preset",
-        "cpu-rt",
-        "--random-init",
-        "--out",
-        str(out),
-    ]
-    subprocess.run(cmd, check=True, capture_output=True)
-    return out, "random-init"
+    return bench_weights(args.weights, tmp)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -149,13 +149,17 @@ class ProcessedVideoTrack(MediaStreamTrack):  # type: ignore[misc]
 class StalenessFilter:
     """Spots received frames that waited in aiortc's decode queue (unbounded) while the loop was
     busy: a frame's delay (arrival minus its RTP time) beyond the smallest delay seen (which may
-    creep up by `DRIFT_NS_PER_FRAME` per frame, for clock drift) by more than `STALE_NS`."""
+    creep up by `DRIFT_NS_PER_FRAME` per frame, for clock drift) by more than `STALE_NS`. A delay
+    that persists for `MAX_CONSECUTIVE` frames becomes the new normal, so an overloaded server
+    still passes some frames on instead of dropping all of them."""
 
     STALE_NS = 120_000_000
     DRIFT_NS_PER_FRAME = 100_000
+    MAX_CONSECUTIVE = 4
 
     def __init__(self) -> None:
         self._baseline_ns: int | None = None
+        self._consecutive = 0
         self.stale = 0
 
     def is_stale(self, frame: av.VideoFrame, arrival_ns: int) -> bool:
@@ -166,9 +170,15 @@ class StalenessFilter:
             self._baseline_ns = delay_ns
         else:
             self._baseline_ns += self.DRIFT_NS_PER_FRAME
-        stale = delay_ns - self._baseline_ns > self.STALE_NS
-        self.stale += stale
-        return stale
+        if delay_ns - self._baseline_ns <= self.STALE_NS:
+            self._consecutive = 0
+            return False
+        self._consecutive += 1
+        if self._consecutive > self.MAX_CONSECUTIVE:
+            self._baseline_ns, self._consecutive = delay_ns, 0
+            return False
+        self.stale += 1
+        return True
 
 
 async def recv_video(track: MediaStreamTrack) -> av.VideoFrame:
