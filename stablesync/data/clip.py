@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import scipy.signal  # noqa: F401  imported once per worker: the forked speech children inherit it
 from numpy.typing import NDArray
 
 from stablesync.audio import resample

@@ -186,7 +186,7 @@ def mouth_track(
         lo, hi = max(c - half, 0), min(c + half + 1, n_steps)
         rows.append(smooth[lo:hi].mean(0))
         window = list(names[lo:hi])
-        labels.append(max(set(window), key=window.count))
+        labels.append(max(window, key=window.count))  # ties: the earliest (no set: hash order varies)
     params = np.clip(np.array(rows, dtype=np.float32).reshape(-1, 3), 0.0, 1.0)
     # Exact stillness where the whole window was silent (float noise from the convolution).
     neutral = np.array([0.0, 0.5, 0.0], dtype=np.float32)

@@ -32,6 +32,29 @@ LOWER_LIDS = ((7, 163, 144, 145, 153, 154, 155), (249, 390, 373, 374, 380, 381, 
 MAX_JAW_DROP = 0.33  # inner-lip gap at jaw = 1, in eye distances
 
 
+def _triangle_affines(
+    dst: NDArray[np.float64], src: NDArray[np.float64]
+) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+    """Per triangle the (3, 2) matrix A with [x, y, 1] @ A = source point, for (n, 3, 2) corners.
+
+    The inverse of [[x0, y0, 1], [x1, y1, 1], [x2, y2, 1]] in closed form (adjugate / det):
+    ~50x faster than a batched `np.linalg.solve` of many 3x3 systems. Degenerate (collapsed)
+    triangles are flagged False and get a zero matrix.
+    """
+    x0, y0 = dst[:, 0, 0], dst[:, 0, 1]
+    x1, y1 = dst[:, 1, 0], dst[:, 1, 1]
+    x2, y2 = dst[:, 2, 0], dst[:, 2, 1]
+    det = x0 * (y1 - y2) + x1 * (y2 - y0) + x2 * (y0 - y1)
+    ok = np.abs(det) > 1e-6
+    inv_det = np.where(ok, 1.0 / np.where(ok, det, 1.0), 0.0)
+    inv = np.empty((len(dst), 3, 3))
+    inv[:, 0] = np.stack([y1 - y2, y2 - y0, y0 - y1], axis=1)
+    inv[:, 1] = np.stack([x2 - x1, x0 - x2, x1 - x0], axis=1)
+    inv[:, 2] = np.stack([x1 * y2 - x2 * y1, x2 * y0 - x0 * y2, x0 * y1 - x1 * y0], axis=1)
+    inv *= inv_det[:, None, None]
+    return inv @ src, ok
+
+
 @dataclass(frozen=True)
 class Pose:
     """One frame's animation parameters."""
@@ -144,22 +167,22 @@ class FaceAnimator:
         w, h = self.size
         tri_dst = dst[self.triangles]  # (n, 3, 2)
         tri_src = self.src[self.triangles]
-        mats = np.concatenate([tri_dst, np.ones((len(tri_dst), 3, 1))], axis=2)  # (n, 3, 3)
-        det = np.linalg.det(mats)
-        ok = np.abs(det) > 1e-6
-        affine = np.zeros((len(tri_dst), 3, 2))
-        affine[ok] = np.linalg.solve(mats[ok], tri_src[ok])  # [x, y, 1] @ A = src
+        affine, ok = _triangle_affines(tri_dst, tri_src)
         ids = np.full((h, w), -1, dtype=np.int32)
         # Rasterise triangle ids; triangles drawn later win on shared edges.
         order = np.nonzero(ok)[0]
         fixed = np.round(tri_dst * 16).astype(np.int32)
         for t in order:
             cv2.fillConvexPoly(ids, fixed[t], (int(t),), lineType=cv2.LINE_8, shift=4)
-        valid = ids >= 0
-        a = affine[np.where(valid, ids, 0)]  # (h, w, 3, 2)
+        # Pixels no triangle covers (none in practice: the border ring encloses the frame) keep
+        # their place: an extra identity matrix at index n.
+        identity = np.array([[[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]])
+        coeffs = np.concatenate([affine, identity]).reshape(-1, 6).T.astype(np.float32)  # (6, n + 1)
+        flat = np.where(ids >= 0, ids, len(affine)).ravel()
+        a00, a01, a10, a11, a20, a21 = (np.take(c, flat).reshape(h, w) for c in coeffs)
         gx, gy = self._grid_x, self._grid_y
-        map_x = np.where(valid, gx * a[..., 0, 0] + gy * a[..., 1, 0] + a[..., 2, 0], gx).astype(np.float32)
-        map_y = np.where(valid, gx * a[..., 0, 1] + gy * a[..., 1, 1] + a[..., 2, 1], gy).astype(np.float32)
+        map_x = gx * a00 + gy * a10 + a20
+        map_y = gx * a01 + gy * a11 + a21
         frame: NDArray[np.uint8] = np.asarray(
             cv2.remap(self.image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT), np.uint8
         )
