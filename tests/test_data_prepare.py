@@ -100,3 +100,22 @@ def test_resamples_to_25_fps_lrs2_layout(tiny_corpus: Path, tmp_path: Path) -> N
 def test_cli_user_errors(tmp_path: Path, capsys: object) -> None:
     assert cli_main(["data", "prepare", str(tmp_path / "missing"), str(tmp_path / "out")]) == 2
     assert cli_main(["data", "synth", "--out", str(tmp_path / "c"), "--clips", "0"]) == 2
+
+
+def test_faceless_and_silent_videos_are_skipped(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    sound = (0.1 * np.sin(np.arange(16000) / 16000 * 2 * np.pi * 220)).astype(np.float32)
+    with Mp4Writer(src / "wall.mp4", 25.0, (64, 64), 16000) as writer:  # no face in any frame
+        for k in range(25):
+            writer.write(np.full((64, 64, 3), 100 + k, np.uint8))
+        writer.close(sound)
+    with Mp4Writer(src / "mute.mp4", 25.0, (64, 64)) as writer:  # no audio stream
+        for _ in range(25):
+            writer.write(np.full((64, 64, 3), 90, np.uint8))
+        writer.close()
+    report = prepare_dataset(PrepareConfig(src, tmp_path / "dst", progress=False))
+    reasons = {Path(s["path"]).name: s["reason"] for s in report.skipped}
+    assert report.prepared == []
+    assert "no face" in reasons["wall.mp4"] and "no audio" in reasons["mute.mp4"]
+    assert json.loads((tmp_path / "dst" / "report.json").read_text())["skipped"] == report.skipped
