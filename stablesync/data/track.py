@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,55 +22,68 @@ class CropTrack:
     missing: int  # frames without a face, filled from the nearest tracked frame
 
 
-def resampled_frames(path: Path, fps: float) -> list[tuple[int, NDArray[np.uint8]]]:
-    """(output index, frame) at `fps`: output frame k shows the source frame on screen at k / fps.
+def resampled_frames(path: Path, fps: float) -> Iterator[NDArray[np.uint8]]:
+    """The frames at `fps`: output frame k shows the source frame on screen at k / fps.
 
     A source frame is on screen from its time until the next frame's time (the last one for
     one source frame interval), so a 2 s clip gives 50 frames at 25 fps whatever its own rate.
+    Streams: holds one source frame at a time.
     """
-    out: list[tuple[int, NDArray[np.uint8]]] = []
     prev: tuple[NDArray[np.uint8], float] | None = None
     interval_s = 1.0 / fps
-    k = 0
+    k = emitted = 0
     for frame, pts_s in iter_video_frames(path):
         if prev is None:
             k = max(0, int(np.ceil(pts_s * fps - 1e-6)))
         else:
             interval_s = max(pts_s - prev[1], 1e-3)
             while k / fps < pts_s - 1e-6:
-                out.append((k, prev[0]))
-                k += 1
+                yield prev[0]
+                k, emitted = k + 1, emitted + 1
         prev = (frame, pts_s)
     if prev is not None:
-        while k / fps < prev[1] + interval_s - 1e-6 or not out:
-            out.append((k, prev[0]))
-            k += 1
-    return out
+        while k / fps < prev[1] + interval_s - 1e-6 or not emitted:
+            yield prev[0]
+            k, emitted = k + 1, emitted + 1
+
+
+MAX_LEADING_MISSING = 250  # frames without a face kept in memory before the first face is found
 
 
 def track_video(
     path: Path, size: int, fps: float, tracker: FaceMeshTracker, max_missing_fraction: float
 ) -> CropTrack:
+    """Crops and crop-space landmarks per output frame. A frame without a face takes the
+    alignment and landmarks of the last frame with one (of the first one, for leading frames)."""
     source_fps, _, _ = video_info(path)
-    frames = resampled_frames(path, fps)
-    if not frames:
-        raise UserError(f"{path}: holds no decodable video frames")
-    points: list[NDArray[np.float32] | None] = []
     tracker.detect(np.zeros((16, 16, 3), np.uint8))  # drop the previous clip's track
-    for _, frame in frames:
+    crops: list[NDArray[np.uint8]] = []
+    marks: list[NDArray[np.float32]] = []
+    leading: list[NDArray[np.uint8]] = []
+    last: tuple[CropAlignment, NDArray[np.float32]] | None = None
+    missing = total = 0
+    for frame in resampled_frames(path, fps):
+        total += 1
         faces = tracker.detect(frame)
-        points.append(faces[0].points if faces else None)
-    found = [i for i, p in enumerate(points) if p is not None]
-    missing = len(points) - len(found)
-    if not found or missing > max_missing_fraction * len(points):
-        raise UserError(f"{path}: no face found in {missing} of {len(points)} frames")
-    crops = np.zeros((len(frames), size, size, 3), np.uint8)
-    marks = np.zeros((len(frames), 468, 2), np.float32)
-    for i, (_, frame) in enumerate(frames):
-        nearest = min(found, key=lambda j: abs(j - i))
-        pts = points[nearest]
-        assert pts is not None
-        alignment = CropAlignment.from_landmarks(pts, size)
-        crops[i] = align_crop(frame, alignment)
-        marks[i] = alignment.points_to_crop(pts)
-    return CropTrack(crops, marks, source_fps, missing)
+        if faces:
+            alignment = CropAlignment.from_landmarks(faces[0].points, size)
+            last = (alignment, alignment.points_to_crop(faces[0].points))
+            for held in leading:
+                crops.append(align_crop(held, alignment))
+                marks.append(last[1])
+            leading = []
+        else:
+            missing += 1
+            if last is None:
+                if len(leading) >= MAX_LEADING_MISSING:
+                    raise UserError(f"{path}: no face found in the first {len(leading)} frames")
+                leading.append(frame)
+                continue
+        assert last is not None
+        crops.append(align_crop(frame, last[0]))
+        marks.append(last[1])
+    if total == 0:
+        raise UserError(f"{path}: holds no decodable video frames")
+    if last is None or missing > max_missing_fraction * total:
+        raise UserError(f"{path}: no face found in {missing} of {total} frames")
+    return CropTrack(np.stack(crops), np.stack(marks).astype(np.float32), source_fps, missing)
