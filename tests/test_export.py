@@ -76,17 +76,17 @@ def test_ort_engine_runs_without_torch(cpu_rt_export: Path) -> None:
 
 
 @pytest.mark.slow
-def test_cli_exports_paper_checkpoint_with_syncnet_and_fp16_weights(tmp_path: Path) -> None:
+def test_cli_exports_checkpoint_with_syncnet_and_fp16_weights(tmp_path: Path) -> None:
     import torch
 
     from stablesync import checkpoint
     from stablesync.models import AVSyncNet, create, get_preset
 
     torch.manual_seed(1)
-    ckpt, sync_ckpt, out = tmp_path / "paper.safetensors", tmp_path / "sync.safetensors", tmp_path / "out"
-    model = create("paper")
+    ckpt, sync_ckpt, out = tmp_path / "lipsync.safetensors", tmp_path / "sync.safetensors", tmp_path / "out"
+    model = create("cpu-rt")
     checkpoint.save(ckpt, model, model.cfg)
-    syncnet = AVSyncNet(get_preset("paper").syncnet)
+    syncnet = AVSyncNet(get_preset("cpu-rt").syncnet)
     checkpoint.save(sync_ckpt, syncnet, syncnet.cfg)
     args = ["--checkpoint", str(ckpt), "--syncnet", str(sync_ckpt), "--fp16-weights", "--out", str(out)]
     res = subprocess.run(
@@ -95,7 +95,7 @@ def test_cli_exports_paper_checkpoint_with_syncnet_and_fp16_weights(tmp_path: Pa
     assert res.returncode == 0, res.stderr
     assert "parity syncnet/corpus" in res.stdout
     m = read_manifest(out)
-    assert m.preset == "paper" and m.weights_dtype == "float16" and m.image_size == 96
+    assert m.preset == "cpu-rt" and m.weights_dtype == "float16" and m.image_size == 96
     assert {"reference", "frame", "syncnet"} == set(m.graphs)
     assert m.graphs["syncnet"].inputs == {"frames": "float32", "mel": "float32"}
     assert m.graphs["syncnet"].outputs == {"similarity": "float32"}
@@ -143,6 +143,24 @@ def test_int8_frame_graph_kept_only_above_the_psnr_bound(cpu_rt_export: Path, tm
         )
         >= 35.0
     )
+
+
+@pytest.mark.slow
+def test_paper_exports(tmp_path: Path) -> None:
+    import torch
+
+    from export.exporter import ExportOptions, export_model
+    from stablesync.models import create
+
+    torch.manual_seed(3)
+    options = ExportOptions(parity_batch=1, write_checkpoint=False)
+    m = export_model(create("paper"), tmp_path / "p", options, log=lambda _: None)
+    assert (m.preset, m.image_size, len(m.feature_shapes), m.weights_dtype) == ("paper", 96, 5, "float32")
+    assert m.feature_shapes[-1] == (512, 6, 6)
+    assert max(m.parity_max_abs_error.values()) <= 1e-4
+    engine = load_engine(tmp_path / "p", "ort-cpu")
+    images, frames, mels = _inputs(96, 2)
+    assert engine.generate(engine.encode_reference(images), frames, mels).shape == (2, 3, 96, 96)
 
 
 @pytest.mark.slow

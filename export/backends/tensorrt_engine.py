@@ -157,6 +157,10 @@ class _TrtGraph:
         self.buffers: dict[str, tuple[int, int]] = {}  # name -> (device pointer, bytes)
         self.max_batch = manifest.max_batch
 
+    def __del__(self) -> None:
+        for ptr, _ in getattr(self, "buffers", {}).values():
+            self.cudart.cudaFree(ptr)
+
     def _buffer(self, name: str, nbytes: int) -> int:
         ptr, size = self.buffers.get(name, (0, 0))
         if size < nbytes:
@@ -187,7 +191,7 @@ class _TrtGraph:
             ptr = self._buffer(name, out.nbytes)
             self.context.set_tensor_address(name, ptr)
             results.append((name, out, ptr))
-        if not self.context.execute_async_v3(self.stream):
+        if not self.context.execute_async_v3(int(self.stream)):  # the raw cudaStream_t handle
             raise RuntimeError("tensorrt: execute_async_v3 failed")
         for _, out, ptr in results:
             _check(self.cudart.cudaMemcpyAsync(out.ctypes.data, ptr, out.nbytes, d2h, self.stream))
