@@ -191,6 +191,8 @@ def prepare_dataset(cfg: PrepareConfig) -> PrepareReport:
                 for clip_id, path, reason in pool.imap_unordered(_work, jobs):
                     _record(report, clip_id, path, reason)
                     bar.update(1)
+                pool.close()
+                pool.join()  # workers exit on their own (an error or Ctrl-C terminates them)
     finally:
         bar.close()
         report.prepared.sort()

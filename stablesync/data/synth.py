@@ -148,6 +148,8 @@ def synthesise_corpus(cfg: SynthConfig) -> Path:
             with ctx.Pool(min(cfg.workers, len(jobs))) as pool:
                 for _ in pool.imap_unordered(_work, jobs):
                     bar.update(1)
+                pool.close()
+                pool.join()  # workers exit on their own (an error or Ctrl-C terminates them)
     finally:
         bar.close()
         write_manifest(cfg, plans)
