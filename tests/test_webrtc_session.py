@@ -123,8 +123,12 @@ def test_frames_that_waited_in_the_receive_queue_are_spotted() -> None:
     # never more than 4 in a row (then the delay counts as the new normal)
     burst = [f.is_stale(frame((50 + i) / 25), base_ns + int(2.5e9)) for i in range(12)]
     assert burst[:4] == [True] * 4 and burst[4] is False and not any(burst[5:])
-    # a lasting delay (an overloaded server) still lets frames through
-    late = [
-        f.is_stale(frame((62 + i) / 25), base_ns + int((62 + i) / 25 * 1e9) + 400_000_000) for i in range(20)
-    ]
+
+    # a lasting delay (an overloaded server) still lets frames through...
+    def at(i: int, extra_s: float) -> bool:
+        return f.is_stale(frame(i / 25), base_ns + int((i / 25 + extra_s) * 1e9))
+
+    late = [at(62 + i, 0.4) for i in range(20)]
     assert sum(late) <= 4 and not any(late[5:])
+    # ... but a backlog beyond 1 s is never accepted: latency cannot grow without bound
+    assert all(at(82 + i, 1.5) for i in range(20))

@@ -42,23 +42,28 @@ MARK_WRAP = 4096
 
 
 class ClipVideoTrack(MediaStreamTrack):  # type: ignore[misc]
-    """The clip's frames (looped) at its fps in real time, each marked with its index."""
+    """The clip's frames (looped) like a camera: one every 1/fps s in real time, frames whose time
+    passed while the encoder was busy are skipped, pts is the capture time; each frame is marked
+    with its index."""
 
     kind = "video"
 
     def __init__(self, clip: Clip, start_ns: int) -> None:
         super().__init__()
         self._clip, self._start_ns, self._index = clip, start_ns, 0
+        self._period_ns = int(1e9 / clip.fps)
         self.sent_ns: dict[int, int] = {}
 
     async def recv(self) -> av.VideoFrame:
         if self.readyState != "live":
             raise MediaStreamError
-        due_ns = self._start_ns + int(self._index * 1e9 / self._clip.fps)
+        behind = (time.monotonic_ns() - self._start_ns) // self._period_ns
+        self._index = max(self._index, int(behind))
+        due_ns = self._start_ns + self._index * self._period_ns
         await asyncio.sleep(max(0.0, (due_ns - time.monotonic_ns()) / 1e9))
         rgb = draw_mark(self._clip.frames[self._index % len(self._clip.frames)], self._index)
         frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-        frame.pts = int(self._index * 90_000 / self._clip.fps)
+        frame.pts = self._index * self._period_ns * 90_000 // 1_000_000_000
         frame.time_base = fractions.Fraction(1, 90_000)
         self.sent_ns[self._index % MARK_WRAP] = time.monotonic_ns()
         self._index += 1

@@ -112,6 +112,7 @@ class ProcessedVideoTrack(MediaStreamTrack):  # type: ignore[misc]
         self._stats = stats
         self._queue: asyncio.Queue[tuple[av.VideoFrame, int] | None] = asyncio.Queue(MAX_VIDEO_QUEUE)
         self._last_pts = -1
+        self._returned_ns: int | None = None
 
     def push(self, frame: av.VideoFrame, arrival_ns: int) -> None:
         """Queues a processed frame; when the encoder lags, the oldest queued frame is dropped."""
@@ -131,6 +132,9 @@ class ProcessedVideoTrack(MediaStreamTrack):  # type: ignore[misc]
     async def recv(self) -> av.VideoFrame:
         if self.readyState != "live":
             raise MediaStreamError
+        if self._returned_ns is not None:  # aiortc's sender encodes and sends, then asks again
+            self._stats.encode_ms.append((time.monotonic_ns() - self._returned_ns) / 1e6)
+        self._returned_ns = None
         item = await self._queue.get()
         if item is None:
             self._queue.put_nowait(None)
@@ -142,23 +146,27 @@ class ProcessedVideoTrack(MediaStreamTrack):  # type: ignore[misc]
         self._last_pts = pts
         frame.pts = pts
         frame.time_base = VIDEO_TIME_BASE
-        self._stats.frame_out(arrival_ns, time.monotonic_ns())
+        self._returned_ns = time.monotonic_ns()
+        self._stats.frame_out(arrival_ns, self._returned_ns)
         return frame
 
 
 class StalenessFilter:
     """Spots received frames that waited in aiortc's decode queue (unbounded) while the loop was
-    busy: a frame's delay (arrival minus its RTP time) beyond the smallest delay seen (which may
-    creep up by `DRIFT_NS_PER_FRAME` per frame, for clock drift) by more than `STALE_NS`. A delay
-    that persists for `MAX_CONSECUTIVE` frames becomes the new normal, so an overloaded server
-    still passes some frames on instead of dropping all of them."""
+    busy. A frame's delay is its arrival minus its RTP (capture) time; the floor is the smallest
+    delay seen (allowed to creep up by `DRIFT_NS_PER_FRAME` per frame, for clock drift). A frame
+    is stale when its delay exceeds the accepted level by `STALE_NS`; a delay that persists for
+    `MAX_CONSECUTIVE` frames becomes the accepted level (so an overloaded server still passes
+    some frames on), but never beyond `floor + MAX_BACKLOG_NS`: latency cannot grow without bound."""
 
     STALE_NS = 120_000_000
+    MAX_BACKLOG_NS = 1_000_000_000
     DRIFT_NS_PER_FRAME = 100_000
     MAX_CONSECUTIVE = 4
 
     def __init__(self) -> None:
-        self._baseline_ns: int | None = None
+        self._floor_ns: int | None = None
+        self._accepted_ns = 0
         self._consecutive = 0
         self.stale = 0
 
@@ -166,16 +174,18 @@ class StalenessFilter:
         if frame.pts is None or frame.time_base is None:
             return False
         delay_ns = arrival_ns - int(frame.pts * frame.time_base * 1_000_000_000)
-        if self._baseline_ns is None or delay_ns < self._baseline_ns:
-            self._baseline_ns = delay_ns
+        if self._floor_ns is None or delay_ns < self._floor_ns:
+            self._floor_ns = delay_ns
         else:
-            self._baseline_ns += self.DRIFT_NS_PER_FRAME
-        if delay_ns - self._baseline_ns <= self.STALE_NS:
+            self._floor_ns += self.DRIFT_NS_PER_FRAME
+        self._accepted_ns = max(self._accepted_ns, self._floor_ns)
+        if delay_ns <= self._accepted_ns + self.STALE_NS:
             self._consecutive = 0
+            self._accepted_ns = max(self._floor_ns, min(self._accepted_ns, delay_ns))
             return False
         self._consecutive += 1
-        if self._consecutive > self.MAX_CONSECUTIVE:
-            self._baseline_ns, self._consecutive = delay_ns, 0
+        if self._consecutive > self.MAX_CONSECUTIVE and delay_ns <= self._floor_ns + self.MAX_BACKLOG_NS:
+            self._accepted_ns, self._consecutive = delay_ns, 0
             return False
         self.stale += 1
         return True

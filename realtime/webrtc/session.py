@@ -166,10 +166,12 @@ class Session:
                 self.request_close(f"no media for {idle_s:.1f} s")
 
     def _follow_video_latency(self) -> None:
-        """Sets the A/V sync delay to the video's median latency (at least the audio's own
-        receive delay), moving it only on a real change so the audio rarely glitches."""
+        """Sets the A/V sync delay to the video's median latency including its encoding (at least
+        the audio's own receive delay), moving it only on a real change so the audio rarely glitches."""
         floor_ms = self.audio_out.receive_delay_ns / 1e6
-        video_ms = self.stats.latency_percentile_ms(50) if len(self.stats.latencies_ms) >= 10 else 0.0
+        video_ms = 0.0
+        if len(self.stats.latencies_ms) >= 10:
+            video_ms = self.stats.latency_percentile_ms(50) + self.stats.encode_p50_ms()
         target_ms = max(floor_ms, round(video_ms / 10.0) * 10.0)
         if (
             self.audio_out.sync_delay_ns == 0

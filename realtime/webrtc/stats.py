@@ -6,8 +6,9 @@ Once a second the server sends one JSON text message on the data channel labelle
     {"type": "stats", "session": str, "uptime_s": float,
      "fps_in": float, "fps_out": float,          # video frames per second received / sent
      "server_latency_ms": {"p50", "p95", "max"},  # frame received -> handed to the encoder
+     "encode_ms": float,       # p50 time aiortc's sender takes to encode and send a video frame
      "sync_delay_ms": float,   # both returned tracks are timestamped this long after capture
-     "av_offset_ms": float,    # video latency p50 - sync delay: > 0 video leaves after the audio
+     "av_offset_ms": float,    # video latency p50 + encode - sync delay: > 0 video leaves after the audio
                                # it matches, < 0 before it (a receiver playing by timestamps waits)
      "late_frames": int, "dropped_frames": int,   # totals: missed deadline / replaced by newer
      "frames_out": int, "modes": {mode: count},   # "lipsync" or why a frame passed through
@@ -44,6 +45,9 @@ class SessionStats:
     latencies_ms: collections.deque[float] = dataclasses.field(
         default_factory=lambda: collections.deque(maxlen=WINDOW_FRAMES)
     )
+    encode_ms: collections.deque[float] = dataclasses.field(
+        default_factory=lambda: collections.deque(maxlen=WINDOW_FRAMES)
+    )  # handed to aiortc's sender -> encoded and sent
     _in_times_ns: collections.deque[int] = dataclasses.field(
         default_factory=lambda: collections.deque(maxlen=WINDOW_FRAMES)
     )
@@ -59,6 +63,9 @@ class SessionStats:
         self.frames_out += 1
         self._out_times_ns.append(now_ns)
         self.latencies_ms.append((now_ns - arrival_ns) / 1e6)
+
+    def encode_p50_ms(self) -> float:
+        return float(np.median(np.fromiter(self.encode_ms, dtype=np.float64))) if self.encode_ms else 0.0
 
     def latency_percentile_ms(self, q: float) -> float:
         if not self.latencies_ms:
@@ -79,8 +86,11 @@ class SessionStats:
                 "p95": round(self.latency_percentile_ms(95), 2),
                 "max": round(max(self.latencies_ms, default=0.0), 2),
             },
+            "encode_ms": round(self.encode_p50_ms(), 2),
             "sync_delay_ms": round(self.sync_delay_ms, 2),
-            "av_offset_ms": round(p50 - self.sync_delay_ms, 2) if self.latencies_ms else 0.0,
+            "av_offset_ms": round(p50 + self.encode_p50_ms() - self.sync_delay_ms, 2)
+            if self.latencies_ms
+            else 0.0,
             "late_frames": self.modes["late"],
             "dropped_frames": self.dropped_frames + int(pipeline.get("dropped_frames", 0)),
             "frames_out": self.frames_out,
