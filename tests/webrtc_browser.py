@@ -10,14 +10,13 @@ import subprocess
 import tempfile
 import time
 import urllib.request
-import wave
 from pathlib import Path
 from typing import Any
 
 import av
-import numpy as np
 
-from realtime.webrtc.clip import Clip
+from realtime.webrtc.clip import SEND_RATE_HZ, Clip
+from stablesync.media import write_wav
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -39,11 +38,7 @@ def write_fake_media(clip: Clip, folder: Path) -> tuple[Path, Path]:
                 out.mux(packet)
         for packet in stream.encode():
             out.mux(packet)
-    with wave.open(str(wav), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(48_000)
-        w.writeframes((np.clip(clip.audio, -1, 1) * 32767).astype("<i2").tobytes())
+    write_wav(wav, clip.audio, SEND_RATE_HZ)
     return y4m, wav
 
 

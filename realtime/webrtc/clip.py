@@ -10,15 +10,11 @@ not drive the mouth). Frame `k*fps` and tone k start at the same instant of the 
 from __future__ import annotations
 
 import dataclasses
-import wave
+import json
 from pathlib import Path
 
-import av
 import numpy as np
 from numpy.typing import NDArray
-
-from stablesync.audio import prepare_audio, resample
-from stablesync.errors import UserError
 
 UInt8Array = NDArray[np.uint8]
 FloatArray = NDArray[np.float32]
@@ -41,16 +37,6 @@ class Clip:
         return len(self.frames) / self.fps
 
 
-def _read_wav(path: Path) -> tuple[FloatArray, int]:
-    with wave.open(str(path), "rb") as w:
-        if w.getsampwidth() != 2:
-            raise UserError(f"{path}: expected 16-bit PCM audio")
-        data = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
-        return (data.reshape(-1, w.getnchannels()).mean(axis=1) / 32768.0).astype(
-            np.float32
-        ), w.getframerate()
-
-
 def _even(frames: UInt8Array) -> UInt8Array:
     """Encoders want even sizes (yuv420)."""
     h, w = frames.shape[1] // 2 * 2, frames.shape[2] // 2 * 2
@@ -58,55 +44,32 @@ def _even(frames: UInt8Array) -> UInt8Array:
 
 
 def load_clip(path: str | Path, max_seconds: float | None = None) -> Clip:
-    """A prepared clip folder (frames.npy + audio.wav), a video file with audio, or an image + wav
-    (`face.png` beside `speech.wav`: the still face is repeated for the speech's length)."""
+    """A prepared clip folder (frames.npy + audio.wav + meta.json), a video file with audio, or a
+    face image with `speech.wav` beside it (the still face repeated for the speech's length)."""
+    from stablesync.media import iter_video_frames, read_audio, video_info
+
     path = Path(path)
     if path.is_dir() and (path / "frames.npy").exists():
         frames = np.load(path / "frames.npy")
-        audio, rate = _read_wav(path / "audio.wav")
-        fps = 25.0
+        audio = read_audio(path / "audio.wav", SEND_RATE_HZ)
         meta = path / "meta.json"
-        if meta.exists():
-            import json
-
-            fps = float(json.loads(meta.read_text()).get("fps", fps))
+        fps = float(json.loads(meta.read_text()).get("fps", 25.0)) if meta.exists() else 25.0
     elif path.suffix.lower() in (".png", ".jpg", ".jpeg"):
-        wav = path.with_name("speech.wav")
-        if not wav.exists():
-            raise UserError(f"{path}: a still face needs speech.wav beside it")
-        audio, rate = _read_wav(wav)
-        with av.open(str(path)) as container:
-            image = next(container.decode(video=0)).to_ndarray(format="rgb24")
-        fps = 25.0
-        frames = np.repeat(image[None], max(1, int(len(audio) / rate * fps)), axis=0)
+        from realtime.sources import load_image
+
+        audio, fps = read_audio(path.with_name("speech.wav"), SEND_RATE_HZ), 25.0
+        frames = np.repeat(load_image(path)[None], max(1, int(len(audio) / SEND_RATE_HZ * fps)), axis=0)
     else:
-        try:
-            frames, fps, audio, rate = _decode_media(path)
-        except (av.error.FFmpegError, StopIteration, OSError) as exc:
-            raise UserError(f"{path}: expected a video file with audio ({exc})") from None
-    clip = Clip(_even(np.asarray(frames, np.uint8)), fps, resample(audio, rate, SEND_RATE_HZ), path.stem)
+        fps = video_info(path)[0]
+        frames = np.stack([image for image, _ in iter_video_frames(path)])
+        audio = read_audio(path, SEND_RATE_HZ)
+    clip = Clip(_even(np.asarray(frames, np.uint8)), fps, audio, path.stem)
     if max_seconds is not None and clip.duration_s > max_seconds:
         n = int(max_seconds * fps)
         clip = dataclasses.replace(
             clip, frames=clip.frames[:n], audio=clip.audio[: int(n / fps * SEND_RATE_HZ)]
         )
     return clip
-
-
-def _decode_media(path: Path) -> tuple[UInt8Array, float, FloatArray, int]:
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        fps = float(stream.average_rate or 25)
-        frames = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
-    with av.open(str(path)) as container:
-        if not container.streams.audio:
-            raise UserError(f"{path}: expected an audio track")
-        rate = container.streams.audio[0].rate
-        chunks = [f.to_ndarray() for f in container.decode(audio=0)]
-    samples = np.concatenate([c.T if c.shape[0] < c.shape[-1] else c for c in chunks], axis=0)
-    if samples.ndim == 2 and samples.shape[1] == 1:
-        samples = samples[:, 0]
-    return frames.astype(np.uint8), fps, prepare_audio(samples, rate, name=str(path)), 16_000
 
 
 def synthetic_clip(seconds: float = 4.0, size: tuple[int, int] = (240, 320), fps: float = 25.0) -> Clip:
