@@ -10,8 +10,8 @@ Each preset (random-init weights: speed does not depend on their values) is expo
 Medians (and minima: on a shared machine the least disturbed call) of `--runs` timed calls
 after warm-up; the load average is recorded beside them; onnxruntime and torch use `--threads` CPU threads.
 Params and GFLOPs per frame (per-frame part and reference part) come from
-`stablesync.models.cli.model_cost` (torch.utils.flop_counter; a multiply-add counts 2 FLOPs).
-`--quick` skips gpu-256 and batch 8.
+`stablesync.models.cli.preset_costs` (torch.utils.flop_counter; a multiply-add counts 2 FLOPs).
+`--quick`: cpu-rt only, batches 1 and 4 (the sizes of every preset are still listed).
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def bench_engine(engine: Any, batch: int, runs: int, seed: int = 0) -> dict[str,
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--out", type=Path, default=Path("runs/bench/generator.json"))
-    parser.add_argument("--quick", action="store_true", help="cpu-rt and paper only, batches 1, 2, 4")
+    parser.add_argument("--quick", action="store_true", help="cpu-rt only (sizes of all), batches 1 and 4")
     parser.add_argument("--presets", nargs="*", default=None)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
@@ -82,18 +82,16 @@ def main(argv: list[str] | None = None) -> int:
     from export.backends import available_backends
     from export.exporter import ExportOptions, export_model
     from stablesync.models import create, list_presets
-    from stablesync.models.cli import model_cost
+    from stablesync.models.cli import preset_costs
 
     torch.set_num_threads(args.threads)
     load_start = os.getloadavg()[0]
-    presets = args.presets or (
-        [p for p in list_presets() if p != "gpu-256"] if args.quick else list_presets()
-    )
-    batches = BATCHES[:3] if args.quick else BATCHES
+    presets = args.presets or (["cpu-rt"] if args.quick else list_presets())
+    batches = (1, 4) if args.quick else BATCHES
     runs = args.runs or (10 if args.quick else 30)
     backends = available_backends()
     rows: list[dict[str, Any]] = []
-    costs: dict[str, dict[str, float]] = {}
+    costs = {name: preset_costs(name) for name in list_presets()}  # meta device: instant
     samples: dict[str, list[float]] = {}
     int8: dict[str, Any] = {}
     shipping: dict[str, float] = {}
@@ -101,7 +99,6 @@ def main(argv: list[str] | None = None) -> int:
         for preset in presets:
             torch.manual_seed(0)
             model = create(preset).eval()
-            costs[preset] = model_cost(model)
             big = model.cfg.generator.image_size > 128
             options = ExportOptions(
                 parity_batch=1, int8=preset == "cpu-rt", intra_op_threads=args.threads, write_checkpoint=True

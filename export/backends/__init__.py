@@ -7,6 +7,7 @@ TensorRT), torch_engine.py ("torch": the only one that imports torch).
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 BACKENDS = ("ort-cpu", "ort-cuda", "ort-trt", "tensorrt", "torch")
@@ -53,3 +54,12 @@ def pick_auto() -> str:
         if available(backend):
             return backend
     return "ort-cpu"
+
+
+def engine_cache_dir(directory: Path) -> Path:
+    """Where TensorRT engines of an export live: DIR/tensorrt where writable (`--tensorrt` puts
+    them there), else the user's cache (e.g. for the read-only bundled weights)."""
+    own = directory / "tensorrt"
+    if (own.is_dir() and os.access(own, os.W_OK)) or (not own.exists() and os.access(directory, os.W_OK)):
+        return own
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "stablesync" / "tensorrt"

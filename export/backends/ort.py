@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from export.backends import engine_cache_dir
 from export.engine import FloatArray, ReferenceFeatures
 from export.manifest import Manifest, check_graph_file
 from stablesync.errors import UserError
@@ -38,7 +39,7 @@ def _trt_provider_options(directory: Path, manifest: Manifest, graph: str) -> di
     def profile(batch: int) -> str:
         return ",".join(f"{name}:{batch}x{dims[name]}" for name in inputs)
 
-    cache = directory / "tensorrt" / "ort-trt"
+    cache = engine_cache_dir(directory) / "ort-trt"
     cache.mkdir(parents=True, exist_ok=True)
     return {
         "trt_fp16_enable": True,

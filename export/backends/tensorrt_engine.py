@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from export.backends import engine_cache_dir
 from export.engine import FloatArray, ReferenceFeatures
 from export.manifest import Manifest, check_graph_file
 from stablesync.errors import UserError
@@ -60,14 +60,6 @@ def gpu_name() -> str:
     props = _check(cudart.cudaGetDeviceProperties(0))
     name = props.name
     return (name.decode() if isinstance(name, bytes) else str(name)).rstrip("\x00").strip()
-
-
-def cache_dir(directory: Path) -> Path:
-    """DIR/tensorrt where writable (the export puts engines there), else the user's cache."""
-    own = directory / "tensorrt"
-    if os.access(directory, os.W_OK) or (own.is_dir() and os.access(own, os.W_OK)):
-        return own
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "stablesync" / "tensorrt"
 
 
 def engine_key(graph_sha256: str, trt_version: str, gpu: str, max_batch: int) -> str:
@@ -208,7 +200,7 @@ class TensorRTEngine:
         self._graphs: dict[str, _TrtGraph] = {}
         for graph in ("reference", "frame"):
             onnx_path = check_graph_file(directory, manifest, graph)
-            engine = build_engine(onnx_path, manifest, graph, cache_dir(directory), print)
+            engine = build_engine(onnx_path, manifest, graph, engine_cache_dir(directory), print)
             self._graphs[graph] = _TrtGraph(trt, engine, manifest, graph)
 
     def encode_reference(self, images: FloatArray) -> ReferenceFeatures:
