@@ -7,6 +7,7 @@ manifest that lists graphs it does not describe.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import shutil
 import tempfile
@@ -95,11 +96,15 @@ def export_model(
     cfg = model.cfg
     preset = preset or preset_of(cfg)
     model = model.eval()
-    if options.fp16_weights:
+    if options.fp16_weights:  # on copies: the caller's models keep their weights
+        model = copy.deepcopy(model)
         _round_to_fp16(model)
         if syncnet is not None:
+            syncnet = copy.deepcopy(syncnet)
             _round_to_fp16(syncnet)
     s, w = cfg.generator.image_size, cfg.audio.window_frames
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out}: exists and is not a directory; expected a directory to export into")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     try:
