@@ -1,7 +1,7 @@
 """Regenerates the committed demo assets: `python -m stablesync.data.demo_assets`.
 
 - `stablesync/assets/demo/face.png`: the astronaut photo (scikit-image, public domain NASA
-  image) cropped square around the face, 256x256, mouth closed as photographed (smiling).
+  image) cropped square around the face, 256x256, smiling as photographed.
 - `stablesync/assets/demo/speech.wav`: about 5 s of project-written English sentences spoken by
   espeak-ng (voice en-us+m3), 16 kHz mono PCM16, with short pauses.
 """
