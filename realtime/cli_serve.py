@@ -10,8 +10,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import sys
+from pathlib import Path
 
 from realtime.webrtc.config import ServeConfig
 from realtime.webrtc.processing import PassthroughFactory, PipelineFactory
@@ -29,8 +31,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
     parser.add_argument("--token", default=None, help="secret the page must send; required off 127.0.0.1")
     parser.add_argument("--max-sessions", type=int, default=4, help="peers served at once (default 4)")
-    add_engine_options(parser)
-    parser.set_defaults(quiet=True)
+    add_engine_options(parser)  # --stats-json: the final stats of every session, at exit
     parser.description = (parser.description or "") + f" --backend {PASSTHROUGH} returns video untouched."
     return parser
 
@@ -58,7 +59,8 @@ def page_url(server: RunningServer, token: str | None) -> str:
 
 def main(args: argparse.Namespace) -> int:
     config = _config(args)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    level = logging.WARNING if args.quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(name)s: %(message)s")
     for noisy in ("aioice", "aiortc", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     pipelines = open_pipelines(args)
@@ -66,10 +68,23 @@ def main(args: argparse.Namespace) -> int:
     def ready(server: RunningServer) -> None:
         print(f"stablesync serve: open {page_url(server, config.token)} ({pipelines.mode})", flush=True)
 
+    sessions: list[dict[str, object]] = []
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve_until_signal(config, pipelines, ready))
-    print("stablesync serve: stopped", file=sys.stderr)
+        sessions = asyncio.run(serve_until_signal(config, pipelines, ready))
+    print(f"stablesync serve: stopped after {len(sessions)} session(s)", file=sys.stderr)
+    if args.stats_json is not None:
+        write_json_atomic(
+            args.stats_json, {"command": "serve", "backend": pipelines.mode, "sessions": sessions}
+        )
+        print(f"wrote {args.stats_json}", file=sys.stderr)
     return 0
+
+
+def write_json_atomic(path: Path, data: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(json.dumps(data, indent=2))
+    tmp.replace(path)
 
 
 __all__ = ["UserError", "build_parser", "main"]

@@ -149,8 +149,9 @@ def _status(url: str) -> dict[str, int]:
 @pytest.mark.slow
 def test_sigterm_closes_peers_and_exits_within_5_s(tmp_path: Path) -> None:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
+    cmd = [sys.executable, "-m", "stablesync.cli", "serve", "--port", "0", "--backend", "passthrough"]
     server = subprocess.Popen(
-        [sys.executable, "-m", "stablesync.cli", "serve", "--port", "0", "--backend", "passthrough"],
+        [*cmd, "--stats-json", str(tmp_path / "serve.json")],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -178,12 +179,15 @@ def test_sigterm_closes_peers_and_exits_within_5_s(tmp_path: Path) -> None:
                 time.sleep(0.3)
             else:
                 pytest.fail("the client never connected")
-            time.sleep(1.0)  # media flowing
+            time.sleep(2.0)  # media flowing
             began = time.monotonic()
             server.send_signal(signal.SIGTERM)
             code = server.wait(timeout=10)
             assert time.monotonic() - began < 5.0
             assert code == 0
+            report = json.loads((tmp_path / "serve.json").read_text())
+            (session,) = report["sessions"]
+            assert session["close_reason"] == "server shutting down" and session["frames_out"] > 0
         finally:
             client.kill()
             client.wait()

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import secrets
+from typing import Any
 
 from realtime.webrtc.config import ServeConfig
 from realtime.webrtc.processing import PipelineFactory
 from realtime.webrtc.session import Session
 
 log = logging.getLogger(__name__)
+FINISHED_KEPT = 1000  # final stats of closed sessions kept for `serve --stats-json`
 
 
 class SessionRegistry:
@@ -19,6 +22,7 @@ class SessionRegistry:
         self._pipelines = pipelines
         self._sessions: dict[str, Session] = {}
         self._opening = 0
+        self.finished: collections.deque[dict[str, Any]] = collections.deque(maxlen=FINISHED_KEPT)
         self._all_closed = asyncio.Event()
         self._all_closed.set()
 
@@ -54,7 +58,8 @@ class SessionRegistry:
         return session
 
     def _discard(self, session: Session) -> None:
-        self._sessions.pop(session.id, None)
+        if self._sessions.pop(session.id, None) is not None:
+            self.finished.append(session.final_stats())
         if not self._sessions:
             self._all_closed.set()
 

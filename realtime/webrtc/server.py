@@ -181,8 +181,9 @@ async def running_server(config: ServeConfig, pipelines: PipelineFactory) -> Asy
 
 async def serve_until_signal(
     config: ServeConfig, pipelines: PipelineFactory, on_ready: Callable[[RunningServer], None]
-) -> None:
-    """Serves until SIGINT/SIGTERM, then closes every peer connection and returns (< 5 s)."""
+) -> list[dict[str, Any]]:
+    """Serves until SIGINT/SIGTERM, then closes every peer connection (< 5 s) and returns the
+    final stats message of every session served (the last `FINISHED_KEPT`)."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -194,3 +195,4 @@ async def serve_until_signal(
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+    return list(server.registry.finished)

@@ -180,6 +180,9 @@ class Session:
             self.stats.sync_delay_ms = target_ms
             self.audio_out.sync_delay_ns = int(target_ms * 1e6)
 
+    def final_stats(self) -> dict[str, Any]:
+        return self.stats.message(self._pipeline.figures()) | {"close_reason": self.close_reason}
+
     # -- closing -----------------------------------------------------------------------------
     def request_close(self, reason: str) -> None:
         if self._close_task is None:
