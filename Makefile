@@ -42,13 +42,15 @@ lint: $(VENV)/.stamp-all
 typecheck: $(VENV)/.stamp-all
 	$(VENV)/bin/mypy
 
+# The suite runs in a private loopback-only network namespace (.ci/netns.sh): WebRTC media,
+# HTTP and the browser never touch a real interface.
 unit: sysdeps-test $(VENV)/.stamp-all
-	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
+	bash .ci/netns.sh $(VENV)/bin/pytest -q $(PYTEST_ARGS)
 
 test: lint typecheck unit
 
 bench: sysdeps-test $(VENV)/.stamp-all
-	$(VENV)/bin/stablesync bench --out benchmarks/out
+	bash .ci/netns.sh $(VENV)/bin/stablesync bench --out benchmarks/out $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

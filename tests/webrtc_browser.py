@@ -74,6 +74,7 @@ class Browser:
             f"--use-file-for-fake-video-capture={y4m}",
             f"--use-file-for-fake-audio-capture={wav}",
             "--autoplay-policy=no-user-gesture-required",
+            "--allow-loopback-in-peer-connection",  # the suite runs in a loopback-only namespace
         ]
         self._session: str | None = None
 
