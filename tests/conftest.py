@@ -184,10 +184,20 @@ def pulse_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[st
         assert time.monotonic() < deadline, "pulseaudio did not start"
         time.sleep(0.1)
     pid = int((run / "pulse" / "pid").read_text().split()[0])
+    _refresh_portaudio()  # PortAudio lists devices once: an earlier test may have started it
     try:
         yield "testsink"
     finally:
         os.kill(pid, signal.SIGTERM)
+        _refresh_portaudio()
+
+
+def _refresh_portaudio() -> None:
+    """Re-reads the device list (sounddevice's documented way: terminate, then initialise)."""
+    import sounddevice
+
+    sounddevice._terminate()
+    sounddevice._initialize()
 
 
 # --- end real-time filter ------------------------------------------------------------------
