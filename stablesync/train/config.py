@@ -7,6 +7,7 @@ key or wrong type. Paths in a config are relative to the config file's folder un
 
 from __future__ import annotations
 
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,7 +121,7 @@ def _resolve(base: Path, value: str) -> str:
     if not value:
         return value
     p = Path(value).expanduser()
-    return str(p if p.is_absolute() else (base / p))
+    return os.path.normpath(p if p.is_absolute() else (base / p))
 
 
 def parse_config(data: dict[str, Any], where: str, base: Path) -> tuple[Stage, StageConfig]:
