@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a smaller run for the quick suite")
     args = parser.parse_args(argv)
     if args.quick:
-        args.clips = min(args.clips, 6)
+        args.clips = min(args.clips, 4)
 
     from stablesync.data.quality import detection_rate, envelope_correlation
     from stablesync.data.synth import SynthConfig, synthesise_corpus

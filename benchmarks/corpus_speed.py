@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a smaller run for the quick suite")
     args = parser.parse_args(argv)
     if args.quick:
-        args.minutes = min(args.minutes, 1.0)
+        args.minutes = min(args.minutes, 0.5)
 
     from stablesync.data.synth import SynthConfig, synthesise_corpus
 

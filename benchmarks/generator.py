@@ -11,7 +11,8 @@ Medians (and minima: on a shared machine the least disturbed call) of `--runs` t
 after warm-up; the load average is recorded beside them; onnxruntime and torch use `--threads` CPU threads.
 Params and GFLOPs per frame (per-frame part and reference part) come from
 `stablesync.models.cli.preset_costs` (torch.utils.flop_counter; a multiply-add counts 2 FLOPs).
-`--quick`: cpu-rt only, batches 1 and 4 (the sizes of every preset are still listed).
+`--quick`: cpu-rt on onnxruntime (fp32 and int8) only, batches 1 and 4 (the sizes of every preset
+are still listed).
 """
 
 from __future__ import annotations
@@ -68,7 +69,11 @@ def bench_engine(engine: Any, batch: int, runs: int, seed: int = 0) -> dict[str,
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--out", type=Path, default=Path("runs/bench/generator.json"))
-    parser.add_argument("--quick", action="store_true", help="cpu-rt only (sizes of all), batches 1 and 4")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="cpu-rt on onnxruntime fp32/int8 only (sizes of all), batches 1 and 4",
+    )
     parser.add_argument("--presets", nargs="*", default=None)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
@@ -89,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     presets = args.presets or (["cpu-rt"] if args.quick else list_presets())
     batches = (1, 4) if args.quick else BATCHES
     runs = args.runs or (10 if args.quick else 30)
-    backends = available_backends()
+    # --quick: onnxruntime only (fp32 and int8), no fp16-storage variant: the suite has 3 minutes
+    backends = [b for b in available_backends() if not (args.quick and b == "torch")]
     rows: list[dict[str, Any]] = []
     costs = {name: preset_costs(name) for name in list_presets()}  # meta device: instant
     samples: dict[str, list[float]] = {}
@@ -113,7 +119,9 @@ def main(argv: list[str] | None = None) -> int:
                 variants.append(("ort-cpu-int8", "ort-cpu", {"prefer_int8": True}))
                 int8 = {"psnr_db": manifest.int8_psnr_db, "export_speedup": manifest.int8_speedup}
             dirs = {label: directory for label, _, _ in variants}
-            if preset == "cpu-rt":  # the shipping form: fp16-stored weights, same graphs otherwise
+            if (
+                preset == "cpu-rt" and not args.quick
+            ):  # the shipping form: fp16-stored weights, same graphs otherwise
                 fp16_dir = Path(tmp) / f"{preset}-fp16w"
                 fp16_options = dataclasses.replace(options, int8=False, fp16_weights=True)
                 fp16_manifest = export_model(

@@ -244,13 +244,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out/latency_probe.json"))
     parser.add_argument("--bursts", type=int, default=12)
     parser.add_argument("--gap-s", type=float, default=1.2)
-    parser.add_argument("--quick", action="store_true", help="4 bursts")
+    parser.add_argument("--quick", action="store_true", help="3 bursts")
     parser.add_argument("--weights", type=Path, default=None)
     args = parser.parse_args(argv)
     face, _ = demo_face_and_speech()
     with tempfile.TemporaryDirectory() as tmp:
         weights, kind = bench_weights(args.weights, Path(tmp))
-        figures = measure(weights, face, 4 if args.quick else args.bursts, args.gap_s, Path(tmp))
+        figures = measure(weights, face, 3 if args.quick else args.bursts, args.gap_s, Path(tmp))
     figures["weights"] = kind
     path = write_result(args.out, "latency_probe", figures)
     o, f = figures["outside_glass_to_glass_ms"], figures["file_av_offset_ms"]

@@ -55,10 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.memory_soak", description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out/memory_soak.json"))
     parser.add_argument("--minutes", type=float, default=10.0)
-    parser.add_argument("--quick", action="store_true", help="30 s instead of 10 minutes")
+    parser.add_argument("--quick", action="store_true", help="15 s instead of 10 minutes")
     parser.add_argument("--weights", type=Path, default=None)
     args = parser.parse_args(argv)
-    seconds = 30.0 if args.quick else args.minutes * 60.0
+    seconds = 15.0 if args.quick else args.minutes * 60.0
     face, speech = demo_face_and_speech()
     speech = speech_like(8.0) if speech is None else speech
     sampler = Sampler()

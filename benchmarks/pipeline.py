@@ -82,11 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.pipeline", description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out/pipeline.json"))
     parser.add_argument("--seconds", type=float, default=60.0)
-    parser.add_argument("--quick", action="store_true", help="10 s instead of 60")
+    parser.add_argument("--quick", action="store_true", help="8 s instead of 60")
     parser.add_argument("--budget-ms", type=float, default=250.0)
     parser.add_argument("--weights", type=Path, default=None)
     args = parser.parse_args(argv)
-    seconds = 10.0 if args.quick else args.seconds
+    seconds = 8.0 if args.quick else args.seconds
     face, speech = demo_face_and_speech()
     speech = speech_like(8.0) if speech is None else speech
     with tempfile.TemporaryDirectory() as tmp:

@@ -61,12 +61,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.resolution", description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out/resolution.json"))
     parser.add_argument("--seconds", type=float, default=20.0, help="per resolution")
-    parser.add_argument("--quick", action="store_true", help="5 s per resolution")
+    parser.add_argument("--quick", action="store_true", help="4 s per resolution")
     parser.add_argument("--weights", type=Path, default=None)
     args = parser.parse_args(argv)
     from realtime.sources import load_image
 
-    seconds = 5.0 if args.quick else args.seconds
+    seconds = 4.0 if args.quick else args.seconds
     face_path, speech = demo_face_and_speech()
     speech = speech_like(8.0) if speech is None else speech
     face = load_image(face_path)

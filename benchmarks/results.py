@@ -6,11 +6,23 @@ import os
 from pathlib import Path
 from typing import Any
 
+LABEL_KEYS = ("preset", "backend", "batch", "sessions", "resolution", "name")
+
+
+def _label(item: dict[str, Any], index: int) -> str:
+    """A row of a list (e.g. one preset x backend x batch) is named by its identifying fields."""
+    parts = [f"{'b' if k == 'batch' else ''}{item[k]}" for k in LABEL_KEYS if k in item]
+    return " ".join(parts) if parts else str(index)
+
 
 def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
     if isinstance(value, dict):
         for k, v in value.items():
             _flatten(f"{prefix}.{k}" if prefix else str(k), v, out)
+    elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        for i, item in enumerate(value):
+            rest = {k: v for k, v in item.items() if k not in LABEL_KEYS}
+            _flatten(f"{prefix}[{_label(item, i)}]", rest, out)
     elif isinstance(value, (int, float, str, bool)) or value is None:
         out[prefix] = value
 

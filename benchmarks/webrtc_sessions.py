@@ -124,13 +124,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.webrtc_sessions", description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out/webrtc_sessions.json"))
     parser.add_argument("--seconds", type=float, default=60.0)
-    parser.add_argument("--quick", action="store_true", help="N = 1, 2 for 10 s each")
+    parser.add_argument("--quick", action="store_true", help="N = 1, 2 for 6 s each")
     parser.add_argument("--sessions", default="1,2,4,8", help="comma-separated session counts")
     parser.add_argument("--weights", type=Path, default=None)
     parser.add_argument("--backend", default="auto")
     args = parser.parse_args(argv)
     args.sessions = [1, 2] if args.quick else [int(n) for n in args.sessions.split(",")]
-    seconds = 10.0 if args.quick else args.seconds
+    seconds = 6.0 if args.quick else args.seconds
     clip = _clip()
     figures: dict[str, Any] = {"seconds": seconds, "clip": clip.name, "runs": {}, "samples": {}}
     with tempfile.TemporaryDirectory() as tmp:
