@@ -38,10 +38,10 @@ def main(args: argparse.Namespace) -> int:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     ckpt = Path(args.checkpoint)
+    model, _ = checkpoint.load(ckpt, expect_arch="lipsync")  # a missing CKPT is reported first
     syncnet_path = Path(args.syncnet) if args.syncnet else ckpt.parent / "syncnet.safetensors"
     if not syncnet_path.is_file():
         raise UserError(f"{syncnet_path}: AVSyncNet checkpoint not found (pass --syncnet)")
-    model, _ = checkpoint.load(ckpt, expect_arch="lipsync")
     syncnet, _ = checkpoint.load(syncnet_path, expect_arch="avsyncnet")
     assert isinstance(model, LipSyncModel) and isinstance(syncnet, AVSyncNet)
     meta = checkpoint.read_metadata(ckpt)
