@@ -50,7 +50,7 @@ unit: sysdeps-test $(VENV)/.stamp-all
 test: lint typecheck unit
 
 bench: sysdeps-test $(VENV)/.stamp-all
-	bash .ci/netns.sh $(VENV)/bin/stablesync bench --out benchmarks/out $(BENCH_ARGS)
+	bash .ci/netns.sh $(VENV)/bin/stablesync bench --out benchmarks/results $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

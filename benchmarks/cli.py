@@ -36,7 +36,9 @@ def discover() -> list[str]:
 def build_parser(prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description="Run the benchmark suite.")
     parser.add_argument("--quick", action="store_true", help="short runs (the suite in under 3 minutes)")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/out"), help="folder for JSON and plots")
+    parser.add_argument(
+        "--out", type=Path, default=Path("benchmarks/results"), help="folder for JSON and plots"
+    )
     parser.add_argument("--only", nargs="*", default=None, help="benchmark names to run (default: all)")
     parser.add_argument(
         "--results-md",
