@@ -53,6 +53,17 @@ def _commit() -> str | None:
         return None
 
 
+def rss_mb(pid: int | str = "self") -> float:
+    """Resident set size of a process (this one by default) in MB, from /proc (Linux); NaN if gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return float("nan")
+
+
 def environment() -> dict[str, Any]:
     versions = {}
     for lib in LIBRARIES:

@@ -16,17 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import write_result
+from benchmarks.common import rss_mb, write_result
 from benchmarks.inputs import bench_weights, demo_face_and_speech, speech_like
 from benchmarks.pipeline import run_paced
-
-
-def rss_mb() -> float:
-    """Resident set size of this process, from /proc (Linux)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024.0
-    raise RuntimeError("no VmRSS in /proc/self/status")
 
 
 class Sampler:

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import write_result
+from benchmarks.common import rss_mb, write_result
 from benchmarks.inputs import bench_weights, demo_face_and_speech, speech_like
 
 SERVER_START_TIMEOUT_S = 120.0
@@ -47,13 +47,6 @@ def _clip(width_px: int = 320) -> Any:
     image = cv2.resize(image, (width_px, round(h * width_px / w) // 2 * 2))
     frames = np.repeat(image[None], int(len(speech) / 16_000 * 25), axis=0)
     return Clip(frames, 25.0, resample(speech, 16_000, SEND_RATE_HZ), face.stem)
-
-
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1024.0, 1)
-    return float("nan")
 
 
 def _status(url: str) -> dict[str, Any]:
@@ -138,9 +131,9 @@ def main(argv: list[str] | None = None) -> int:
         server, url = _start_server(args, weights, Path(tmp) / "server.log")
         try:
             figures["backend"] = _status(url)["mode"]
-            figures["server_rss_mb_start"] = _rss_mb(server.pid)
+            figures["server_rss_mb_start"] = round(rss_mb(server.pid), 1)
             for n in args.sessions:
-                rss_before = _rss_mb(server.pid)
+                rss_before = round(rss_mb(server.pid), 1)
                 results = asyncio.run(_round(url, clip, n, seconds))
                 _wait_idle(url)
                 sessions = [_per_session(r) for r in results]
@@ -155,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
                     "av_offset_ms_p50": round(float(np.median(av)), 1) if av else None,
                     "lipsync_fraction_min": min(s["lipsync_fraction"] for s in sessions),
                     "server_rss_mb_before": rss_before,
-                    "server_rss_mb_after": _rss_mb(server.pid),
+                    "server_rss_mb_after": round(rss_mb(server.pid), 1),
                 }
                 figures["samples"][f"glass-to-glass ms, {n} session(s)"] = [round(g, 1) for g in g2g]
                 r = figures["runs"][str(n)]
@@ -166,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
                     f" RSS {r['server_rss_mb_before']} -> {r['server_rss_mb_after']} MB",
                     flush=True,
                 )
-            figures["server_rss_mb_end"] = _rss_mb(server.pid)
+            figures["server_rss_mb_end"] = round(rss_mb(server.pid), 1)
             full = [
                 n
                 for n, r in figures["runs"].items()
