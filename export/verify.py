@@ -1,10 +1,9 @@
 """Checks an export before it is reported: onnx.checker (full check) and onnxruntime vs PyTorch.
 
 Parity is measured on random inputs and on corpus-like inputs (`export.sample_inputs`), per
-graph, as the max absolute error; it must stay within `tolerance` (1e-4 for fp32 weights). With
-fp16-stored weights the torch reference is the model with fp16-rounded weights and the bound is
-relative to the output's magnitude (1e-3): the graph's folded conv+batch-norm weights are
-rounded once more after folding.
+graph, as the max absolute error; it must stay within `tolerance` (1e-4). With fp16-stored
+weights the torch reference is the model with batch norm folded and then the weights rounded to
+fp16 (`export.fold`), which is exactly what the graphs hold, so the same bound applies.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from export.engine import FloatArray, ReferenceFeatures
+from export.fold import as_exported
 from export.graphs import weights_sha256
 from export.manifest import Manifest
 from stablesync import checkpoint
@@ -65,6 +66,8 @@ class TorchEngine:
                 f"{path}: image size {model.cfg.generator.image_size},"
                 f" manifest.json says {manifest.image_size}"
             )
+        model.eval()
+        as_exported(model, fp16_weights=manifest.weights_dtype == "float16")  # what the graphs compute
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.dtype = torch.float16 if self.device.type == "cuda" else torch.float32
         self.model = model.eval().to(self.device, self.dtype)
