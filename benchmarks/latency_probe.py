@@ -137,20 +137,6 @@ class HandInAudio:
         raise ValueError(f"no chunk holds t={t_s:.3f} s")
 
 
-def mouth_series(video: Path) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """(pts_s, mouth opening) of every frame of the output video (NaN where no face)."""
-    from stablesync.face import FaceMeshTracker, mouth_opening
-    from stablesync.media import iter_video_frames
-
-    pts, opening = [], []
-    with FaceMeshTracker(video=True) as tracker:
-        for rgb, t_s in iter_video_frames(video):
-            faces = tracker.detect(rgb)
-            pts.append(t_s)
-            opening.append(mouth_opening(faces[0].points) if faces else np.nan)
-    return np.asarray(pts), np.asarray(opening)
-
-
 def response_frame(
     pts: NDArray[np.float64], opening: NDArray[np.float64], onset_s: float, min_rise: float = 0.03
 ) -> int | None:
@@ -197,6 +183,7 @@ async def _run(weights: Path, face: Path, samples: NDArray[np.float32], work: Pa
 
 
 def measure(weights: Path, face: Path, bursts: int, gap_s: float, work: Path) -> dict[str, Any]:
+    from stablesync.evaluation.av_sync import mouth_series
     from stablesync.media import read_audio
 
     samples, onsets = probe_audio(bursts, gap_s)
