@@ -97,10 +97,13 @@ def test_eval_cli_writes_the_report(random_prepared: Path, tmp_path: Path) -> No
     for key in ("lse_c", "lse_d", "offset_accuracy", "psnr", "ssim", "lmd", "mouth_open_corr", "lip_leak"):
         assert key in report
     assert report["clips"] == 2 and report["split"] == "test"
+    assert report["lookahead_ms"] == cfg.lookahead_ms  # the model's unless --lookahead-ms
     assert 0 <= report["offset_accuracy"] <= 1 and np.isfinite(report["psnr"])
     gt = report["ground_truth"]
     assert gt["ssim"] == 1.0 and gt["lmd"] == 0.0 and np.isfinite(gt["lse_c"])
     assert len(report["per_clip"]) == 2
+    assert cli_main(["eval", "--checkpoint", str(tmp_path / "model.safetensors"), "--data",
+                     str(random_prepared), "--out", str(out), "--lookahead-ms", "500"]) == 2  # fmt: skip
     # a missing AVSyncNet is a one-line user error
     (tmp_path / "syncnet.safetensors").unlink()
     assert cli_main(["eval", "--checkpoint", str(tmp_path / "model.safetensors"), "--data",

@@ -21,6 +21,12 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--max-clips", type=int, default=0, help="evaluate only the first N clips (0 = all)")
     p.add_argument("--seed", type=int, default=0, help="seed of the reference-frame choice")
     p.add_argument("--no-lip-leak", action="store_true", help="skip the 3 lip-leak renders per clip")
+    p.add_argument(
+        "--lookahead-ms",
+        type=float,
+        default=None,
+        help="end of each frame's audio window after the frame (default: the model's, as trained)",
+    )
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
     return p
 
@@ -56,7 +62,10 @@ def main(args: argparse.Namespace) -> int:
         seed=args.seed,
         use_silent=meta.get("use_silent", "true") == "true",
         lip_leak=not args.no_lip_leak,
+        lookahead_ms=args.lookahead_ms,
     )
+    if args.lookahead_ms is not None and not 0 <= args.lookahead_ms <= 200:
+        raise UserError(f"--lookahead-ms {args.lookahead_ms}: expected 0 to 200")
 
     def progress(done: int, total: int, clip_id: str) -> None:
         print(f"\reval {done}/{total} {clip_id}", end="", file=sys.stderr, flush=True)
@@ -69,6 +78,7 @@ def main(args: argparse.Namespace) -> int:
         "data": str(args.data),
         "split": args.split,
         "use_silent": opts.use_silent,
+        "lookahead_ms": model.cfg.lookahead_ms if opts.lookahead_ms is None else opts.lookahead_ms,
         **report,
     }
     out = Path(args.out)

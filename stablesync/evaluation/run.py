@@ -48,6 +48,7 @@ class EvalOptions:
     batch: int = 32
     use_silent: bool = True  # False for models trained without G_S (ablation a)
     lip_leak: bool = True
+    lookahead_ms: float | None = None  # the audio window's end after each frame; None: the model's
 
 
 @torch.no_grad()
@@ -59,8 +60,11 @@ def generate_clip(
     use_silent: bool,
     batch: int,
     silent_audio: bool = False,
+    lookahead_ms: float | None = None,
 ) -> NDArray[np.uint8]:
-    """The clip re-rendered from `reference` (S, S, 3) and the clip's audio (or silence)."""
+    """The clip re-rendered from `reference` (S, S, 3) and the clip's audio (or silence); each
+    frame's mel window ends `lookahead_ms` after it (default: the model's training look-ahead)."""
+    ahead_ms = model.cfg.lookahead_ms if lookahead_ms is None else lookahead_ms
     ref = torch.from_numpy(to_chw(reference))[None]
     feats = model.encode_reference(ref) if use_silent else model.talker.encode_identity(ref)
     out = []
@@ -70,9 +74,7 @@ def generate_clip(
         if silent_audio:
             mels = torch.full((len(idx), 1, cfg.n_mels, 16), cfg.silence_value)
         else:
-            mels = torch.from_numpy(
-                np.stack([generator_mel(clip, t, model.cfg.lookahead_ms, cfg) for t in idx])
-            )
+            mels = torch.from_numpy(np.stack([generator_mel(clip, t, ahead_ms, cfg) for t in idx]))
         f = [x.expand(len(idx), -1, -1, -1) for x in feats]
         gen = model.generate(f, frames, mels)
         out.append((gen.clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).numpy())
@@ -104,7 +106,8 @@ def evaluate(
         for k, clip in enumerate(clips):
             ref_index = int(rng.integers(clip.n_frames))
             gt = np.asarray(clip.frames)
-            gen = generate_clip(model, clip, gt[ref_index], data.mel_cfg, opts.use_silent, opts.batch)
+            ref, ahead = gt[ref_index], opts.lookahead_ms
+            gen = generate_clip(model, clip, ref, data.mel_cfg, opts.use_silent, opts.batch, False, ahead)
             g_row, t_row = _clip_metrics(model, syncnet, data, clip, gt, gen, tracker, opts)
             gen_rows.append(g_row)
             gt_rows.append(t_row)
@@ -180,8 +183,9 @@ def _clip_metrics(
         threshold = p10 + CLOSED_MARGIN * (p90 - p10)
         i_open, i_closed = int(np.nanargmax(t_open)), int(np.nanargmin(t_open))
         use_silent = opts.use_silent
-        with_open = generate_clip(model, clip, gt[i_open], cfg, use_silent, opts.batch)
-        with_closed = generate_clip(model, clip, gt[i_closed], cfg, use_silent, opts.batch)
+        ahead = opts.lookahead_ms
+        with_open = generate_clip(model, clip, gt[i_open], cfg, use_silent, opts.batch, False, ahead)
+        with_closed = generate_clip(model, clip, gt[i_closed], cfg, use_silent, opts.batch, False, ahead)
         silent = generate_clip(model, clip, gt[i_open], cfg, use_silent, opts.batch, silent_audio=True)
         o_open, o_closed = mouth.openings(tracker(with_open)), mouth.openings(tracker(with_closed))
         o_silent = mouth.openings(tracker(silent))
