@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
 from stablesync import checkpoint
 from stablesync.cli import main as cli_main
@@ -134,6 +135,18 @@ def test_syncnet_trains_checkpoints_and_resumes_exactly(random_prepared: Path, t
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6, msg=k)
     rows = (tmp_path / "b" / "log.csv").read_text().splitlines()
     assert sum(r.startswith("3,train,bce,") for r in rows) == 1  # no duplicate rows after resume
+
+    # resumed with another batch size, the validation set differs: the best restarts there
+    bigger = syncnet_toml(random_prepared, tmp_path / "b", 6).replace("batch_size = 4", "batch_size = 2")
+    stage, other = load_config(write_config(tmp_path / "b6.toml", bigger))
+    state = tmp_path / "b" / "state.safetensors"
+    with safe_open(str(state), "pt") as f:
+        meta = f.metadata()
+    info = json.loads(meta["info"])
+    meta["info"] = json.dumps({**info, "best_score": -1e9})  # unbeatable on the old validation set
+    save_file(load_file(str(state)), str(state), metadata=meta)
+    train(stage, other, resume=True)
+    assert json.loads((tmp_path / "b" / "best.json").read_text())["step"] == 6
 
 
 @pytest.mark.slow

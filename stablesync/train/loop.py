@@ -82,6 +82,11 @@ def params_digest(modules: dict[str, nn.Module]) -> str:
     return h.hexdigest()
 
 
+def validation_signature(s: Schedule) -> str:
+    """What fixes the validation set: scores of runs with different signatures do not compare."""
+    return f"batch {s.batch_size} x {s.val_batches} @ seed {s.seed}"
+
+
 def _torch_rng() -> str:
     return base64.b64encode(torch.get_rng_state().numpy().tobytes()).decode()
 
@@ -110,6 +115,11 @@ def run(
     if resume:
         info = load_state(state_path, task.state_modules(), task.optimizers())
         step, best_score, best_step = int(info["step"]), float(info["best_score"]), int(info["best_step"])
+        if info.get("validation") != validation_signature(schedule):
+            # another validation set (e.g. a new batch size): the old best is not comparable
+            best_score, best_step = math.inf, -1
+            if env.is_main:
+                print(f"{out_dir}: the validation set changed; the best checkpoint restarts at step {step}")
         ranks = info["rng"]
         if len(ranks) != env.world_size:
             raise UserError(f"{state_path}: saved with {len(ranks)} processes, resumed with {env.world_size}")
@@ -170,7 +180,13 @@ def run(
             if env.is_main:
                 task.save_checkpoint(out_dir / "checkpoints" / f"step-{step:08d}.safetensors")
                 task.save_checkpoint(out_dir / "last.safetensors")
-                info = {"step": step, "best_score": best_score, "best_step": best_step, "rng": ranks}
+                info = {
+                    "step": step,
+                    "best_score": best_score,
+                    "best_step": best_step,
+                    "rng": ranks,
+                    "validation": validation_signature(schedule),
+                }
                 save_state(state_path, task.state_modules(), task.optimizers(), info)
                 plot_curves(out_dir / "log.csv", out_dir / "curves.png", f"{task.name}: {out_dir.name}")
             barrier(env)
