@@ -36,6 +36,7 @@ class MelWindow:
     mel: FloatArray  # (n_mels, window_frames)
     complete: bool  # all of its frames had arrived (False: cut short at the newest audio)
     silent: bool
+    evicted: bool = False  # part of it had already left the history ring (audio ran far ahead)
 
 
 class MelTimeline:
@@ -113,4 +114,4 @@ class MelTimeline:
         silent = bool(window.mean(axis=0).max() < self.cfg.silence_threshold)
         if silent:
             window = np.full_like(window, self.mel_cfg.silence_value)
-        return MelWindow(mel=window, complete=complete, silent=silent)
+        return MelWindow(mel=window, complete=complete, silent=silent, evicted=oldest > 0 and start < oldest)

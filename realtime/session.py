@@ -31,7 +31,7 @@ from export.engine import FloatArray, ReferenceFeatures
 from realtime.audio_windows import MelTimeline, MelWindow, WindowConfig
 from realtime.batcher import InferenceBatcher
 from realtime.compositing import CompositeConfig, Compositor
-from realtime.frames import NS_PER_MS, AudioChunk, OutputFrame, RgbImage, StageTimes, VideoFrame
+from realtime.frames import NS_PER_MS, NS_PER_S, AudioChunk, OutputFrame, RgbImage, StageTimes, VideoFrame
 from realtime.slots import Channel, LatestSlot
 from realtime.telemetry import Telemetry
 from realtime.tracking import FaceFollower, FaceTrack, HeadPose, TrackingConfig
@@ -93,6 +93,12 @@ class LipSyncSession:
         self._audio_out: Channel[AudioChunk] = Channel(cfg.audio_out_chunks, blocking=not live)
         self._audio_arrived = asyncio.Event()
         self._audio_ended = False
+        # offline (--fast): the audio may not run further ahead of the video than half the mel
+        # history, or the windows of frames still to come would already have left the ring
+        self._video_progress = asyncio.Event()
+        self._video_ns: int | None = None  # capture time of the newest frame taken from the slot
+        self._video_ended = False
+        self._first_audio_ns: int | None = None
         self._features: ReferenceFeatures | None = None
         self._reference_pose: HeadPose | None = None
         self._drift_count = 0
@@ -191,11 +197,32 @@ class LipSyncSession:
 
     # --- stages -------------------------------------------------------------------------
 
+    async def _hold_audio(self, chunk: AudioChunk) -> None:
+        """Offline only: waits while `chunk` is further ahead of the video than half the history."""
+        lead_ns = int(self.timeline.cfg.history_s / 2 * NS_PER_S)
+        if self._first_audio_ns is None:
+            self._first_audio_ns = chunk.capture_ns
+        while not self._video_ended:
+            since_ns = self._video_ns if self._video_ns is not None else self._first_audio_ns
+            if chunk.capture_ns - since_ns <= lead_ns:
+                return
+            self._video_progress.clear()
+            await self._video_progress.wait()
+
+    def _video_moved(self, frame: VideoFrame | None) -> None:
+        if frame is None:
+            self._video_ended = True
+        else:
+            self._video_ns = frame.capture_ns
+        self._video_progress.set()
+
     async def _audio_stage(self) -> None:
         while True:
             chunk = await self._audio_in.get()
             if chunk is None:
                 break
+            if not self.cfg.realtime:
+                await self._hold_audio(chunk)
             try:
                 self.timeline.push(chunk)
             except Exception as exc:  # a malformed chunk: skip it, keep the stream
@@ -216,6 +243,7 @@ class LipSyncSession:
         loop = asyncio.get_running_loop()
         while True:
             frame = await self._video_slot.get()
+            self._video_moved(frame)
             if frame is None:
                 break
             deadline = frame.capture_ns + int(self.cfg.budget_ms * NS_PER_MS) if self.cfg.realtime else 0
@@ -301,6 +329,10 @@ class LipSyncSession:
         await self._wait_for_audio(work)
         work.times["wait_audio_ms"] = (time.perf_counter() - t0) * 1000.0
         work.window = self._window(work)
+        if work.window.evicted:
+            self.telemetry.count("window_evicted")
+        if work.window.silent:
+            self.telemetry.count("window_silent")
         rest_ns = int((self.batcher.estimate_ms(1) + self._composite_ms) * NS_PER_MS)
         if work.deadline_ns and time.monotonic_ns() + rest_ns > work.deadline_ns:
             work.mode = "late"

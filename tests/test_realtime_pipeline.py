@@ -272,3 +272,21 @@ def test_bad_inputs_are_one_line_user_errors(tmp_path: Path) -> None:
     with pytest.raises(UserError) as err:
         load_audio_file(corrupt)
     assert "\n" not in str(err.value) and "speech.wav" in str(err.value)
+
+
+@pytest.mark.slow
+async def test_fast_run_keeps_the_audio_within_the_window_history(
+    engine: Engine, rt_face_photo: Path
+) -> None:
+    """--fast with audio far longer than the mel history (4 s): a file source can hand in all of
+    its audio before the video catches up; every frame must still get its own (loud) window."""
+    rate = 16_000
+    t = np.arange(int(7.0 * rate)) / rate
+    noise = np.random.default_rng(0).standard_normal(t.size)
+    speech = (0.3 * np.sin(2 * np.pi * 180 * t) + 0.05 * noise).astype(np.float32)  # loud throughout
+    audio = AudioFileSource(speech, rate)
+    video = ImageSource(load_image(rt_face_photo), 25.0, duration_s=audio.duration_s)
+    result = await run(engine, video, audio, None)
+    c = result.telemetry.summary()["counts"]
+    assert result.error is None and c["frames_out"] == 175
+    assert c.get("window_evicted", 0) == 0 and c.get("window_silent", 0) <= 2, c
