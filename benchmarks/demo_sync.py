@@ -5,7 +5,8 @@ against the speech in the same mp4 (`stablesync.evaluation.av_sync`).
 
 The full run is the paced demo (`make demo`); `--quick` runs it with `--fast`. Reported: the
 correlation of the mouth opening with the speech envelope at zero shift and at the best shift
-within +-8 frames (+: the mouth moves after the sound), how much the mouth moves at all, and
+within +-3 frames (+: the mouth moves after the sound; the whole curve over +-8 frames is kept
+too), how much the mouth moves at all, and
 the fraction of frames with a tracked face. The bundled speech is 5.7 s (142 frames), so the
 correlation carries roughly +-0.15 of sampling noise.
 """

@@ -5,8 +5,10 @@ Measured on the whole output frame, as a viewer would see it, with nothing from 
 - the mouth opening of every frame (mediapipe face mesh in video mode, inner-lip gap divided
   by the eye distance; NaN where no face is found);
 - the speech envelope at each frame's time (RMS over 40 ms, `stablesync.data.quality`);
-- their Pearson correlation with the mouth shifted by -max_lag..+max_lag frames. A positive
-  lag means the mouth moves after the sound. A still face gives NaN (no movement at all).
+- their Pearson correlation with the mouth shifted by -max_lag..+max_lag frames (+: the mouth
+  moves after the sound); the best shift is searched within +-best_within frames (120 ms),
+  since speech is roughly periodic and a far shift can correlate by chance. A still face gives
+  NaN (no movement at all).
 
 Used on the demo's mp4 (`python -m benchmarks.demo_sync`) and by the outside latency probe.
 """
@@ -44,7 +46,7 @@ class MouthAudioSync:
     frames: int
     tracked_fraction: float  # frames with a face found
     corr_at_zero: float  # mouth opening vs speech envelope, no shift
-    best_lag_frames: int  # the shift with the highest correlation (+: mouth after the sound)
+    best_lag_frames: int  # the shift within +-3 frames with the highest correlation (+: mouth after)
     corr_at_best: float
     mouth_std: float  # how much the mouth moves at all (opening units)
     corr_by_lag: dict[int, float]
@@ -64,6 +66,7 @@ def series_sync(
     opening: NDArray[np.float64],
     audio: NDArray[np.float32],
     max_lag_frames: int = 8,
+    best_within_frames: int = 3,
 ) -> MouthAudioSync:
     """The measure on a mouth series and the video's audio track (RATE_HZ, starting at pts 0)."""
     if pts_s.size < 2 * max_lag_frames + 3:
@@ -72,7 +75,7 @@ def series_sync(
     audio = audio[max(round(float(pts_s[0]) * RATE_HZ), 0) :]
     env = speech_envelope(audio, RATE_HZ, fps, pts_s.size)
     corrs = {k: lagged_correlation(opening, env, k) for k in range(-max_lag_frames, max_lag_frames + 1)}
-    finite = {k: c for k, c in corrs.items() if np.isfinite(c)}
+    finite = {k: c for k, c in corrs.items() if np.isfinite(c) and abs(k) <= best_within_frames}
     best = max(finite, key=lambda k: finite[k]) if finite else 0
     return MouthAudioSync(
         frames=int(pts_s.size),
