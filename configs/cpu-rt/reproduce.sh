@@ -12,7 +12,7 @@ $S train syncnet --config configs/cpu-rt/syncnet.toml $(resume runs/cpu-rt/syncn
 $S train silent --config configs/cpu-rt/silent.toml $(resume runs/cpu-rt/silent)
 $S train generator --config configs/cpu-rt/generator.toml $(resume runs/cpu-rt/generator)
 cp runs/cpu-rt/syncnet/best.safetensors runs/cpu-rt/generator/syncnet.safetensors
-$S eval --checkpoint runs/cpu-rt/generator/best.safetensors --data runs/data/prepared \
+$S eval --checkpoint runs/cpu-rt/generator/last.safetensors --data runs/data/prepared \
     --out runs/cpu-rt/heldout.json --threads 1
-$S export --checkpoint runs/cpu-rt/generator/best.safetensors --fp16-weights \
+$S export --checkpoint runs/cpu-rt/generator/last.safetensors --fp16-weights \
     --out runs/cpu-rt/export --corpus runs/data/prepared
