@@ -98,7 +98,6 @@ class LipSyncSession:
         self._video_progress = asyncio.Event()
         self._video_ns: int | None = None  # capture time of the newest frame taken from the slot
         self._video_ended = False
-        self._first_audio_ns: int | None = None
         self._features: ReferenceFeatures | None = None
         self._reference_pose: HeadPose | None = None
         self._drift_count = 0
@@ -198,13 +197,11 @@ class LipSyncSession:
     # --- stages -------------------------------------------------------------------------
 
     async def _hold_audio(self, chunk: AudioChunk) -> None:
-        """Offline only: waits while `chunk` is further ahead of the video than half the history."""
+        """Offline only: waits while `chunk` is further ahead of the video than half the history
+        (and, before the first frame, until the video starts or ends)."""
         lead_ns = int(self.timeline.cfg.history_s / 2 * NS_PER_S)
-        if self._first_audio_ns is None:
-            self._first_audio_ns = chunk.capture_ns
         while not self._video_ended:
-            since_ns = self._video_ns if self._video_ns is not None else self._first_audio_ns
-            if chunk.capture_ns - since_ns <= lead_ns:
+            if self._video_ns is not None and chunk.capture_ns - self._video_ns <= lead_ns:
                 return
             self._video_progress.clear()
             await self._video_progress.wait()

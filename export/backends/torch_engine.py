@@ -66,11 +66,11 @@ class TorchEngine:
                 f"{path}: image size {model.cfg.generator.image_size},"
                 f" manifest.json says {manifest.image_size}"
             )
-        model.eval()
+        model.eval()  # folding reads the running statistics
         as_exported(model, fp16_weights=manifest.weights_dtype == "float16")  # what the graphs compute
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.dtype = torch.float16 if self.device.type == "cuda" else torch.float32
-        self.model = model.eval().to(self.device, self.dtype)
+        self.model = model.to(self.device, self.dtype)
         self._graphs = (
             _CudaGraphRunner(self.model) if self.device.type == "cuda" and use_cuda_graphs else None
         )
