@@ -20,7 +20,7 @@ from export.engine import Engine
 from realtime.batcher import InferenceBatcher
 from realtime.clock import StreamClock
 from realtime.frames import AudioChunk, VideoFrame
-from realtime.session import LipSyncSession, SessionConfig
+from realtime.session import LipSyncSession, SessionConfig, StageFailed
 from realtime.sinks import AudioDelayLine, FileSink, FileSinkConfig, VirtualCameraConfig, VirtualCameraSink
 from realtime.sinks.pulse import PulseVirtualMic
 from realtime.sinks.virtual_mic import VirtualMicConfig, VirtualMicSink
@@ -121,7 +121,11 @@ class Runner:
         async def outputs() -> None:
             last_status = 0.0
             while True:
-                out = await session.next_output()
+                try:
+                    out = await session.next_output()
+                except StageFailed as exc:
+                    self._fail(str(exc))
+                    return
                 if out is None:
                     return
                 session.mark_delivered(out, delay_line.applied_delay_ns if vmic else None)

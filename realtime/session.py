@@ -10,6 +10,9 @@ Stages (asyncio tasks, each owned and cancelled with a timeout on `close`):
   track:   latest-wins video slot -> face tracking and crop (executor)
   infer:   waits for the frame's mel window until its deadline allows -> batcher
   finish:  awaits the generated crop -> compositing (executor) -> output channel
+A stage task that itself raises (a bug: every live fault is caught inside the stages and
+degrades to passthrough) ends the stream instead of stalling it: the outputs end and
+`next_output` raises `StageFailed` naming the stage.
 Live mode (`realtime=True`): every frame has a deadline (`capture_ns + budget`); a frame that
 would miss it is passed through instead of queued, the stage channels drop their oldest item,
 and tracking is skipped on alternate frames while frames are running late, so latency cannot
@@ -35,6 +38,10 @@ from realtime.frames import NS_PER_MS, NS_PER_S, AudioChunk, OutputFrame, RgbIma
 from realtime.slots import Channel, LatestSlot
 from realtime.telemetry import Telemetry
 from realtime.tracking import FaceFollower, FaceTrack, HeadPose, TrackingConfig
+
+
+class StageFailed(RuntimeError):
+    """A stage task of the session raised: the stream cannot go on."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +114,7 @@ class LipSyncSession:
         self._recent_late: list[bool] = []
         self._composite_ms = 3.0
         self._tasks: list[asyncio.Task[None]] = []
+        self.failure: str | None = None  # set when a stage task raised
 
     # --- feeding ----------------------------------------------------------------------
 
@@ -123,7 +131,20 @@ class LipSyncSession:
             ("infer", self._infer_stage()),
             ("finish", self._finish_stage()),
         ):
-            self._tasks.append(loop.create_task(coro, name=f"{self.name}-{name}"))
+            task = loop.create_task(coro, name=name)
+            task.add_done_callback(self._stage_done)
+            self._tasks.append(task)
+
+    def _stage_done(self, task: asyncio.Task[None]) -> None:
+        """Supervises the stages: one that raised ends both output channels, so nobody waits
+        on a stream that can no longer move."""
+        if task.cancelled() or task.exception() is None or self.failure is not None:
+            return
+        exc = task.exception()
+        self.failure = f"{self.name}: the {task.get_name()} stage failed: {type(exc).__name__}: {exc}"
+        self.telemetry.note(self.failure)
+        self._outputs.end_nowait()
+        self._audio_out.end_nowait()
 
     async def submit_audio(self, chunk: AudioChunk) -> None:
         """Waits while the audio queue is full (back-pressure to a file source)."""
@@ -160,11 +181,16 @@ class LipSyncSession:
     # --- consuming --------------------------------------------------------------------
 
     async def next_output(self) -> OutputFrame | None:
-        """The next processed frame in capture order; None after the video ended."""
-        return await self._outputs.get()
+        """The next processed frame in capture order; None after the video ended. Raises
+        `StageFailed` instead when the outputs ended because a stage failed."""
+        out = await self._outputs.get()
+        if out is None and self.failure is not None:
+            raise StageFailed(self.failure)
+        return out
 
     async def next_audio(self) -> AudioChunk | None:
-        """The input audio, undelayed, in order (drop-oldest when nobody reads it in live mode)."""
+        """The input audio, undelayed, in order (drop-oldest when nobody reads it in live mode);
+        None after the audio ended (or a stage failed)."""
         return await self._audio_out.get()
 
     def audio_delay_ns(self) -> int:

@@ -72,6 +72,11 @@ class Channel(Generic[T]):
             return None
         return self.put_nowait(item)
 
+    def end_nowait(self) -> None:
+        """Appends the end marker now, room or not (a stage that failed can no longer wait)."""
+        self._items.append(None)
+        self._changed.set()
+
     def put_nowait(self, item: T) -> T | None:
         dropped: T | None = None
         if len(self._items) >= self.maxsize and self._items[0] is not None:

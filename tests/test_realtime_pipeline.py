@@ -8,6 +8,7 @@ import asyncio
 import itertools
 import platform
 import shutil
+import time
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -18,8 +19,10 @@ import pytest
 
 from export import load_engine
 from export.engine import Engine, FloatArray, ReferenceFeatures
+from realtime.batcher import InferenceBatcher
+from realtime.frames import VideoFrame
 from realtime.runner import RunConfig, Runner, RunResult
-from realtime.session import SessionConfig
+from realtime.session import LipSyncSession, SessionConfig, StageFailed
 from realtime.sinks import VirtualCameraConfig
 from realtime.sources import (
     AudioFileSource,
@@ -290,3 +293,41 @@ async def test_fast_run_keeps_the_audio_within_the_window_history(
     c = result.telemetry.summary()["counts"]
     assert result.error is None and c["frames_out"] == 175
     assert c.get("window_evicted", 0) == 0 and c.get("window_silent", 0) <= 2, c
+
+
+class BrokenTrackStage(LipSyncSession):
+    """A session whose track stage raises at the fourth frame: a bug in a stage, not a live
+    fault (those are caught inside the stages and pass frames through)."""
+
+    def _video_moved(self, frame: VideoFrame | None) -> None:
+        if frame is not None and frame.index == 3:
+            raise ValueError("bug in the track stage")
+        super()._video_moved(frame)
+
+
+@pytest.mark.slow
+async def test_a_failing_stage_ends_the_stream_with_its_error_instead_of_stalling(engine: Engine) -> None:
+    batcher = InferenceBatcher(engine)
+    session = BrokenTrackStage(batcher, SessionConfig(realtime=True, budget_ms=400.0), name="broken")
+    await session.start()
+    try:
+        outs: list[Any] = []
+
+        async def consume() -> None:
+            while (out := await session.next_output()) is not None:
+                outs.append(out)
+
+        consumer = asyncio.create_task(consume())
+        image = np.full((240, 320, 3), 90, np.uint8)
+        for i in range(6):
+            await session.submit_video(VideoFrame(image, time.monotonic_ns(), i * 40_000_000, i))
+            await asyncio.sleep(0.1)
+        failed = r"broken: the track stage failed: ValueError: bug in the track stage"
+        with pytest.raises(StageFailed, match=failed):
+            await asyncio.wait_for(consumer, 10)  # ends by itself: nobody closed the session
+        assert outs and all(o.frame.index < 3 for o in outs)  # the frames before the fault came out
+        assert await asyncio.wait_for(session.next_audio(), 1) is None  # the audio output ended too
+        assert session.failure is not None and session.failure in session.telemetry.messages
+    finally:
+        await session.close(2.0)
+        await batcher.close(2.0)

@@ -35,7 +35,8 @@ class SessionPipeline(Protocol):
     async def push_video(self, frame: av.VideoFrame, capture_ns: int) -> None: ...
 
     async def next_frame(self) -> ProcessedFrame | None:
-        """The next processed frame in capture order; None after `end`."""
+        """The next processed frame in capture order; None after `end`. Raises
+        `realtime.session.StageFailed` when the pipeline itself failed (the session closes)."""
 
     def figures(self) -> dict[str, Any]:
         """Pipeline figures for the stats message: "dropped_frames" (int) and any per-stage times."""

@@ -19,6 +19,7 @@ import numpy as np
 from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from realtime.session import StageFailed
 from realtime.webrtc.config import ServeConfig
 from realtime.webrtc.media import (
     DelayedAudioTrack,
@@ -145,7 +146,12 @@ class Session:
 
     async def _send_video(self) -> None:
         while True:
-            result = await self._pipeline.next_frame()
+            try:
+                result = await self._pipeline.next_frame()
+            except StageFailed as exc:
+                log.error("session %s: %s", self.id, exc)
+                self.request_close(f"the lip-sync pipeline failed ({exc})")
+                break
             if result is None:
                 break
             self.stats.modes[result.mode] += 1
