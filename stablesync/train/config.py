@@ -97,6 +97,9 @@ class GeneratorStage:
     "none"), adaptive triplet loss (weight `weights.triplet`, 0 disables it). With
     `init_from_silent`, G_L's weights start as a copy of the trained G_S (a decision for our
     CPU budget; the paper does not say how G_L is initialised).
+    `silence_fraction`: the share of training and validation windows drawn among those whose
+    audio is silent (0 = as they come, ~17% on the synthetic corpus). G_S is only ever used
+    with silent audio, so it gains most from seeing more of it.
     """
 
     data: str
@@ -110,8 +113,13 @@ class GeneratorStage:
     gan_kind: Literal["lsgan", "hinge"] = "lsgan"
     disc_lr: float = 2e-4
     sync_frames: int = 5
+    silence_fraction: float = 0.0
     weights: LossWeights = field(default_factory=LossWeights)
     schedule: Schedule = field(default_factory=Schedule)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.silence_fraction <= 1.0:
+            raise ValueError("silence_fraction must be within [0, 1]")
 
 
 StageConfig = SyncNetStage | GeneratorStage

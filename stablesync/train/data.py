@@ -150,13 +150,49 @@ class GeneratorBatch:
     references: F32  # (B, 3, S, S): a random frame of the same clip (identity)
 
 
+def silent_window_starts(clip: Clip, n_frames: int, lookahead_ms: float, cfg: MelConfig) -> NDArray[np.int64]:
+    """Starts t0 whose `n_frames` generator windows are all digital silence (the mel floor)."""
+    silent = np.asarray(
+        [generator_mel(clip, t, lookahead_ms, cfg).max() <= cfg.silence_value for t in range(clip.n_frames)]
+    )
+    runs = np.lib.stride_tricks.sliding_window_view(silent, n_frames).all(axis=1)
+    return np.flatnonzero(runs).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class SilenceDraw:
+    """Draw `fraction` of the windows among silent ones; `starts[i]` are clip i's silent starts."""
+
+    fraction: float
+    starts: list[NDArray[np.int64]]
+
+    @classmethod
+    def of(cls, data: PreparedData, fraction: float, n_frames: int, lookahead_ms: float) -> SilenceDraw:
+        starts = [silent_window_starts(c, n_frames, lookahead_ms, data.mel_cfg) for c in data.clips]
+        return cls(fraction if any(len(s) for s in starts) else 0.0, starts)
+
+
 def sample_generator_batch(
-    data: PreparedData, rng: np.random.Generator, batch: int, n_frames: int, lookahead_ms: float
+    data: PreparedData,
+    rng: np.random.Generator,
+    batch: int,
+    n_frames: int,
+    lookahead_ms: float,
+    silence: SilenceDraw | None = None,
 ) -> GeneratorBatch:
+    """`batch` windows of `n_frames` from random clips; with `silence`, that fraction of them
+    (on average) drawn among the windows whose audio is silent (no draw when it is None or 0,
+    so runs without it keep their random stream)."""
     targets, mels, sync_mels, refs = [], [], [], []
+    with_silence = [i for i, s in enumerate(silence.starts) if len(s)] if silence else []
     for _ in range(batch):
-        clip = data.clips[int(rng.integers(len(data.clips)))]
-        t0 = int(rng.integers(clip.n_frames - n_frames + 1))
+        if silence and silence.fraction > 0 and rng.random() < silence.fraction:
+            ci = with_silence[int(rng.integers(len(with_silence)))]
+            clip = data.clips[ci]
+            t0 = int(silence.starts[ci][int(rng.integers(len(silence.starts[ci])))])
+        else:
+            clip = data.clips[int(rng.integers(len(data.clips)))]
+            t0 = int(rng.integers(clip.n_frames - n_frames + 1))
         far = [k for k in range(clip.n_frames) if k < t0 - n_frames or k >= t0 + 2 * n_frames]
         r = far[int(rng.integers(len(far)))] if far else int(rng.integers(clip.n_frames))
         targets.append(to_chw(clip.frames[t0 : t0 + n_frames]))

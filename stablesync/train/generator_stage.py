@@ -42,7 +42,13 @@ from stablesync.models.generator import UNetGenerator
 from stablesync.models.lipsync import LipSyncModel
 from stablesync.models.syncnet import AVSyncNet, lower_half
 from stablesync.train.config import GeneratorStage
-from stablesync.train.data import GeneratorBatch, PreparedData, fixed_batches, sample_generator_batch
+from stablesync.train.data import (
+    GeneratorBatch,
+    PreparedData,
+    SilenceDraw,
+    fixed_batches,
+    sample_generator_batch,
+)
 from stablesync.train.distributed import DistEnv, wrap
 
 
@@ -123,13 +129,19 @@ class GeneratorTask:
             for g in opt.param_groups:
                 g["base_lr"] = lr
         self.n_frames = cfg.sync_frames if stage == "generator" else 1
+        self.silence: dict[str, SilenceDraw | None] = {"train": None, "val": None}
+        if cfg.silence_fraction > 0:
+            for split, data in (("train", self.train_data), ("val", val_data)):
+                ahead = self.model_cfg.lookahead_ms
+                self.silence[split] = SilenceDraw.of(data, cfg.silence_fraction, self.n_frames, ahead)
+        self.validation_id = f"silence {cfg.silence_fraction:g}" if cfg.silence_fraction > 0 else ""
         self.val_batches: list[GeneratorBatch] = fixed_batches(
-            s.val_batches, s.seed + 7919, lambda rng: self._draw(val_data, rng)
+            s.val_batches, s.seed + 7919, lambda rng: self._draw(val_data, rng, "val")
         )
 
-    def _draw(self, data: PreparedData, rng: np.random.Generator) -> GeneratorBatch:
-        b = self.cfg.schedule.batch_size
-        return sample_generator_batch(data, rng, b, self.n_frames, self.model_cfg.lookahead_ms)
+    def _draw(self, data: PreparedData, rng: np.random.Generator, split: str) -> GeneratorBatch:
+        b, ahead = self.cfg.schedule.batch_size, self.model_cfg.lookahead_ms
+        return sample_generator_batch(data, rng, b, self.n_frames, ahead, self.silence[split])
 
     def state_modules(self) -> dict[str, nn.Module]:
         return {"generator": self.net, "discriminator": self.disc}
@@ -175,7 +187,7 @@ class GeneratorTask:
 
     def train_step(self, rng: np.random.Generator, step: int) -> dict[str, float]:
         w, s, kind = self.cfg.weights, self.cfg.schedule, self.cfg.gan_kind
-        x = self._inputs(self._draw(self.train_data, rng))
+        x = self._inputs(self._draw(self.train_data, rng, "train"))
         self.net.train()
         fake = self.gen(x["identity"], x["targets"], x["audio"])
         # discriminator: real and generated in one forward

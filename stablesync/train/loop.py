@@ -45,6 +45,7 @@ from stablesync.train.state import load_state, save_state
 
 class Task(Protocol):
     name: str
+    validation_id: str  # what else fixes the task's validation set ("" = the schedule alone)
 
     def state_modules(self) -> dict[str, nn.Module]: ...
 
@@ -82,9 +83,10 @@ def params_digest(modules: dict[str, nn.Module]) -> str:
     return h.hexdigest()
 
 
-def validation_signature(s: Schedule) -> str:
+def validation_signature(s: Schedule, task_id: str = "") -> str:
     """What fixes the validation set: scores of runs with different signatures do not compare."""
-    return f"batch {s.batch_size} x {s.val_batches} @ seed {s.seed}"
+    base = f"batch {s.batch_size} x {s.val_batches} @ seed {s.seed}"
+    return f"{base}, {task_id}" if task_id else base
 
 
 def _torch_rng() -> str:
@@ -115,7 +117,7 @@ def run(
     if resume:
         info = load_state(state_path, task.state_modules(), task.optimizers())
         step, best_score, best_step = int(info["step"]), float(info["best_score"]), int(info["best_step"])
-        if info.get("validation") != validation_signature(schedule):
+        if info.get("validation") != validation_signature(schedule, task.validation_id):
             # another validation set (e.g. a new batch size): the old best is not comparable
             best_score, best_step = math.inf, -1
             if env.is_main:
@@ -185,7 +187,7 @@ def run(
                     "best_score": best_score,
                     "best_step": best_step,
                     "rng": ranks,
-                    "validation": validation_signature(schedule),
+                    "validation": validation_signature(schedule, task.validation_id),
                 }
                 save_state(state_path, task.state_modules(), task.optimizers(), info)
                 plot_curves(out_dir / "log.csv", out_dir / "curves.png", f"{task.name}: {out_dir.name}")

@@ -50,6 +50,7 @@ def syncnet_config(cfg: SyncNetStage, size: int) -> AVSyncNetConfig:
 class SyncNetTask:
     def __init__(self, cfg: SyncNetStage, env: DistEnv) -> None:
         self.name = f"syncnet[{cfg.kind}]"
+        self.validation_id = ""
         self.cfg, self.env = cfg, env
         self.train_data = PreparedData(cfg.data, "train")
         val_data = PreparedData(cfg.data, "val")
