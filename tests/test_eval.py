@@ -13,6 +13,7 @@ import torch
 from stablesync import checkpoint
 from stablesync.cli import main as cli_main
 from stablesync.evaluation import images, mouth
+from stablesync.evaluation.run import REPORT_KEYS
 from stablesync.evaluation.sync import MAX_OFFSET, fluctuation, sync_scores
 from stablesync.models import get_preset
 from stablesync.models.lipsync import LipSyncModel
@@ -94,8 +95,10 @@ def test_eval_cli_writes_the_report(random_prepared: Path, tmp_path: Path) -> No
     )  # fmt: skip
     assert code == 0
     report = json.loads(out.read_text())
-    for key in ("lse_c", "lse_d", "offset_accuracy", "psnr", "ssim", "lmd", "mouth_open_corr", "lip_leak"):
+    for key in REPORT_KEYS:
         assert key in report
+    # keep_visible (the presets'): the upper half is exact, so the crop's error is the lower half's / 2
+    assert report["psnr"] == pytest.approx(report["psnr_lower"] + 10 * np.log10(2), abs=0.05)
     assert report["clips"] == 2 and report["split"] == "test"
     assert report["lookahead_ms"] == cfg.lookahead_ms  # the model's unless --lookahead-ms
     assert 0 <= report["offset_accuracy"] <= 1 and np.isfinite(report["psnr"])

@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 import torch
 
@@ -64,6 +66,23 @@ def test_generator_lower_half_of_the_target_is_masked() -> None:
         out_a, out_b, out_c = (model.generate(feats, x, mels) for x in (a, b, c))
     torch.testing.assert_close(out_a, out_b)  # the target's mouth cannot leak
     assert not torch.allclose(out_a, out_c)  # the pose does reach the output
+
+
+def test_keep_visible_returns_the_visible_half_and_generates_the_rest() -> None:
+    preset = get_preset("cpu-rt")
+    assert preset.lipsync.generator.keep_visible  # every preset keeps the visible half
+    model = create("cpu-rt").eval()
+    ref, frames, mels = torch.rand(2, 3, 96, 96), torch.rand(2, 3, 96, 96), torch.randn(2, 1, 80, 16)
+    with torch.no_grad():
+        feats = model.encode_reference(ref)
+        out = model.generate(feats, frames, mels)
+        silent = model.silence(ref)
+        model.talker.cfg = dataclasses.replace(model.talker.cfg, keep_visible=False)
+        whole = model.generate(feats, frames, mels)
+    assert torch.equal(out[..., :48, :], frames[..., :48, :])
+    assert torch.equal(silent[..., :48, :], ref[..., :48, :])  # G_S too
+    torch.testing.assert_close(out[..., 48:, :], whole[..., 48:, :])  # generated: the network's
+    assert not torch.allclose(whole[..., :48, :], frames[..., :48, :])
 
 
 def test_audio_encoder_is_frozen_and_everything_else_learns() -> None:

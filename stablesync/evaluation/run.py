@@ -3,7 +3,9 @@
 Per clip (reference = a seeded random frame of the same clip, as in training):
 1. generate every frame from the clip's audio and pose (the target frame, masked inside);
 2. sync: LSE-D/C and the offset found by AVSyncNet, for generated and ground-truth videos;
-3. image: PSNR and SSIM of the generated crop against the ground-truth crop;
+3. image: PSNR and SSIM of the generated crop against the ground-truth crop, and
+   `psnr_lower`, the PSNR of the crop's lower half alone (the half the generator cannot see:
+   with `keep_visible` the upper half is the input's, so `psnr` is about 3 dB above it);
 4. mouth: mediapipe landmarks of both; LMD over the lip points; the correlation of the
    mouth opening (inner-lip gap / eye distance) of generated vs ground-truth frames;
 5. lip leak: the clip generated again with its most-open frame and with its most-closed frame
@@ -37,7 +39,17 @@ from stablesync.train.data import Clip, PreparedData, generator_mel, to_chw
 
 CLOSED_MARGIN = 0.2
 # always present in a report (null where a clip gave no value, e.g. no face found)
-REPORT_KEYS = ("lse_c", "lse_d", "offset_accuracy", "psnr", "ssim", "lmd", "mouth_open_corr", "lip_leak")
+REPORT_KEYS = (
+    "lse_c",
+    "lse_d",
+    "offset_accuracy",
+    "psnr",
+    "psnr_lower",
+    "ssim",
+    "lmd",
+    "mouth_open_corr",
+    "lip_leak",
+)
 
 
 @dataclass(frozen=True)
@@ -119,7 +131,7 @@ def evaluate(
     ground_truth = _summary(gt_rows)
     for key in REPORT_KEYS:
         generated.setdefault(key, None)
-        ground_truth.setdefault(key, None)  # psnr and lip_leak do not apply to the ground truth
+        ground_truth.setdefault(key, None)  # psnr(_lower), lip_leak: not for the ground truth
     report: dict[str, Any] = {**generated, "ground_truth": ground_truth}
     report["clips"] = len(clips)
     report["frames"] = int(sum(c.n_frames for c in clips))
@@ -160,6 +172,7 @@ def _clip_metrics(
         "lse_d": g_sync.lse_d,
         "offset": float(g_sync.offset),
         "psnr": images.psnr(gen, gt),
+        "psnr_lower": images.psnr(gen[:, gen.shape[1] // 2 :], gt[:, gt.shape[1] // 2 :]),
         "ssim": images.ssim(gen, gt),
         "lmd": mouth.lmd(g_lm, t_lm, data.size),
         "mouth_open_corr": mouth.correlation(g_open, t_open),

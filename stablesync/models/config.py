@@ -60,12 +60,16 @@ class GeneratorConfig:
     it), so image_size must be divisible by 2**(len(channels)-1). `fd_res_blocks[i]` residual
     blocks follow the fusion in the face-decoding block of level i (the full-resolution levels
     have none in the CPU preset: they dominate the cost).
+    `keep_visible`: the output's upper half is the input frame's own (the half the pose
+    encoder sees), so only the masked half is generated; every preset sets it. False (the
+    default, what checkpoints saved before it existed load with) regenerates the whole face.
     """
 
     image_size: int = 96
     channels: tuple[int, ...] = (16, 32, 64, 128, 256)
     fd_res_blocks: tuple[int, ...] = (0, 1, 1, 1)
     audio_dim: int = 256
+    keep_visible: bool = False
 
     def __post_init__(self) -> None:
         levels = len(self.channels)

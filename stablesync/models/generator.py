@@ -12,6 +12,8 @@ Decisions where the paper is silent:
   and identity skip features of that level, fuse with a 3x3 conv, FiLM from the audio, ReLU,
   then `fd_res_blocks[i]` residual blocks. A 3x3 conv and a sigmoid give RGB in [0, 1].
 - Batch norm everywhere (folded into the convolutions at export), ReLU activations.
+- With `keep_visible` (all presets) the upper half of the output is the input frame's: the
+  network only has to generate the half it cannot see, and the eyes and nose stay sharp.
 """
 
 from __future__ import annotations
@@ -118,4 +120,7 @@ class UNetGenerator(nn.Module):
         for j, block in enumerate(self.decoder):
             i = len(self.decoder) - 1 - j
             h = block(h, pose[i], identity_feats[i], audio)  # (B, C_i, S/2^i, S/2^i)
-        return torch.sigmoid(self.head(h))  # (B, 3, S, S)
+        out = torch.sigmoid(self.head(h))  # (B, 3, S, S)
+        if self.cfg.keep_visible:  # the visible half is known: only the masked half is generated
+            out = frame * self.pose_mask + out * (1.0 - self.pose_mask)
+        return out

@@ -61,7 +61,9 @@ def _preset(
         description=description,
         lipsync=LipSyncConfig(
             audio=audio_cfg,
-            generator=GeneratorConfig(image_size=size, channels=gen, fd_res_blocks=fd_res, audio_dim=embed),
+            generator=GeneratorConfig(
+                image_size=size, channels=gen, fd_res_blocks=fd_res, audio_dim=embed, keep_visible=True
+            ),
         ),
         syncnet=AVSyncNetConfig(
             audio=audio_cfg, visual=VisualEncoderConfig(image_size=size, channels=visual, embed_dim=embed)
