@@ -13,8 +13,12 @@ from safetensors.torch import load_file, save_file
 from stablesync import checkpoint
 from stablesync.cli import main as cli_main
 from stablesync.errors import UserError
+from stablesync.models.lipsync import LipSyncModel
+from stablesync.models.syncnet import AVSyncNet
 from stablesync.train.cli import train
 from stablesync.train.config import load_config
+from stablesync.train.distributed import DistEnv
+from stablesync.train.generator_stage import GeneratorTask, lipsync_config
 
 
 def write_config(path: Path, text: str) -> Path:
@@ -185,3 +189,50 @@ def test_three_stages_in_order(random_prepared: Path, tmp_path: Path) -> None:
     assert {"sync", "triplet", "gan", "pixel", "sim_gap"} <= logged
     info = json.loads((tmp_path / "gl" / "best.json").read_text())
     assert info["step"] in (2,)
+
+
+@pytest.mark.slow
+def test_fine_tuning_adopts_the_audio_encoder_and_starts_from_the_checkpoint(
+    random_prepared: Path, tmp_path: Path
+) -> None:
+    # a "shipped" lipsync checkpoint, stored in fp16 as the shipped weights are
+    shipped = tmp_path / "shipped.safetensors"
+    cfg32, _ = lipsync_config("cpu-rt", 32)
+    torch.manual_seed(3)
+    checkpoint.save(shipped, LipSyncModel(cfg32), cfg32, dtype=torch.float16)
+    src = LipSyncModel(cfg32)
+    src.load_state_dict(checkpoint.load(shipped, expect_arch="lipsync")[0].state_dict())
+
+    adopt = f'audio_encoder = "{shipped}"\n[schedule]'
+    text = syncnet_toml(random_prepared, tmp_path / "sn", 2).replace("[schedule]", adopt)
+    stage, cfg = load_config(write_config(tmp_path / "s.toml", text))
+    assert cfg.audio_encoder == str(shipped)
+    train(stage, cfg, resume=False)
+    sn, _ = checkpoint.load(tmp_path / "sn" / "last.safetensors", expect_arch="avsyncnet")
+    for k, v in src.audio_encoder.state_dict().items():  # taken over, frozen (batch norm too)
+        torch.testing.assert_close(sn.audio_encoder.state_dict()[k], v, rtol=0, atol=0, msg=k)
+    fresh = AVSyncNet(sn.cfg)
+    pairs = zip(sn.visual_encoder.parameters(), fresh.visual_encoder.parameters(), strict=True)
+    assert any(not torch.equal(a, b) for a, b in pairs)  # the visual encoder learnt
+
+    syncnet = tmp_path / "sn" / "last.safetensors"
+    gl = generator_toml("generator", random_prepared, tmp_path / "gl", syncnet, str(shipped), 2)
+    stage, cfg = load_config(write_config(tmp_path / "gl.toml", _with_init(gl, shipped)))
+    task = GeneratorTask(cfg, "generator", DistEnv())  # type: ignore[arg-type]
+    for k, v in src.talker.state_dict().items():  # G_L starts as the checkpoint's G_L, not its G_S
+        torch.testing.assert_close(task.model.talker.state_dict()[k], v, rtol=0, atol=0, msg=k)
+
+    other = tmp_path / "other.safetensors"
+    checkpoint.save(other, LipSyncModel(cfg32), cfg32)  # another audio encoder
+    stage, cfg = load_config(write_config(tmp_path / "bad.toml", _with_init(gl, other)))
+    with pytest.raises(UserError, match="its audio encoder is not the one of"):
+        GeneratorTask(cfg, "generator", DistEnv())  # type: ignore[arg-type]
+    not_a_checkpoint = f'audio_encoder = "{tmp_path / "sn" / "log.csv"}"\n[schedule]'
+    bad = syncnet_toml(random_prepared, tmp_path / "sn2", 2).replace("[schedule]", not_a_checkpoint)
+    stage, cfg = load_config(write_config(tmp_path / "s2.toml", bad))
+    with pytest.raises(UserError, match="not a readable safetensors"):
+        train(stage, cfg, resume=False)
+
+
+def _with_init(toml: str, init: Path) -> str:
+    return toml.replace("[weights]", f'init = "{init}"\n[weights]')

@@ -56,6 +56,9 @@ class SyncNetStage:
 
     `kind = "wav2lip"` trains the small Wav2Lip-style SyncNet baseline of the ablation instead
     (same data, same loss), used only to compare cosine fluctuation.
+    `audio_encoder`: a lipsync or AVSyncNet checkpoint whose audio encoder this AVSyncNet takes
+    over, frozen, so that only the visual encoder learns. It rebuilds a sync expert in the audio
+    space of generators that already exist (the shipped weights carry only the audio encoder).
     """
 
     data: str
@@ -63,6 +66,7 @@ class SyncNetStage:
     preset: str = "cpu-rt"
     kind: Literal["avsyncnet", "wav2lip"] = "avsyncnet"
     negative_fraction: float = 0.5
+    audio_encoder: str = ""
     schedule: Schedule = field(default_factory=Schedule)
 
 
@@ -100,6 +104,9 @@ class GeneratorStage:
     `silence_fraction`: the share of training and validation windows drawn among those whose
     audio is silent (0 = as they come, ~17% on the synthetic corpus). G_S is only ever used
     with silent audio, so it gains most from seeing more of it.
+    `init`: a lipsync checkpoint whose U-Net of this stage (G_S for "silent", G_L for
+    "generator") the run starts from instead of fresh weights (or, for G_L, of `silent`'s G_S):
+    fine-tuning shipped weights. Its audio encoder must be the AVSyncNet's (`syncnet`).
     """
 
     data: str
@@ -107,6 +114,7 @@ class GeneratorStage:
     syncnet: str  # trained AVSyncNet checkpoint (its audio encoder is frozen into the model)
     preset: str = "cpu-rt"
     silent: str = ""  # G_L only: trained G_S (lipsync checkpoint of the silent stage)
+    init: str = ""  # lipsync checkpoint to start this stage's U-Net from
     use_silent: bool = True
     init_from_silent: bool = True  # G_L starts from G_S's weights (same U-Net): far fewer steps on CPU
     sync_loss: Literal["stabilized", "plain", "none"] = "stabilized"
@@ -141,12 +149,11 @@ def parse_config(data: dict[str, Any], where: str, base: Path) -> tuple[Stage, S
     cfg: StageConfig
     if stage == "syncnet":
         cfg = from_dict(SyncNetStage, body, where)
-        cfg = SyncNetStage(
-            **{**cfg.__dict__, "data": _resolve(base, cfg.data), "out_dir": _resolve(base, cfg.out_dir)}
-        )
+        paths = {k: _resolve(base, getattr(cfg, k)) for k in ("data", "out_dir", "audio_encoder")}
+        cfg = SyncNetStage(**{**cfg.__dict__, **paths})
     else:
         cfg = from_dict(GeneratorStage, body, where)
-        paths = {k: _resolve(base, getattr(cfg, k)) for k in ("data", "out_dir", "syncnet", "silent")}
+        paths = {k: _resolve(base, getattr(cfg, k)) for k in ("data", "out_dir", "syncnet", "silent", "init")}
         cfg = GeneratorStage(**{**cfg.__dict__, **paths})
         if stage == "generator" and cfg.use_silent and not cfg.silent:
             raise UserError(f"{where}.silent: a trained G_S checkpoint is needed when use_silent = true")

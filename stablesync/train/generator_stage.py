@@ -88,6 +88,27 @@ def load_syncnet(path: str, cfg: LipSyncConfig) -> AVSyncNet:
     return net
 
 
+def _load_lipsync(path: str) -> LipSyncModel:
+    model, _ = checkpoint.load(path, expect_arch="lipsync")
+    assert isinstance(model, LipSyncModel)
+    return model
+
+
+def _copy_unet(source: UNetGenerator, target: UNetGenerator, path: str) -> None:
+    try:
+        target.load_state_dict(source.state_dict())
+    except RuntimeError:
+        raise UserError(f"{path}: a U-Net of another size than this preset's") from None
+
+
+def _same_weights(a: nn.Module, b: nn.Module) -> bool:
+    """Equal up to fp16 rounding (a shipped checkpoint stores its weights in fp16)."""
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(
+        torch.allclose(sa[k].float(), sb[k].float(), rtol=2e-3, atol=1e-5) for k in sa
+    )
+
+
 class GeneratorTask:
     def __init__(self, cfg: GeneratorStage, stage: Literal["silent", "generator"], env: DistEnv) -> None:
         self.cfg, self.stage, self.env = cfg, stage, env
@@ -106,18 +127,19 @@ class GeneratorTask:
         self.model.load_audio_encoder(self.syncnet)
         if stage == "generator":
             if cfg.silent:
-                silent, _ = checkpoint.load(cfg.silent, expect_arch="lipsync")
-                assert isinstance(silent, LipSyncModel)
-                try:
-                    self.model.silent.load_state_dict(silent.silent.state_dict())
-                    if cfg.init_from_silent:
-                        self.model.talker.load_state_dict(silent.silent.state_dict())
-                except RuntimeError:
-                    raise UserError(f"{cfg.silent}: G_S of another size than this preset's") from None
+                g_s = _load_lipsync(cfg.silent).silent
+                _copy_unet(g_s, self.model.silent, cfg.silent)
+                if cfg.init_from_silent and not cfg.init:
+                    _copy_unet(g_s, self.model.talker, cfg.silent)
             _freeze(self.model.silent)
             self.net = self.model.talker
         else:
             self.net = self.model.silent
+        if cfg.init:
+            init = _load_lipsync(cfg.init)
+            if not _same_weights(init.audio_encoder, self.model.audio_encoder):
+                raise UserError(f"{cfg.init}: its audio encoder is not the one of {cfg.syncnet}")
+            _copy_unet(init.talker if stage == "generator" else init.silent, self.net, cfg.init)
         self.gen_raw = _Generate(self.net)
         self.gen = wrap(self.gen_raw, env)
         self.disc = PatchDiscriminator(disc_cfg).to(dev)

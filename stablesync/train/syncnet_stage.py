@@ -16,8 +16,10 @@ import torch
 from torch import nn
 
 from stablesync import checkpoint
+from stablesync.errors import UserError
 from stablesync.losses import sync_bce_loss
 from stablesync.models import get_preset
+from stablesync.models.audio_encoder import AudioEncoder
 from stablesync.models.config import AudioEncoderConfig, AVSyncNetConfig, VisualEncoderConfig
 from stablesync.models.syncnet import AVSyncNet
 from stablesync.train.config import SyncNetStage
@@ -47,6 +49,19 @@ def syncnet_config(cfg: SyncNetStage, size: int) -> AVSyncNetConfig:
     return wav2lip_sized(net) if cfg.kind == "wav2lip" else net
 
 
+def adopt_audio_encoder(net: AVSyncNet, path: str) -> None:
+    """Copies the audio encoder of a lipsync or AVSyncNet checkpoint into `net`, frozen."""
+    source, _ = checkpoint.load(path)
+    encoder = getattr(source, "audio_encoder", None)
+    if not isinstance(encoder, AudioEncoder):
+        raise UserError(f"{path}: holds no audio encoder (expected a lipsync or AVSyncNet checkpoint)")
+    if encoder.cfg != net.cfg.audio:
+        raise UserError(f"{path}: its audio encoder differs from this AVSyncNet's (another preset?)")
+    net.audio_encoder.load_state_dict(encoder.state_dict())
+    for p in net.audio_encoder.parameters():
+        p.requires_grad_(False)
+
+
 class SyncNetTask:
     def __init__(self, cfg: SyncNetStage, env: DistEnv) -> None:
         self.name = f"syncnet[{cfg.kind}]"
@@ -56,9 +71,12 @@ class SyncNetTask:
         val_data = PreparedData(cfg.data, "val")
         self.net_cfg = syncnet_config(cfg, self.train_data.size)
         self.net = AVSyncNet(self.net_cfg).to(env.device)
+        if cfg.audio_encoder:
+            adopt_audio_encoder(self.net, cfg.audio_encoder)
         self.ddp = wrap(self.net, env)
         s = cfg.schedule
-        self.opt = torch.optim.AdamW(self.net.parameters(), lr=s.lr, weight_decay=s.weight_decay)
+        trained = [p for p in self.net.parameters() if p.requires_grad]
+        self.opt = torch.optim.AdamW(trained, lr=s.lr, weight_decay=s.weight_decay)
         for g in self.opt.param_groups:
             g["base_lr"] = s.lr
         n = self.net_cfg.visual.n_frames
@@ -82,13 +100,18 @@ class SyncNetTask:
             torch.from_numpy(b.labels).to(dev),
         )
 
+    def _train_mode(self) -> None:
+        self.net.train()
+        if self.cfg.audio_encoder:  # an adopted encoder keeps its batch-norm statistics too
+            self.net.audio_encoder.eval()
+
     def train_step(self, rng: np.random.Generator, step: int) -> dict[str, float]:
         s = self.cfg.schedule
         batch = sample_sync_batch(
             self.train_data, rng, s.batch_size, self.net_cfg.visual.n_frames, self.cfg.negative_fraction
         )
         frames, mels, labels = self._tensors(batch)
-        self.net.train()
+        self._train_mode()
         sim = self.ddp(frames, mels)
         loss = sync_bce_loss(sim, labels)
         self.opt.zero_grad(set_to_none=True)
@@ -109,7 +132,7 @@ class SyncNetTask:
             acc.append(float(((sim > 0).float() == labels).float().mean()))
             pos += sim[labels > 0.5].tolist()
             neg += sim[labels < 0.5].tolist()
-        self.net.train()
+        self._train_mode()
         out = {
             "bce": float(np.mean(bce)),
             "accuracy": float(np.mean(acc)),
