@@ -236,3 +236,11 @@ def test_fine_tuning_adopts_the_audio_encoder_and_starts_from_the_checkpoint(
 
 def _with_init(toml: str, init: Path) -> str:
     return toml.replace("[weights]", f'init = "{init}"\n[weights]')
+
+
+def test_every_committed_config_parses() -> None:
+    configs = sorted((Path(__file__).resolve().parents[1] / "configs").rglob("*.toml"))
+    assert len(configs) >= 9
+    for path in configs:
+        _, cfg = load_config(path)
+        assert Path(cfg.data).is_absolute(), path
