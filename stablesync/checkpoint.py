@@ -8,6 +8,7 @@ another architecture, give a one-line UserError naming the file.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from stablesync.typed_config import from_dict, to_dict
 
 FORMAT = "stablesync-checkpoint"
 FORMAT_VERSION = "1"
+_OWN_KEYS = ("format", "format_version", "arch", "config")
 
 
 def save(
@@ -122,3 +124,49 @@ def load(
             tensors[key] = tensors[key].to(ref.dtype)
     model.load_state_dict(tensors, strict=True)
     return model, config
+
+
+def _run_metadata(path: Path) -> dict[str, str]:
+    return {k: v for k, v in read_metadata(path).items() if k != "averaged_from"}
+
+
+def average(paths: Sequence[str | Path], out: str | Path) -> Path:
+    """Writes the uniform average of checkpoints of one run to `out`: weight averaging.
+
+    Averaging the weights of a run's last checkpoints, taken while its learning rate is low,
+    gives a model at the centre of the region they explore (Izmailov et al. 2018, "Averaging
+    Weights Leads to Wider Optima"). Floating tensors (batch-norm statistics included) are
+    averaged in float64; integer ones (batch-norm step counters) are the last checkpoint's.
+    The checkpoints must share architecture, config and stage metadata; `out` keeps that
+    metadata and lists its sources under "averaged_from".
+    """
+    if len(paths) < 2:
+        raise UserError(f"average: got {len(paths)} checkpoint(s), expected at least two of one run")
+    first = Path(paths[0])
+    meta0 = _run_metadata(first)
+    sums: dict[str, torch.Tensor] = {}
+    model: nn.Module | None = None
+    config: Any = None
+    for raw in paths:
+        path = Path(raw)
+        meta = _run_metadata(path)
+        if meta != meta0:
+            diff = sorted(k for k in set(meta) | set(meta0) if meta.get(k) != meta0.get(k))
+            raise UserError(f"{path}: its {diff[0]} differs from {first}'s; average checkpoints of one run")
+        model, config = load(path)
+        for key, value in model.state_dict().items():
+            if not value.is_floating_point():
+                sums[key] = value.clone()
+            elif key in sums:
+                sums[key] += value.double()
+            else:
+                sums[key] = value.double()
+    assert model is not None
+    state = model.state_dict()
+    averaged = {
+        k: (v / len(paths)).to(state[k].dtype) if v.is_floating_point() else v for k, v in sums.items()
+    }
+    model.load_state_dict(averaged, strict=True)
+    extra = {k: v for k, v in meta0.items() if k not in _OWN_KEYS}
+    extra["averaged_from"] = json.dumps([str(p) for p in paths])
+    return save(out, model, config, extra=extra)

@@ -20,6 +20,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("realtime.cli_serve", "serve the filter over WebRTC to browsers and apps"),
     "data": ("stablesync.data.cli", "make the synthetic corpus or prepare a real dataset"),
     "train": ("stablesync.train.cli", "train AVSyncNet, the silent-lip generator or the generator"),
+    "average": ("stablesync.train.average", "average the weights of one run's last checkpoints"),
     "eval": ("stablesync.evaluation.cli", "evaluate a checkpoint like the paper (LSE-C/D, PSNR, SSIM, LMD)"),
     "export": ("export.cli", "export a checkpoint to ONNX (and TensorRT) for the real-time path"),
     "bench": ("benchmarks.cli", "run the benchmark suite and write JSON, plots and RESULTS.md"),

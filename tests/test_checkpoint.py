@@ -74,3 +74,66 @@ def test_save_is_atomic(tmp_path: Path) -> None:
     target = tmp_path / "s.safetensors"
     checkpoint.save(target, AVSyncNet(cfg), cfg)
     assert [p.name for p in tmp_path.iterdir()] == ["s.safetensors"]
+
+
+def test_average_is_the_mean_of_one_runs_checkpoints(tmp_path: Path) -> None:
+    cfg = get_preset("cpu-rt").syncnet
+    models = []
+    paths = []
+    for seed in (1, 2, 3):
+        torch.manual_seed(seed)
+        m = AVSyncNet(cfg)
+        m.train()
+        with torch.no_grad():  # batch-norm statistics and step counters differ too
+            for _ in range(seed):
+                m.visual_encoder(torch.rand(2, 5, 3, 96, 96))
+        models.append(m)
+        path = tmp_path / f"step-{seed}.safetensors"
+        paths.append(checkpoint.save(path, m, cfg, extra={"stage": "syncnet"}))
+    out = checkpoint.average(paths, tmp_path / "avg.safetensors")
+    avg, avg_cfg = checkpoint.load(out, expect_arch="avsyncnet")
+    assert avg_cfg == cfg
+    states = [m.state_dict() for m in models]
+    floats = 0
+    counters: list[int] = []
+    for key, value in avg.state_dict().items():
+        if value.is_floating_point():
+            floats += 1
+            expected = sum(s[key].double() for s in states) / 3
+            torch.testing.assert_close(value.double(), expected, rtol=0, atol=1e-6)
+        else:
+            assert torch.equal(value, states[-1][key])
+            counters.append(int(value))
+    assert floats > 10 and max(counters) == 3  # the last's counters, not a mean (2)
+    meta = checkpoint.read_metadata(out)
+    assert meta["stage"] == "syncnet" and "step-3.safetensors" in meta["averaged_from"]
+
+
+def test_average_refuses_one_checkpoint_and_checkpoints_of_different_runs(tmp_path: Path) -> None:
+    cfg = get_preset("cpu-rt").syncnet
+    a = checkpoint.save(tmp_path / "a.safetensors", AVSyncNet(cfg), cfg, extra={"stage": "syncnet"})
+    b = checkpoint.save(tmp_path / "b.safetensors", AVSyncNet(cfg), cfg, extra={"stage": "other"})
+    lip_cfg = get_preset("cpu-rt").lipsync
+    c = checkpoint.save(tmp_path / "c.safetensors", LipSyncModel(lip_cfg), lip_cfg)
+    with pytest.raises(UserError, match="expected at least two"):
+        checkpoint.average([a], tmp_path / "out.safetensors")
+    for other, what in ((b, "stage"), (c, "arch")):
+        with pytest.raises(UserError, match=what) as exc:
+            checkpoint.average([a, other], tmp_path / "out.safetensors")
+        assert "\n" not in str(exc.value)
+    assert not (tmp_path / "out.safetensors").exists()
+
+
+def test_average_command_writes_the_checkpoint_and_reports_bad_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from stablesync.cli import main
+
+    cfg = get_preset("cpu-rt").syncnet
+    a = checkpoint.save(tmp_path / "a.safetensors", AVSyncNet(cfg), cfg)
+    b = checkpoint.save(tmp_path / "b.safetensors", AVSyncNet(cfg), cfg)
+    assert main(["average", str(a), str(b), "--out", str(tmp_path / "avg.safetensors")]) == 0
+    assert checkpoint.load(tmp_path / "avg.safetensors")[1] == cfg
+    assert main(["average", str(a), str(tmp_path / "none.safetensors"), "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "none.safetensors" in err and "not found" in err
