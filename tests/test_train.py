@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors import safe_open
@@ -189,6 +190,29 @@ def test_three_stages_in_order(random_prepared: Path, tmp_path: Path) -> None:
     assert {"sync", "triplet", "gan", "pixel", "sim_gap"} <= logged
     info = json.loads((tmp_path / "gl" / "best.json").read_text())
     assert info["step"] in (2,)
+
+
+def test_without_adversarial_terms_the_discriminator_rests(random_prepared: Path, tmp_path: Path) -> None:
+    stage, cfg = load_config(
+        write_config(tmp_path / "s.toml", syncnet_toml(random_prepared, tmp_path / "sn", 2))
+    )
+    train(stage, cfg, resume=False)
+    text = generator_toml(
+        "silent", random_prepared, tmp_path / "gs", tmp_path / "sn" / "last.safetensors", "", 1
+    )
+    moved = {}
+    for name, weights in (("paper", ""), ("no_gan", "gan = 0.0\nfeature_matching = 0.0\n")):
+        _, cfg = load_config(
+            write_config(tmp_path / f"{name}.toml", text.replace("[weights]\n", "[weights]\n" + weights))
+        )
+        task = GeneratorTask(cfg, "silent", DistEnv())  # type: ignore[arg-type]
+        disc0 = {k: v.clone() for k, v in task.disc.state_dict().items()}
+        net0 = {k: v.clone() for k, v in task.net.state_dict().items()}
+        logs = task.train_step(np.random.default_rng(0), 0)
+        disc_moved = any(not torch.equal(v, disc0[k]) for k, v in task.disc.state_dict().items())
+        net_moved = any(not torch.equal(v, net0[k]) for k, v in task.net.state_dict().items())
+        moved[name] = (disc_moved, net_moved, "gan" in logs and "feature_matching" in logs)
+    assert moved == {"paper": (True, True, True), "no_gan": (False, True, False)}
 
 
 @pytest.mark.slow

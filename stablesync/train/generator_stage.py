@@ -207,34 +207,42 @@ class GeneratorTask:
             "sim_gap": (sim_fake.detach() - sim_gt).abs().mean(),
         }
 
+    def _discriminator_step(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        """One discriminator update on real and generated frames in one forward; -> its loss."""
+        for p in self.disc.parameters():
+            p.requires_grad_(True)
+        logits, _ = self.disc_ddp(torch.cat([real, fake]))
+        real_logits, fake_logits = logits.chunk(2)
+        kind = self.cfg.gan_kind
+        d_loss = 0.5 * (gan_loss(real_logits, True, kind) + gan_loss(fake_logits, False, kind))
+        self.opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()  # type: ignore[no-untyped-call]
+        self.opt_d.step()
+        return d_loss
+
     def train_step(self, rng: np.random.Generator, step: int) -> dict[str, float]:
         w, s, kind = self.cfg.weights, self.cfg.schedule, self.cfg.gan_kind
         x = self._inputs(self._draw(self.train_data, rng, "train"))
         self.net.train()
         fake = self.gen(x["identity"], x["targets"], x["audio"])
-        # discriminator: real and generated in one forward
-        for p in self.disc.parameters():
-            p.requires_grad_(True)
-        logits, _ = self.disc_ddp(torch.cat([x["targets"], fake.detach()]))
-        real_logits, fake_logits = logits.chunk(2)
-        d_loss = 0.5 * (gan_loss(real_logits, True, kind) + gan_loss(fake_logits, False, kind))
-        self.opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()  # type: ignore[no-untyped-call]
-        self.opt_d.step()
-        # generator
-        for p in self.disc.parameters():
-            p.requires_grad_(False)
-        fake_logits, fake_feats = self.disc(fake)
-        with torch.no_grad():
-            _, real_feats = self.disc(x["targets"])
         terms = {
-            "gan": gan_loss(fake_logits, True, kind, for_discriminator=False),
             "pixel": pixel_loss(fake, x["targets"]),
             "ssim_loss": perceptual_standin_loss(fake, x["targets"]),
-            "feature_matching": feature_matching_loss(fake_feats, real_feats),
         }
-        total = w.gan * terms["gan"] + w.pixel * terms["pixel"]
-        total = total + w.perceptual * (terms["ssim_loss"] + w.feature_matching * terms["feature_matching"])
+        total = w.pixel * terms["pixel"] + w.perceptual * terms["ssim_loss"]
+        d_loss = torch.zeros(())
+        if w.gan > 0 or w.perceptual * w.feature_matching > 0:  # else the discriminator rests
+            d_loss = self._discriminator_step(x["targets"], fake.detach())
+            for p in self.disc.parameters():
+                p.requires_grad_(False)
+            fake_logits, fake_feats = self.disc(fake)
+            with torch.no_grad():
+                _, real_feats = self.disc(x["targets"])
+            terms["gan"] = gan_loss(fake_logits, True, kind, for_discriminator=False)
+            terms["feature_matching"] = feature_matching_loss(fake_feats, real_feats)
+            total = (
+                total + w.gan * terms["gan"] + w.perceptual * w.feature_matching * terms["feature_matching"]
+            )
         logs: dict[str, float] = {}
         if self.stage == "generator":
             if self.cfg.sync_loss != "none" and w.sync > 0:
