@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Reproduces the shipped cpu-rt weights and their held-out report (see docs/training.md).
-# The shipped weights are a fine-tune (configs/cpu-rt/finetune/, session 4) of the session-2
-# weights, which were trained from scratch by configs/cpu-rt/{syncnet,silent,generator}.toml.
+# The shipped weights are a fine-tune (configs/cpu-rt/finetune/: sessions 4 and 5, the last
+# phase polish.toml) of the session-2 weights, which were trained from scratch by
+# configs/cpu-rt/{syncnet,silent,generator}.toml.
 # By default the session-2 weights are taken from the repository's history (exact lineage);
 # FROM_SCRATCH=1 trains them again first (close to, not bit-equal with, session 2's run).
 # Every step resumes where it stopped: run it again after an interruption.
@@ -26,8 +27,9 @@ fi
 $S train syncnet --config configs/cpu-rt/finetune/syncnet.toml $(resume runs/cpu-rt/ft-syncnet)
 $S train silent --config configs/cpu-rt/finetune/silent.toml $(resume runs/cpu-rt/ft-silent)
 $S train generator --config configs/cpu-rt/finetune/generator.toml $(resume runs/cpu-rt/ft-generator)
-cp runs/cpu-rt/ft-syncnet/best.safetensors runs/cpu-rt/ft-generator/syncnet.safetensors
-$S eval --checkpoint runs/cpu-rt/ft-generator/last.safetensors --data runs/data/prepared \
+$S train generator --config configs/cpu-rt/finetune/polish.toml $(resume runs/cpu-rt/ft-polish)
+cp runs/cpu-rt/ft-syncnet/best.safetensors runs/cpu-rt/ft-polish/syncnet.safetensors
+$S eval --checkpoint runs/cpu-rt/ft-polish/last.safetensors --data runs/data/prepared \
     --out runs/cpu-rt/heldout.json --threads 2
-$S export --checkpoint runs/cpu-rt/ft-generator/last.safetensors --fp16-weights \
+$S export --checkpoint runs/cpu-rt/ft-polish/last.safetensors --fp16-weights \
     --out runs/cpu-rt/export --corpus runs/data/prepared --threads 2
