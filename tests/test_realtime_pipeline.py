@@ -20,6 +20,7 @@ import pytest
 from export import load_engine
 from export.engine import Engine, FloatArray, ReferenceFeatures
 from realtime.batcher import InferenceBatcher
+from realtime.clock import StreamClock
 from realtime.frames import VideoFrame
 from realtime.runner import RunConfig, Runner, RunResult
 from realtime.session import LipSyncSession, SessionConfig, StageFailed
@@ -32,6 +33,7 @@ from realtime.sources import (
     load_audio_file,
     load_image,
 )
+from realtime.sources.video import EmitVideo
 from stablesync.errors import UserError
 from stablesync.media import Mp4Writer, iter_video_frames
 
@@ -177,20 +179,37 @@ async def test_engine_raising_degrades_to_passthrough_and_recovers(
     assert any("simulated engine failure" in m for m in result.telemetry.messages)
 
 
+class TappedCamera(CameraSource):
+    """The real CameraSource; `delivering` is set once its first frame has been emitted."""
+
+    def __init__(self, device: str, reconnect_s: float) -> None:
+        super().__init__(device, reconnect_s=reconnect_s)
+        self.delivering = asyncio.Event()
+
+    async def run(self, emit: EmitVideo, clock: StreamClock) -> None:
+        async def tap(frame: VideoFrame) -> None:
+            self.delivering.set()
+            await emit(frame)
+
+        await super().run(tap, clock)
+
+
 @pytest.mark.slow
 async def test_camera_disappearing_ends_with_one_line_error_and_a_valid_file(
     engine: Engine, tiny_corpus: Path, tmp_path: Path
 ) -> None:
     device = tmp_path / "camera.mp4"  # OpenCV opens a file like a capture device
     shutil.copy(tiny_corpus / "clip00001.mp4", device)
-    camera = CameraSource(str(device), reconnect_s=0.5)
+    camera = TappedCamera(str(device), reconnect_s=0.5)
     audio = AudioFileSource(
         (0.1 * np.random.default_rng(2).standard_normal(16_000 * 4)).astype(np.float32), 16_000
     )
     out = tmp_path / "cam.mp4"
     cfg = RunConfig(session=SessionConfig(realtime=True, budget_ms=400.0), out_path=out, live_status=False)
     runner = asyncio.create_task(Runner(engine, camera, audio, cfg, paced=True).run())
-    await asyncio.sleep(1.0)  # the device is open and delivering
+    # the device is open and delivering (waiting on the first frame, not a fixed sleep: on a
+    # loaded machine opening it can take longer than any fixed delay)
+    await asyncio.wait_for(camera.delivering.wait(), 30)
     device.unlink()  # unplugged: reads fail once the open handle runs out, reopening fails
     result = await asyncio.wait_for(runner, 30)
     assert result.error is not None and "stopped delivering" in result.error and "\n" not in result.error
