@@ -1,23 +1,24 @@
 """One engine, many callers: gathers the frames that are due from every session into one
 `engine.generate` call, on the batcher's own inference thread, within their deadlines.
 
-A request that would finish after its deadline (by the measured time of a batch that size) is
-answered `None` at once: the caller passes the frame through instead of queueing it. The queue
-is bounded; when it is full the request is also answered `None`. An engine that raises fails
-only the requests of that batch (`InferenceError`); the next batch runs normally.
+A request that would finish after its deadline (by the expected time of a batch that size,
+`BatchTimes`) is answered `None` at once: the caller passes the frame through instead of
+queueing it. The queue is bounded; when it is full the request is also answered `None`. An
+engine that raises fails only the requests of that batch (`InferenceError`); the next batch
+runs normally. Time is read from an injectable `Clock` (`SystemClock` by default).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
 from export.engine import Engine, FloatArray, ReferenceFeatures, stack_features
+from realtime.clock import Clock, SystemClock
 from realtime.frames import NS_PER_MS
 
 
@@ -31,6 +32,54 @@ class BatcherConfig:
     queue_size: int = 64
     gather_ms: float = 3.0  # with several sessions, wait this long at most for more frames
     ema: float = 0.2  # weight of the newest measurement in the per-batch-size time estimate
+    # while no batch of a size runs, its estimate's excess over the fastest such batch halves
+    # every this many ms (see BatchTimes)
+    decay_half_life_ms: float = 200.0
+    default_ms: float = 30.0  # the estimate before anything was measured
+
+
+@dataclass
+class _Measured:
+    ms: float  # moving average of the measured times
+    fastest_ms: float
+    at_ns: int  # when last measured
+
+
+class BatchTimes:
+    """Expected time of a batch, per batch size: a moving average of the measured times which,
+    while no batch of that size runs, decays toward the fastest one measured. One slow batch
+    (a stall: the machine swapping, another program starting) raises the estimate above every
+    frame's budget; frames judged late by it never reach the engine, so without the decay no
+    new measurement would ever bring it down again. With it, the estimate falls back within a
+    few half-lives of the stall's end, the next frames run, and their measurements take over."""
+
+    def __init__(self, ema: float, half_life_ms: float, default_ms: float) -> None:
+        self.ema, self.half_life_ms, self.default_ms = ema, half_life_ms, default_ms
+        self._sizes: dict[int, _Measured] = {}
+
+    def _current_ms(self, m: _Measured, now_ns: int) -> float:
+        age_ms = max(0.0, (now_ns - m.at_ns) / NS_PER_MS)
+        excess = max(0.0, m.ms - m.fastest_ms)
+        return m.fastest_ms + excess * 0.5 ** (age_ms / self.half_life_ms)
+
+    def estimate_ms(self, batch: int, now_ns: int) -> float:
+        """Expected time of a batch of this size (scaled from the nearest size measured)."""
+        if batch in self._sizes:
+            return self._current_ms(self._sizes[batch], now_ns)
+        if not self._sizes:
+            return self.default_ms
+        size, m = min(self._sizes.items(), key=lambda kv: abs(kv[0] - batch))
+        return self._current_ms(m, now_ns) * batch / size
+
+    def record(self, batch: int, ms: float, now_ns: int, replace: bool = False) -> None:
+        """A batch of this size took `ms`, ending at `now_ns`; `replace` drops the history."""
+        m = self._sizes.get(batch)
+        if m is None or replace:
+            self._sizes[batch] = _Measured(ms, ms, now_ns)
+            return
+        m.ms = (1 - self.ema) * self._current_ms(m, now_ns) + self.ema * ms
+        m.fastest_ms = min(m.fastest_ms, ms)
+        m.at_ns = now_ns
 
 
 @dataclass
@@ -43,16 +92,20 @@ class _Request:
 
 
 class InferenceBatcher:
-    def __init__(self, engine: Engine, cfg: BatcherConfig = BatcherConfig()) -> None:
+    def __init__(
+        self, engine: Engine, cfg: BatcherConfig = BatcherConfig(), clock: Clock | None = None
+    ) -> None:
         self.engine = engine
         self.cfg = cfg
+        self.clock = clock if clock is not None else SystemClock()
+        self.times = BatchTimes(cfg.ema, cfg.decay_half_life_ms, cfg.default_ms)
         self._queue: asyncio.Queue[_Request] = asyncio.Queue(maxsize=cfg.queue_size)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stablesync-infer")
         self._task: asyncio.Task[None] | None = None
-        self._batch_ms: dict[int, float] = {}
         self.clients = 0  # sessions currently submitting (a hint for gathering)
         self.batches_run = 0
         self.items_run = 0
+        self.refused_late = 0  # requests answered None because the estimate said they would be late
 
     async def start(self) -> None:
         if self._task is None:
@@ -71,13 +124,8 @@ class InferenceBatcher:
         self._executor.shutdown(wait=True, cancel_futures=True)
 
     def estimate_ms(self, batch: int = 1) -> float:
-        """Expected time of a batch of this size (measured; scaled from the nearest size seen)."""
-        if batch in self._batch_ms:
-            return self._batch_ms[batch]
-        if not self._batch_ms:
-            return 30.0
-        size, ms = min(self._batch_ms.items(), key=lambda kv: abs(kv[0] - batch))
-        return ms * batch / size
+        """Expected time of a batch of this size now (`BatchTimes`)."""
+        return self.times.estimate_ms(batch, self.clock.monotonic_ns())
 
     async def warmup(self) -> None:
         """One reference and one frame through the engine (first runs are slow: graph set-up),
@@ -89,10 +137,11 @@ class InferenceBatcher:
         mel = np.full((1, 1, m.mel.n_mels, m.window_frames), m.mel.silence_value, dtype=np.float32)
         loop = asyncio.get_running_loop()
         features = await self.encode_reference(image)
-        for _ in range(2):
-            t0 = time.perf_counter()
+        for _ in range(2):  # the second run's time seeds the estimate
+            t0 = self.clock.monotonic_ns()
             await loop.run_in_executor(self._executor, self.engine.generate, features, image, mel)
-            self._batch_ms[1] = (time.perf_counter() - t0) * 1000.0
+            t1 = self.clock.monotonic_ns()
+            self.times.record(1, (t1 - t0) / NS_PER_MS, t1, replace=True)
         self.batches_run += 1
 
     async def encode_reference(self, images: FloatArray) -> ReferenceFeatures:
@@ -123,7 +172,7 @@ class InferenceBatcher:
             deadlines = [r.deadline_ns for r in batch if r.deadline_ns]
             slack_ms = self.cfg.gather_ms
             if deadlines:
-                now = time.monotonic_ns()
+                now = self.clock.monotonic_ns()
                 slack_ms = min(
                     slack_ms, (min(deadlines) - now) / NS_PER_MS - self.estimate_ms(len(batch) + 1)
                 )
@@ -139,13 +188,14 @@ class InferenceBatcher:
         loop = asyncio.get_running_loop()
         while True:
             batch = await self._gather()
-            now = time.monotonic_ns()
+            now = self.clock.monotonic_ns()
             live: list[_Request] = []
             for req in batch:
                 if req.future.done():  # the caller gave up (cancelled)
                     continue
                 expected_end = now + int(self.estimate_ms(len(batch)) * NS_PER_MS)
                 if req.deadline_ns and expected_end > req.deadline_ns:
+                    self.refused_late += 1
                     req.future.set_result(None)
                 else:
                     live.append(req)
@@ -154,7 +204,7 @@ class InferenceBatcher:
             features = live[0].features if len(live) == 1 else stack_features([r.features for r in live])
             frames = np.stack([r.frame for r in live]).astype(np.float32, copy=False)
             mels = np.stack([r.mel for r in live]).astype(np.float32, copy=False)
-            t0 = time.perf_counter()
+            t0 = self.clock.monotonic_ns()
             try:
                 out = await loop.run_in_executor(self._executor, self.engine.generate, features, frames, mels)
             except Exception as exc:  # the engine failed: fail this batch only
@@ -162,10 +212,9 @@ class InferenceBatcher:
                     if not req.future.done():
                         req.future.set_exception(InferenceError(f"{type(exc).__name__}: {exc}"))
                 continue
-            ms = (time.perf_counter() - t0) * 1000.0
+            t1 = self.clock.monotonic_ns()
             n = len(live)
-            old = self._batch_ms.get(n)
-            self._batch_ms[n] = ms if old is None else (1 - self.cfg.ema) * old + self.cfg.ema * ms
+            self.times.record(n, (t1 - t0) / NS_PER_MS, t1)
             self.batches_run += 1
             self.items_run += n
             for i, req in enumerate(live):

@@ -1,4 +1,8 @@
-"""The shared time line of one run: every source stamps its frames from the same start.
+"""Clocks. `Clock` is what the parts that measure time take (the batcher), so a test can give
+them a clock it moves itself; `SystemClock` is `time.monotonic_ns`.
+
+`StreamClock` is the shared time line of one run: every source stamps its frames from the
+same start.
 
 `capture_ns` of a paced file source is `start_ns + pts_ns`: the moment it releases the frame,
 as if a device had captured it then. In fast mode (`paced=False`) sources do not wait, and
@@ -10,8 +14,20 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from realtime.frames import NS_PER_S
+
+
+class Clock(Protocol):
+    def monotonic_ns(self) -> int: ...
+
+
+class SystemClock:
+    """The process's monotonic clock."""
+
+    def monotonic_ns(self) -> int:
+        return time.monotonic_ns()
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from export.engine import Engine
 from realtime.batcher import InferenceBatcher
 from realtime.clock import StreamClock
-from realtime.frames import AudioChunk, VideoFrame
+from realtime.frames import AudioChunk, OutputFrame, VideoFrame
 from realtime.session import LipSyncSession, SessionConfig, StageFailed
 from realtime.sinks import AudioDelayLine, FileSink, FileSinkConfig, VirtualCameraConfig, VirtualCameraSink
 from realtime.sinks.pulse import PulseVirtualMic
@@ -48,6 +48,7 @@ class RunConfig:
     live_status: bool = True
     max_seconds: float | None = None
     drain_timeout_s: float = 5.0
+    on_output: Callable[[OutputFrame], None] | None = None  # sees every frame handed to the sinks
 
 
 @dataclass
@@ -129,6 +130,8 @@ class Runner:
                 if out is None:
                     return
                 session.mark_delivered(out, delay_line.applied_delay_ns if vmic else None)
+                if cfg.on_output is not None:
+                    cfg.on_output(out)
                 try:
                     if vcam is not None:
                         await vcam.send(out.image)
@@ -205,5 +208,7 @@ class Runner:
             if pulse_mic is not None:
                 await loop.run_in_executor(None, pulse_mic.remove)
             details["batches"] = batcher.batches_run
+            if batcher.refused_late:
+                tel.count("late_refused_by_batcher", batcher.refused_late)
             details["batched_frames"] = batcher.items_run
         return RunResult(tel, self._error, out_path, self._interrupted, details)

@@ -359,6 +359,7 @@ class LipSyncSession:
         rest_ns = int((self.batcher.estimate_ms(1) + self._composite_ms) * NS_PER_MS)
         if work.deadline_ns and time.monotonic_ns() + rest_ns > work.deadline_ns:
             work.mode = "late"
+            self.telemetry.count("late_by_estimate")  # passed through without trying the engine
             return
         assert self._features is not None
         crop = work.track.crop.astype(np.float32).transpose(2, 0, 1) / 255.0
