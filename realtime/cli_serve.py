@@ -31,13 +31,36 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
     parser.add_argument("--token", default=None, help="secret the page must send; required off 127.0.0.1")
     parser.add_argument("--max-sessions", type=int, default=4, help="peers served at once (default 4)")
+    parser.add_argument(
+        "--max-connections", type=int, default=64, help="HTTP connections open at once (default 64)"
+    )
+    repeatable = {
+        "--allow-candidates": ("CIDR", "also use peers' host ICE candidates in this block (NAT, proxy)"),
+        "--ice-server": ("URL", "STUN/TURN server (stun:HOST:PORT, turn:HOST:PORT); none by default"),
+    }
+    for flag, (metavar, text) in repeatable.items():
+        parser.add_argument(flag, action="append", default=[], metavar=metavar, help=text + "; repeatable")
+    parser.add_argument("--allow-mdns", action="store_true", help="use peers' .local (mDNS) ICE candidates")
+    parser.add_argument("--turn-credentials", metavar="USER:PASSWORD", help="for the turn: servers")
     add_engine_options(parser)  # --stats-json: the final stats of every session, at exit
     parser.description = (parser.description or "") + f" --backend {PASSTHROUGH} returns video untouched."
     return parser
 
 
 def _config(args: argparse.Namespace) -> ServeConfig:
-    return ServeConfig(host=args.host, port=args.port, token=args.token, max_sessions=args.max_sessions)
+    user, _, password = (args.turn_credentials or "").partition(":")
+    return ServeConfig(
+        host=args.host,
+        port=args.port,
+        token=args.token,
+        max_sessions=args.max_sessions,
+        max_connections=args.max_connections,
+        allow_candidates=tuple(args.allow_candidates),
+        allow_mdns=args.allow_mdns,
+        ice_servers=tuple(args.ice_server),
+        turn_username=user or None,
+        turn_password=password or None,
+    )
 
 
 def open_pipelines(args: argparse.Namespace) -> PipelineFactory:

@@ -115,7 +115,9 @@ async def test_oversized_body_is_refused() -> None:
 
 
 async def test_token_is_checked_on_offer() -> None:
-    config = ServeConfig(port=0, token="correct-horse-battery")
+    config = ServeConfig(
+        port=0, token="correct-horse-battery", auth_backoff_s=0.0
+    )  # back-off: test_webrtc_guard
     async with running_server(config, PassthroughFactory()) as server:
         sdp = await _offer_sdp()
         assert (await post_offer(server.url, sdp))[0] == 401

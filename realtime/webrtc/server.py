@@ -3,7 +3,11 @@
 POST /offer takes {"sdp", "type": "offer"} (aiortc's examples' convention) and answers
 {"sdp", "type": "answer", "session"}. Failures answer JSON {"error": "..."}: 400 malformed
 JSON or SDP, 401 missing/wrong token (`Authorization: Bearer T`, required when a token is set),
-413 body over `max_body_bytes`, 503 past `max_sessions`.
+429 while an address is backing off after wrong tokens, 408 a body not received within
+`body_timeout_s`, 413 body over `max_body_bytes`, 503 past `max_sessions`, past
+`max_connections` or when no answer is ready within `handler_timeout_s`. Every refusal is
+logged in one line with the peer's address. The offer's ICE candidates are filtered first
+(candidates.py).
 """
 
 from __future__ import annotations
@@ -14,14 +18,18 @@ import hmac
 import importlib.resources
 import json
 import logging
+import math
 import signal
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 
+from realtime.webrtc.candidates import CandidatePolicy, filter_offer, host_addresses, peer_address
 from realtime.webrtc.config import ServeConfig
+from realtime.webrtc.limits import AuthBackoff, ConnectionLimiter
 from realtime.webrtc.processing import PipelineFactory
 from realtime.webrtc.registry import SessionRegistry
 from stablesync.errors import UserError
@@ -30,7 +38,8 @@ log = logging.getLogger(__name__)
 REGISTRY_KEY = web.AppKey("registry", SessionRegistry)
 CONFIG_KEY = web.AppKey("config", ServeConfig)
 PIPELINES_KEY = web.AppKey("pipelines", PipelineFactory)
-NEGOTIATION_TIMEOUT_S = 10.0
+AUTH_KEY = web.AppKey("auth_backoff", AuthBackoff)
+LINGERING_S = 1.0  # after an early answer (408, 413), the rest of a body is read this long at most
 PAGE_FILES = {"/": ("index.html", "text/html"), "/app.js": ("app.js", "text/javascript")}
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -47,6 +56,22 @@ def web_dir() -> Path:
 
 def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
+
+
+def _refuse(
+    request: web.Request,
+    status: int,
+    message: str,
+    close: bool = False,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    """The error answer, logged in one line with the peer's address; `close` ends the
+    connection after it instead of reading the rest of an unread body."""
+    log.warning("%s %s from %s: %d %s", request.method, request.path, request.remote, status, message)
+    response = web.json_response({"error": message}, status=status, headers=headers)
+    if close:
+        response.force_close()
+    return response
 
 
 def _token_ok(request: web.Request, token: str) -> bool:
@@ -96,31 +121,97 @@ def _parse_offer(body: bytes) -> tuple[str, str]:
     return sdp, type_
 
 
+def _check_token(request: web.Request, token: str) -> web.Response | None:
+    """None when the token is right; otherwise the 401 (or, while backing off, 429) answer."""
+    backoff, peer = request.app[AUTH_KEY], request.remote or "?"
+    wait_s = backoff.blocked_for_s(peer)
+    if wait_s > 0:
+        retry_s = math.ceil(wait_s)
+        message = f"token: too many wrong tokens from {peer}; retry in {retry_s} s"
+        return _refuse(request, 429, message, close=True, headers={"Retry-After": str(retry_s)})
+    if not _token_ok(request, token):
+        block_s = backoff.failed(peer)
+        message = "token: missing or wrong (send 'Authorization: Bearer <token>')"
+        log.info("offers from %s refused for %.1f s after this wrong token", peer, block_s)
+        return _refuse(request, 401, message, close=True)
+    backoff.succeeded(peer)
+    return None
+
+
+async def _read_body(request: web.Request, config: ServeConfig) -> bytes | web.Response:
+    """The offer's body, or the answer that refuses it (413, 408; a client gone mid-body is
+    logged once and gets nothing)."""
+    too_large = f"body: larger than {config.max_body_bytes} bytes"
+    if request.content_length is not None and request.content_length > config.max_body_bytes:
+        return _refuse(request, 413, too_large, close=True)
+    try:
+        return await asyncio.wait_for(request.read(), timeout=config.body_timeout_s)
+    except web.HTTPRequestEntityTooLarge:
+        return _refuse(request, 413, too_large, close=True)
+    except TimeoutError:
+        return _refuse(request, 408, f"body: not received within {config.body_timeout_s:g} s", close=True)
+    except (RequestPayloadError, ConnectionError) as exc:
+        log.warning(
+            "%s %s from %s: client disconnected mid-body (%s)",
+            request.method,
+            request.path,
+            request.remote,
+            " ".join(str(exc).split()) or type(exc).__name__,
+        )
+        response = web.Response(status=400)
+        response.force_close()
+        return response
+
+
+def _candidate_policy(request: web.Request, config: ServeConfig) -> CandidatePolicy:
+    peer = peer_address(request.remote)
+    return CandidatePolicy(
+        peer=peer,
+        allowed_networks=config.allowed_networks,
+        local_addresses=host_addresses() if peer is not None and peer.is_loopback else frozenset(),
+        allow_mdns=config.allow_mdns,
+        has_stun=config.has_stun,
+        has_turn=config.has_turn,
+        max_per_section=config.max_candidates_per_section,
+    )
+
+
 async def _offer(request: web.Request) -> web.Response:
     config = request.app[CONFIG_KEY]
     registry = request.app[REGISTRY_KEY]
-    if config.token is not None and not _token_ok(request, config.token):
-        return _error(401, "token: missing or wrong (send 'Authorization: Bearer <token>')")
-    if request.content_length is not None and request.content_length > config.max_body_bytes:
-        return _error(413, f"body: larger than {config.max_body_bytes} bytes")
-    try:
-        body = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        return _error(413, f"body: larger than {config.max_body_bytes} bytes")
+    if config.token is not None and (refusal := _check_token(request, config.token)) is not None:
+        return refusal
+    body = await _read_body(request, config)
+    if isinstance(body, web.Response):
+        return body
     try:
         sdp, type_ = _parse_offer(body)
     except ValueError as exc:
-        return _error(400, str(exc))
+        return _refuse(request, 400, str(exc))
     if registry.full:
-        return _error(503, f"server full: {config.max_sessions} session(s) already; try again later")
+        full = f"server full: {config.max_sessions} session(s) already; try again later"
+        return _refuse(request, 503, full)
+    sdp, candidates = filter_offer(sdp, _candidate_policy(request, config))
     session = await registry.open()
     try:
-        answer = await asyncio.wait_for(session.answer(sdp, type_), timeout=NEGOTIATION_TIMEOUT_S)
+        answer = await asyncio.wait_for(
+            session.answer(sdp, type_, candidates), timeout=config.handler_timeout_s
+        )
+    except TimeoutError:
+        await session.close("no answer in time")
+        return _refuse(request, 503, f"server busy: no answer within {config.handler_timeout_s:g} s")
     except Exception as exc:  # aiortc raises many kinds on a malformed offer
         await session.close("bad offer")
         message = " ".join(str(exc).split()) or type(exc).__name__
-        return _error(400, f"sdp: cannot use this offer: {message}")
-    log.info("session %s: answered (%d/%d)", session.id, len(registry), config.max_sessions)
+        return _refuse(request, 400, f"sdp: cannot use this offer: {message}")
+    log.info(
+        "session %s: answered %s (%d/%d; %s)",
+        session.id,
+        request.remote,
+        len(registry),
+        config.max_sessions,
+        candidates.summary(),
+    )
     return web.json_response({"sdp": answer.sdp, "type": answer.type, "session": session.id})
 
 
@@ -134,6 +225,7 @@ def create_app(config: ServeConfig, pipelines: PipelineFactory) -> web.Applicati
     app[CONFIG_KEY] = config
     app[PIPELINES_KEY] = pipelines
     app[REGISTRY_KEY] = SessionRegistry(config, pipelines)
+    app[AUTH_KEY] = AuthBackoff(config.auth_backoff_s, config.auth_backoff_max_s)
     for path in PAGE_FILES:
         app.router.add_get(path, _page)
     app.router.add_get("/status", _status)
@@ -144,9 +236,10 @@ def create_app(config: ServeConfig, pipelines: PipelineFactory) -> web.Applicati
 
 
 class RunningServer:
-    def __init__(self, app: web.Application, host: str, port: int) -> None:
+    def __init__(self, app: web.Application, host: str, port: int, connections: ConnectionLimiter) -> None:
         self.app = app
         self.port = port
+        self.connections = connections
         self.url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
 
     @property
@@ -156,23 +249,37 @@ class RunningServer:
 
 @contextlib.asynccontextmanager
 async def running_server(config: ServeConfig, pipelines: PipelineFactory) -> AsyncIterator[RunningServer]:
-    """Serves until the block exits, then closes every peer connection (bounded in time)."""
+    """Serves until the block exits, then closes every peer connection (bounded in time).
+
+    A connection that sends no complete request within `header_timeout_s` is closed (aiohttp's
+    keep-alive timer, which also runs before the first request); the listening socket hands
+    connections to aiohttp through a `ConnectionLimiter`."""
     app = create_app(config, pipelines)
-    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0, access_log=None)
+    runner = web.AppRunner(
+        app,
+        handle_signals=False,
+        shutdown_timeout=1.0,
+        access_log=None,
+        keepalive_timeout=config.header_timeout_s,
+        lingering_time=LINGERING_S,
+    )
     await runner.setup()
-    site = web.TCPSite(runner, config.host, config.port)
+    assert runner.server is not None
+    limiter = ConnectionLimiter(runner.server, config.max_connections)
     try:
-        await site.start()
+        listener = await asyncio.get_running_loop().create_server(
+            limiter, config.host, config.port, reuse_address=True
+        )
     except OSError as exc:
         await runner.cleanup()
         raise UserError(
             f"--host {config.host} --port {config.port}: cannot listen ({exc.strerror})"
         ) from None
-    server = getattr(site, "_server", None)
-    port = server.sockets[0].getsockname()[1] if server is not None and server.sockets else config.port
+    port = listener.sockets[0].getsockname()[1] if listener.sockets else config.port
     try:
-        yield RunningServer(app, config.host, port)
+        yield RunningServer(app, config.host, port, limiter)
     finally:
+        listener.close()
         try:
             await asyncio.wait_for(runner.cleanup(), timeout=config.shutdown_timeout_s + 1.0)
         except TimeoutError:

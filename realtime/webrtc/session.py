@@ -16,10 +16,17 @@ from typing import Any
 
 import av
 import numpy as np
-from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
+from aiortc import (
+    RTCConfiguration,
+    RTCDataChannel,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from realtime.session import StageFailed
+from realtime.webrtc.candidates import CandidateReport
 from realtime.webrtc.config import ServeConfig
 from realtime.webrtc.media import (
     DelayedAudioTrack,
@@ -37,6 +44,17 @@ DELAY_HYSTERESIS_MS = 20.0
 TASK_CANCEL_TIMEOUT_S = 1.0
 
 
+def ice_configuration(config: ServeConfig) -> RTCConfiguration:
+    """The configured STUN/TURN servers; none by default, so nothing is contacted off the host."""
+    servers = [
+        RTCIceServer(urls=url, username=config.turn_username, credential=config.turn_password)
+        if url.startswith("turn")
+        else RTCIceServer(urls=url)
+        for url in config.ice_servers
+    ]
+    return RTCConfiguration(iceServers=servers)
+
+
 class Session:
     def __init__(
         self,
@@ -52,7 +70,7 @@ class Session:
         self._on_closed = on_closed
         self.epoch_ns = time.monotonic_ns()
         self.stats = SessionStats(session_id, backend=mode)
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # no STUN: nothing leaves the host
+        self.pc = RTCPeerConnection(ice_configuration(config))
         self.audio_out = DelayedAudioTrack(self.epoch_ns)
         self.video_out = ProcessedVideoTrack(self.epoch_ns, self.audio_out, self.stats)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -64,8 +82,13 @@ class Session:
         self.close_reason: str | None = None
 
     # -- negotiation -------------------------------------------------------------------------
-    async def answer(self, sdp: str, type_: str) -> RTCSessionDescription:
-        """Applies the peer's offer and returns our answer (raises on a malformed offer)."""
+    async def answer(
+        self, sdp: str, type_: str, candidates: CandidateReport | None = None
+    ) -> RTCSessionDescription:
+        """Applies the peer's offer (its candidates already filtered, as `candidates` reports)
+        and returns our answer (raises on a malformed offer)."""
+        if candidates is not None:
+            self.stats.candidates = candidates
         self.pc.on("track", self._on_track)
         self.pc.on("datachannel", self._on_datachannel)
         self.pc.on("connectionstatechange", self._on_connection_state)

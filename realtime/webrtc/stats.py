@@ -12,7 +12,8 @@ Once a second the server sends one JSON text message on the data channel labelle
                                # it matches, < 0 before it (a receiver playing by timestamps waits)
      "late_frames": int, "dropped_frames": int,   # totals: missed deadline / replaced by newer
      "frames_out": int, "modes": {mode: count},   # "lipsync" or why a frame passed through
-     "backend": str, "pipeline": {...}}           # the pipeline's own figures (per-stage ms)
+     "backend": str, "pipeline": {...},           # the pipeline's own figures (per-stage ms)
+     "ice_candidates": {"accepted", "rejected", "reasons": {reason: count}}}  # the offer's
 
 The page adds its own part (network, jitter buffer, decode) to `server_latency_ms` to show
 glass-to-glass, and reads the browser's A/V sync from getStats.
@@ -27,6 +28,8 @@ import time
 from typing import Any
 
 import numpy as np
+
+from realtime.webrtc.candidates import CandidateReport
 
 STATS_CHANNEL = "stats"
 WINDOW_FRAMES = 125  # percentiles over the last 5 s at 25 fps
@@ -48,6 +51,7 @@ class SessionStats:
     encode_ms: collections.deque[float] = dataclasses.field(
         default_factory=lambda: collections.deque(maxlen=WINDOW_FRAMES)
     )  # handed to aiortc's sender -> encoded and sent
+    candidates: CandidateReport = dataclasses.field(default_factory=CandidateReport)
     _in_times_ns: collections.deque[int] = dataclasses.field(
         default_factory=lambda: collections.deque(maxlen=WINDOW_FRAMES)
     )
@@ -97,6 +101,7 @@ class SessionStats:
             "modes": dict(self.modes),
             "backend": self.backend,
             "pipeline": {k: v for k, v in pipeline.items() if k != "dropped_frames"},
+            "ice_candidates": self.candidates.as_dict(),
         }
 
     def encode(self, pipeline: dict[str, Any]) -> str:
