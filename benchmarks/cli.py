@@ -50,7 +50,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         "--timeout-s",
         type=float,
         default=None,
-        help="limit per benchmark (default 150 s with --quick, 1800 s otherwise)",
+        help="limit per benchmark (default 150 s with --quick, 2400 s otherwise: the soak runs 30 min)",
     )
     return parser
 
@@ -76,7 +76,7 @@ def main(args: argparse.Namespace) -> int:
         if unknown:
             raise UserError(f"--only {unknown[0]}: no such benchmark; expected one of {', '.join(names)}")
         names = [n for n in names if n in args.only]
-    timeout_s = args.timeout_s or (150.0 if args.quick else 1800.0)
+    timeout_s = args.timeout_s or (150.0 if args.quick else 2400.0)
     out_dir: Path = args.out
     out_dir.mkdir(parents=True, exist_ok=True)
     failed = []

@@ -1,0 +1,279 @@
+"""`stablesync serve` over a long call: one WebRTC session for `--minutes` (default 30) while
+beside it a second session is opened and closed every `--churn-period-s` (10 s; every third
+one vanishes: its process is killed, no goodbye). Recorded per minute: the long session's
+glass-to-glass p50 (at the peer, from the frame marks), the server's own latency p50, the
+share of frames sent back "late", its fps, and the server's RSS, open file descriptors and
+threads. At the end, after every session has gone: fds and threads against their level after
+one warm-up session (before the soak). Writes JSON and a time-series plot (`OUT.png`).
+
+`python -m benchmarks.webrtc_soak --out benchmarks/out/webrtc_soak.json [--minutes 30] [--quick]
+[--weights DIR] [--backend auto|passthrough|...]`
+
+Compares the first and the last `window` minutes (5, or a third of a shorter run): p50 latency,
+late share, RSS; a flat call has differences near zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.common import rss_mb, write_result
+from benchmarks.webrtc_sessions import _clip, _start_server, _status, _wait_idle, _weights
+
+MAX_SESSIONS = 4
+CHURN_SECONDS = 5.0  # how long each churn session sends
+VANISH_EVERY = 3  # every third churn session is killed instead of closed
+TASK_CANCEL_TIMEOUT_S = 5.0
+
+
+def process_figures(pid: int) -> dict[str, float]:
+    """RSS (MB), open file descriptors and threads of a process, from /proc (Linux)."""
+    threads = 0
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("Threads:"):
+                threads = int(line.split()[1])
+    try:
+        fds = len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        fds = -1
+    return {"rss_mb": round(rss_mb(pid), 1), "fds": fds, "threads": threads}
+
+
+class LongPeer:
+    """One aiortc peer sending the clip until closed; its figures can be read while it runs."""
+
+    def __init__(self, url: str, clip: Any) -> None:
+        from aiortc import RTCConfiguration, RTCPeerConnection
+
+        from realtime.webrtc.client import ClientResult, ClipAudioTrack, ClipVideoTrack, _Receiver
+        from realtime.webrtc.stats import STATS_CHANNEL
+
+        self.url = url
+        self.result = ClientResult()
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        start_ns = time.monotonic_ns() + 1_000_000_000
+        video = ClipVideoTrack(clip, start_ns)
+        receiver = _Receiver(video, clip.fps, self.result)
+        self._tasks: list[asyncio.Task[None]] = []
+        channel = self.pc.createDataChannel(STATS_CHANNEL)
+        channel.on(
+            "message", lambda m: self.result.stats.append(json.loads(m)) if isinstance(m, str) else None
+        )
+
+        def on_track(track: Any) -> None:
+            coro = receiver.video(track) if track.kind == "video" else receiver.audio(track)
+            self._tasks.append(asyncio.ensure_future(coro))
+
+        self.pc.on("track", on_track)
+        self.pc.addTrack(video)
+        self.pc.addTrack(ClipAudioTrack(clip, start_ns))
+
+    async def open(self) -> None:
+        from aiortc import RTCSessionDescription
+
+        from realtime.webrtc.client import post_offer
+
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        status, answer = await post_offer(self.url, self.pc.localDescription.sdp)
+        if status != 200:
+            raise RuntimeError(f"the long session was refused: HTTP {status} {answer.get('error')}")
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type=answer["type"]))
+
+    async def close(self) -> None:
+        await asyncio.wait_for(self.pc.close(), timeout=TASK_CANCEL_TIMEOUT_S)
+        for task in self._tasks:
+            task.cancel()
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=TASK_CANCEL_TIMEOUT_S)
+            if pending:
+                print(f"{len(pending)} receiver task(s) did not stop in time", file=sys.stderr)
+
+
+@dataclasses.dataclass
+class Churn:
+    clean: int = 0
+    vanished: int = 0
+    refused: int = 0
+
+
+async def churn(url: str, clip: Any, period_s: float, counts: Churn) -> None:
+    """A session opened and closed every `period_s` (every `VANISH_EVERY`-th one killed)."""
+    from realtime.webrtc.client import run_client
+
+    index = 0
+    while True:
+        began = time.monotonic()
+        index += 1
+        if index % VANISH_EVERY == 0:
+            cmd = [sys.executable, "-m", "realtime.webrtc.client", url, "--seconds", "60"]
+            proc = await asyncio.create_subprocess_exec(
+                *cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+            await asyncio.sleep(CHURN_SECONDS)
+            proc.kill()  # no goodbye: its packets just stop
+            await proc.wait()
+            counts.vanished += 1
+        else:
+            result = await run_client(url, clip, CHURN_SECONDS, settle_s=0.5)
+            if result.error is None:
+                counts.clean += 1
+            else:
+                counts.refused += 1
+        await asyncio.sleep(max(0.0, period_s - (time.monotonic() - began)))
+
+
+def minute_record(peer: LongPeer, g2g_from: int, stats_from: int, pid: int, minute: int) -> dict[str, Any]:
+    """The long session's figures since the previous minute (`*_from`: where its lists stood)."""
+    g2g = peer.result.glass_to_glass_ms[g2g_from:]
+    stats = peer.result.stats[stats_from:]
+    before = peer.result.stats[stats_from - 1] if stats_from else {"frames_out": 0, "late_frames": 0}
+    record: dict[str, Any] = {"minute": minute, **process_figures(pid)}
+    record["glass_to_glass_ms_p50"] = round(float(np.median(g2g)), 1) if g2g else None
+    if stats:
+        frames = stats[-1]["frames_out"] - before["frames_out"]
+        late = stats[-1]["late_frames"] - before["late_frames"]
+        server_p50 = np.median([s["server_latency_ms"]["p50"] for s in stats])
+        record["server_latency_ms_p50"] = round(float(server_p50), 1)
+        record["late_share"] = round(late / frames, 4) if frames > 0 else None
+        record["fps_out"] = round(frames / 60.0, 2)
+    return record
+
+
+async def soak(url: str, clip: Any, pid: int, minutes: int, churn_period_s: float) -> dict[str, Any]:
+    from realtime.webrtc.client import run_client
+
+    await run_client(url, clip, CHURN_SECONDS, settle_s=0.5)  # warm-up: lazily made pools, codecs
+    await asyncio.to_thread(_wait_idle, url, 30.0)
+    baseline = process_figures(pid)
+    peer = LongPeer(url, clip)
+    await peer.open()
+    counts = Churn()
+    churner = asyncio.ensure_future(churn(url, clip, churn_period_s, counts))
+    per_minute = []
+    g2g_from = stats_from = 0
+    try:
+        for minute in range(1, minutes + 1):
+            await asyncio.sleep(60.0)
+            record = minute_record(peer, g2g_from, stats_from, pid, minute)
+            record["churn"] = dataclasses.asdict(counts)
+            per_minute.append(record)
+            g2g_from, stats_from = len(peer.result.glass_to_glass_ms), len(peer.result.stats)
+            print(json.dumps(record), flush=True)
+    finally:
+        churner.cancel()
+        _, pending = await asyncio.wait([churner], timeout=TASK_CANCEL_TIMEOUT_S)
+        if pending:
+            print(f"the churn did not stop within {TASK_CANCEL_TIMEOUT_S} s", file=sys.stderr)
+        await peer.close()
+    return {"baseline": baseline, "per_minute": per_minute, "churn": dataclasses.asdict(counts)}
+
+
+def compare(per_minute: list[dict[str, Any]], window: int) -> dict[str, Any]:
+    """Last `window` minutes minus the first `window` (medians of the per-minute values)."""
+
+    def median(rows: list[dict[str, Any]], key: str) -> float | None:
+        values = [r[key] for r in rows if r.get(key) is not None]
+        return float(np.median(values)) if values else None
+
+    first, last = per_minute[:window], per_minute[-window:]
+    out: dict[str, Any] = {"window_minutes": window}
+    for key in ("glass_to_glass_ms_p50", "server_latency_ms_p50", "late_share", "rss_mb", "fds", "threads"):
+        a, b = median(first, key), median(last, key)
+        out[key] = {"first": a, "last": b, "change": None if a is None or b is None else round(b - a, 4)}
+    return out
+
+
+def plot(per_minute: list[dict[str, Any]], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    minutes = [r["minute"] for r in per_minute]
+    panels = [
+        ("latency p50 (ms)", ("glass_to_glass_ms_p50", "server_latency_ms_p50")),
+        ("late share", ("late_share",)),
+        ("server RSS (MB)", ("rss_mb",)),
+        ("server fds / threads", ("fds", "threads")),
+    ]
+    fig, axes = plt.subplots(len(panels), 1, figsize=(7, 9), sharex=True)
+    for ax, (label, keys) in zip(axes, panels, strict=True):
+        for key in keys:
+            ax.plot(
+                minutes,
+                [r.get(key) if r.get(key) is not None else np.nan for r in per_minute],
+                "o-",
+                label=key,
+            )
+        ax.set_ylabel(label, fontsize=8)
+        ax.legend(fontsize=7)
+    axes[-1].set_xlabel("minute")
+    axes[0].set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.webrtc_soak", description=__doc__)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/out/webrtc_soak.json"))
+    parser.add_argument("--minutes", type=int, default=30)
+    parser.add_argument("--quick", action="store_true", help="1 minute instead of --minutes")
+    parser.add_argument("--churn-period-s", type=float, default=10.0)
+    parser.add_argument("--weights", type=Path, default=None)
+    parser.add_argument("--backend", default="auto")
+    args = parser.parse_args(argv)
+    minutes = 1 if args.quick else args.minutes
+    args.sessions = [MAX_SESSIONS]  # what _start_server reads for --max-sessions
+    clip = _clip()
+    figures: dict[str, Any] = {"minutes": minutes, "churn_period_s": args.churn_period_s, "clip": clip.name}
+    with tempfile.TemporaryDirectory() as tmp:
+        weights, figures["weights"] = _weights(args, Path(tmp))
+        server, url = _start_server(args, weights, Path(tmp) / "server.log")
+        try:
+            figures["backend"] = _status(url)["mode"]
+            figures |= asyncio.run(soak(url, clip, server.pid, minutes, args.churn_period_s))
+            _wait_idle(url, timeout_s=30.0)
+            time.sleep(2.0)  # closing sessions finish their last tasks
+            figures["after_all_sessions"] = process_figures(server.pid)
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+    per_minute = figures["per_minute"]
+    figures["compare"] = compare(per_minute, max(1, min(5, len(per_minute) // 3)))
+    figures["samples"] = {
+        "glass-to-glass p50 per minute": [
+            r["glass_to_glass_ms_p50"] for r in per_minute if r["glass_to_glass_ms_p50"]
+        ]
+    }
+    figures["samples_unit"] = "ms"
+    path = write_result(args.out, "webrtc_soak", figures)
+    plot(per_minute, path.with_suffix(".png"), f"webrtc_soak: {minutes} min, {figures['backend']}")
+    base, end = figures["baseline"], figures["after_all_sessions"]
+    print(
+        f"fds {base['fds']} -> {end['fds']}, threads {base['threads']} -> {end['threads']},"
+        f" RSS {base['rss_mb']} -> {end['rss_mb']} MB;"
+        f" first vs last: {json.dumps(figures['compare'])} -> {path}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
