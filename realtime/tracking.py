@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 
 from realtime.frames import NS_PER_S, VideoFrame
 from realtime.smoothing import OneEuroConfig, OneEuroFilter
-from stablesync.face import CropAlignment, FaceMeshTracker, TrackedFace, align_crop
+from stablesync.face import CropAlignment, FaceTracker, TrackedFace, align_crop, open_tracker
 from stablesync.face.landmarks import NOSE_TIP, eye_centres, eye_distance
 
 
@@ -28,6 +28,7 @@ class TrackingConfig:
     lost_reset_s: float = 0.5  # after this long without a face the smoothing starts afresh
     smoothing: OneEuroConfig = field(default_factory=OneEuroConfig)
     min_face_px: float = 40.0  # eye distance * 2.5 below this: too small to lip-sync
+    tracker: str = "auto"  # stablesync.face.open_tracker: auto, mediapipe or tflite
 
 
 @dataclass(frozen=True)
@@ -76,16 +77,16 @@ class FaceFollower:
     def __init__(self, crop_size: int, cfg: TrackingConfig = TrackingConfig()) -> None:
         self.cfg = cfg
         self.crop_size = crop_size
-        self._tracker: FaceMeshTracker | None = None
+        self._tracker: FaceTracker | None = None
         self._filter = OneEuroFilter(cfg.smoothing)
         self._current: TrackedFace | None = None
         self._challenger_frames = 0
         self._last_seen_ns: int | None = None
         self._last_points: NDArray[np.float32] | None = None
 
-    def _mesh(self) -> FaceMeshTracker:
+    def _mesh(self) -> FaceTracker:
         if self._tracker is None:  # created on the executor thread that uses it
-            self._tracker = FaceMeshTracker(max_faces=self.cfg.max_faces, video=True)
+            self._tracker = open_tracker(self.cfg.tracker, max_faces=self.cfg.max_faces, video=True)
         return self._tracker
 
     def close(self) -> None:

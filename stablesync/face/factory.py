@@ -1,0 +1,74 @@
+"""Which face tracker runs: mediapipe's face mesh (0.10.21, Python < 3.13) where it is
+installed, otherwise MediaPipe's models on LiteRT (`TFLiteFaceTracker`). Both give the same
+468-point mesh indices; `open_tracker` is the one place trackers are made from a name.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from stablesync.errors import UserError
+from stablesync.face.tracker import TrackedFace
+
+TRACKER_KINDS = ("auto", "mediapipe", "tflite")
+
+
+class FaceTracker(Protocol):
+    def detect(self, frame_rgb: NDArray[np.uint8]) -> list[TrackedFace]: ...
+
+    def close(self) -> None: ...
+
+
+class TrackerUnavailable(UserError):
+    """The named tracker is unknown or not installed (a one-line CLI error)."""
+
+
+def mediapipe_available() -> bool:
+    return importlib.util.find_spec("mediapipe") is not None
+
+
+def tflite_available() -> bool:
+    from stablesync.face.litert import models_available, runtime_available
+
+    return runtime_available() and models_available()
+
+
+def resolve_tracker(kind: str = "auto") -> str:
+    """The concrete tracker `kind` names ("auto": mediapipe if installed, else tflite)."""
+    if kind not in TRACKER_KINDS:
+        raise TrackerUnavailable(f"--tracker {kind}: expected one of {', '.join(TRACKER_KINDS)}")
+    if kind in ("auto", "mediapipe") and mediapipe_available():
+        return "mediapipe"
+    if kind in ("auto", "tflite") and tflite_available():
+        return "tflite"
+    from stablesync.face.litert import INSTALL_HINT
+
+    if kind == "mediapipe":
+        raise TrackerUnavailable(
+            "--tracker mediapipe: mediapipe is not installed (mediapipe==0.10.21 exists for Python "
+            "3.11 and 3.12 only); use --tracker tflite"
+        )
+    raise TrackerUnavailable(f"no face tracker installed: {INSTALL_HINT}")
+
+
+def open_tracker(kind: str = "auto", max_faces: int = 1, video: bool = True) -> FaceTracker:
+    """A new tracker (one per thread). `video=False` treats every image on its own."""
+    if resolve_tracker(kind) == "mediapipe":
+        from stablesync.face.tracker import FaceMeshTracker
+
+        return FaceMeshTracker(max_faces=max_faces, video=video)
+    from stablesync.face.tflite_tracker import TFLiteFaceTracker
+
+    return TFLiteFaceTracker(max_faces=max_faces, video=video)
+
+
+def describe_trackers() -> str:
+    """One line: the tracker `auto` picks and what is installed."""
+    installed = [k for k, ok in (("mediapipe", mediapipe_available()), ("tflite", tflite_available())) if ok]
+    if not installed:
+        return "face tracker: none installed"
+    return f"face tracker: {installed[0]} (installed: {', '.join(installed)})"

