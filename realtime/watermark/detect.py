@@ -1,0 +1,246 @@
+"""Detection: find the pattern's period (the rescale), fold the frames onto one tile, correlate.
+
+1. Period: the frames' high-passed luma is autocorrelated (power spectra summed over up to
+   `max_period_frames` frames, whitened, one inverse FFT); a pattern repeating every T pixels
+   puts peaks at lags (T, 0), (0, T), (T, T) and (T, -T). The lags whose four values sum
+   highest are candidates (to a fraction of a pixel); each is tried on a few frames (steps 2
+   and 3) and the best kept. T / tile_px is the scale the frames were shown at.
+2. Fold: every frame is resampled by tile_px / T, high-passed and summed modulo the tile onto
+   one tile_px square (all tiles of all frames add up coherently; the picture does not).
+3. Correlate: the folded tile's spectrum, whitened (phase only) inside the pattern's ring, is
+   correlated with the sync pattern over every cyclic offset. The peak's height in standard
+   deviations of the correlation surface is the score z; a crop only moves the peak.
+4. Payload: at the peak's offset (to a fraction of a pixel), each bit's sign is that of the
+   correlation with its own frequency bins; the 64 bits are the payload if their CRC holds.
+Videos are analysed per second (the same period for all) and as a whole.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from realtime.watermark.pattern import PatternBank, PatternSpec
+from realtime.watermark.payload import Payload
+
+Luma = NDArray[np.uint8]
+FloatArray = NDArray[np.float32]
+FrameSource = Callable[[], Iterable[tuple[float, Luma]]]  # yields (time_s, luma) from the start
+
+
+@dataclass(frozen=True)
+class DetectConfig:
+    threshold_z: float = 6.0  # sync peak height (standard deviations) that counts as marked
+    min_period_px: float = 28.0  # searched periods of the pattern in the analysed frames
+    max_period_frames: int = 90  # frames used to find the period (every `period_stride`-th)
+    period_stride: int = 3
+    whiten_sigma_bins: float = 3.0  # blur of the power spectrum that flattens the picture's
+    period_candidates: int = 4  # autocorrelation peaks tried by folding `trial_frames` frames
+    trial_frames: int = 12
+    highpass_box_px: int = 15  # mean filter subtracted, at the tile's scale (keeps the ring)
+    fold_px: int = 64  # the folded tile's side (the pattern's period resampled to this)
+    antialias_sigma_px: float = 0.5  # blur before shrinking, in folded-tile pixels
+    segment_s: float = 1.0  # length of the per-second decisions
+
+
+@dataclass(frozen=True)
+class Score:
+    z: float  # sync peak height in standard deviations of the correlation surface
+    marked: bool
+    confidence: float  # 1 - the chance an unmarked input scores this high (Gaussian bound)
+    offset_px: tuple[float, float]  # where the tile starts in the folded frame (rows, cols)
+    bits: NDArray[np.uint8]
+    payload: Payload | None
+
+
+@dataclass(frozen=True)
+class Segment:
+    start_s: float
+    frames: int
+    z: float
+    marked: bool
+
+
+@dataclass
+class Detection:
+    frames: int
+    period_px: float  # the pattern's period in the input's pixels (0 when none was found)
+    scale: float  # period / the period at the canonical height
+    overall: Score | None
+    segments: list[Segment] = field(default_factory=list)
+
+    @property
+    def marked(self) -> bool:
+        return self.overall is not None and self.overall.marked
+
+
+def false_positive_bound(z: float, offsets: int) -> float:
+    """Chance that the largest of `offsets` standard normal values exceeds z (union bound)."""
+    return min(1.0, offsets * 0.5 * math.erfc(z / math.sqrt(2.0)))
+
+
+class PeriodEstimator:
+    """Sums the power spectra of high-passed frames; `estimate()` finds the pattern's period."""
+
+    def __init__(self, cfg: DetectConfig) -> None:
+        self.cfg = cfg
+        self.frames = 0
+        self._power: NDArray[np.float64] | None = None
+        self._window: FloatArray | None = None
+
+    def add(self, luma: Luma) -> None:
+        x = luma.astype(np.float32)
+        x -= cv2.GaussianBlur(x, (0, 0), 4.0)
+        if self._window is None or self._window.shape != x.shape:
+            self._window = np.outer(np.hanning(x.shape[0]), np.hanning(x.shape[1])).astype(np.float32)
+            self._power = None
+            self.frames = 0
+        spectrum = np.fft.rfft2(x * self._window)
+        power = spectrum.real**2 + spectrum.imag**2
+        self._power = power if self._power is None else self._power + power
+        self.frames += 1
+
+    def candidates(self) -> list[float]:
+        """Likely periods in pixels, best first (empty when no frame was added or it is too small).
+
+        The summed power spectrum is divided by a blurred copy of itself (the picture's broad
+        spectrum flattens, the pattern's lattice of narrow peaks stays), so its inverse FFT,
+        the autocorrelation, shows the pattern's period above the picture's own structure."""
+        if self._power is None or self._window is None:
+            return []
+        height, width = self._window.shape
+        power = self._power.astype(np.float32)
+        whitened = power / (cv2.GaussianBlur(power, (0, 0), self.cfg.whiten_sigma_bins) + 1e-6)
+        corr = np.fft.irfft2(whitened, s=(height, width))
+        lags = np.arange(int(self.cfg.min_period_px), int(min(height, width) / 2) - 2)
+        if len(lags) < 3:
+            return []
+        profile = corr[0, lags] + corr[lags, 0] + corr[lags, lags] + corr[-lags, lags]
+        peaks = [
+            i for i in range(1, len(lags) - 1) if profile[i] >= profile[i - 1] and profile[i] > profile[i + 1]
+        ]
+        peaks.sort(key=lambda i: -profile[i])
+        periods = []
+        for i in peaks[: self.cfg.period_candidates]:
+            left, mid, right = profile[i - 1], profile[i], profile[i + 1]
+            denom = left - 2 * mid + right  # parabola through the peak and its neighbours
+            periods.append(float(lags[i]) + (0.5 * float(left - right) / float(denom) if denom < 0 else 0.0))
+        return periods
+
+
+class Detector:
+    def __init__(self, cfg: DetectConfig = DetectConfig(), spec: PatternSpec | None = None) -> None:
+        self.cfg = cfg
+        self.spec = spec or PatternSpec()
+        self.bank = PatternBank(self.spec)
+
+    def detect(self, source: FrameSource) -> Detection:
+        """Two passes over `source`: the period, then the folded tiles per segment and overall."""
+        estimator = PeriodEstimator(self.cfg)
+        trial: list[Luma] = []
+        for index, (_, luma) in enumerate(source()):
+            if index % self.cfg.period_stride == 0:
+                estimator.add(luma)
+                if len(trial) < self.cfg.trial_frames:
+                    trial.append(luma)
+            if estimator.frames >= self.cfg.max_period_frames:
+                break
+        candidates = estimator.candidates()
+        if not candidates:
+            return Detection(frames=0, period_px=0.0, scale=0.0, overall=None)
+        trial_z = [self.score(np.sum([self.fold(y, c) for y in trial], axis=0)).z for c in candidates]
+        period = candidates[int(np.argmax(trial_z))]
+        tile_px = self.cfg.fold_px
+        folds: list[tuple[float, int, FloatArray]] = []  # (segment start, frames, folded tile)
+        for time_s, luma in source():
+            start_s = math.floor(time_s / self.cfg.segment_s) * self.cfg.segment_s
+            if not folds or folds[-1][0] != start_s:
+                folds.append((start_s, 0, np.zeros((tile_px, tile_px), np.float32)))
+            seg_start, count, tile = folds[-1]
+            tile += self.fold(luma, period)
+            folds[-1] = (seg_start, count + 1, tile)
+        total = np.sum([tile for _, _, tile in folds], axis=0).astype(np.float32)
+        overall = self.score(total)
+        segments = [Segment(start, n, self.score(t).z, self.score(t).marked) for start, n, t in folds]
+        scale = period / self.spec.tile_px
+        return Detection(
+            frames=sum(n for _, n, _ in folds),
+            period_px=period,
+            scale=scale,
+            overall=overall,
+            segments=segments,
+        )
+
+    def fold(self, luma: Luma, period_px: float) -> FloatArray:
+        """`luma` band-passed, resampled so the period is `fold_px`, summed modulo the period.
+
+        The tile holds the pattern's ring (at most 22 cycles) with room to spare at 64 samples,
+        so frames are only ever shrunk onto it (after an anti-alias blur), never enlarged."""
+        p = self.cfg.fold_px
+        factor = p / period_px
+        x = luma.astype(np.float32)
+        box = max(3, round(self.cfg.highpass_box_px * period_px / self.spec.tile_px) | 1)
+        x = np.subtract(x, cv2.blur(x, (box, box)), dtype=np.float32)
+        if factor < 1.0:
+            x = np.asarray(cv2.GaussianBlur(x, (0, 0), self.cfg.antialias_sigma_px / factor), np.float32)
+        height = int(luma.shape[0] * factor)
+        width = int(luma.shape[1] * factor)
+        matrix = np.array([[factor, 0.0, 0.0], [0.0, factor, 0.0]], np.float64)
+        x = np.asarray(cv2.warpAffine(x, matrix, (width, height), flags=cv2.INTER_LINEAR), np.float32)
+        padded = np.zeros((-(-height // p) * p, -(-width // p) * p), np.float32)
+        padded[:height, :width] = x
+        folded: FloatArray = padded.reshape(padded.shape[0] // p, p, padded.shape[1] // p, p).sum(axis=(0, 2))
+        return folded
+
+    def _tile_spectrum(self, folded: FloatArray) -> NDArray[np.complex128]:
+        """The folded tile's spectrum in the pattern bank's layout (tile_px, tile_px // 2 + 1)."""
+        p, f = self.spec.tile_px, folded.shape[0]
+        small = np.fft.rfft2(folded)
+        full = np.zeros((p, p // 2 + 1), np.complex128)
+        half = f // 2
+        full[:half, : half + 1] = small[:half]
+        full[p - half :, : half + 1] = small[half:]
+        return full
+
+    def score(self, folded: FloatArray) -> Score:
+        """Presence, offset and payload of one folded tile."""
+        p = self.spec.tile_px
+        spectrum = self._tile_spectrum(folded)
+        magnitude = np.abs(spectrum)
+        whitened = np.where(self.bank.band, spectrum / np.maximum(magnitude, 1e-9), 0.0)
+        corr = np.fft.irfft2(whitened * np.conj(self.bank.sync_spectrum), s=(p, p))
+        peak = np.unravel_index(int(np.argmax(corr)), corr.shape)
+        std = float(np.std(corr))
+        z = float((corr[peak] - np.mean(corr)) / std) if std > 0 else 0.0
+        offset = (
+            peak[0]
+            + self._vertex(corr[(peak[0] - 1) % p, peak[1]], corr[peak], corr[(peak[0] + 1) % p, peak[1]]),
+            peak[1]
+            + self._vertex(corr[peak[0], (peak[1] - 1) % p], corr[peak], corr[peak[0], (peak[1] + 1) % p]),
+        )
+        ky = np.fft.fftfreq(p, 1.0 / p)[:, None]
+        kx = np.arange(p // 2 + 1)[None, :]
+        undo_shift = np.exp(2j * np.pi * (ky * offset[0] + kx * offset[1]) / p)
+        aligned = whitened * undo_shift
+        soft = np.array([float(np.sum((aligned * np.conj(b)).real)) for b in self.bank.bit_spectra])
+        bits = (soft > 0).astype(np.uint8)
+        fp = false_positive_bound(z, p * p * self.cfg.period_candidates)
+        marked = z >= self.cfg.threshold_z
+        return Score(
+            z=z,
+            marked=marked,
+            confidence=1.0 - fp,
+            offset_px=(float(offset[0]), float(offset[1])),
+            bits=bits,
+            payload=Payload.from_bits(bits) if marked else None,
+        )
+
+    @staticmethod
+    def _vertex(left: float, mid: float, right: float) -> float:
+        denom = left - 2.0 * mid + right
+        return float(0.5 * (left - right) / denom) if denom < 0 else 0.0
