@@ -38,6 +38,7 @@ from realtime.frames import NS_PER_MS, NS_PER_S, AudioChunk, OutputFrame, RgbIma
 from realtime.slots import Channel, LatestSlot
 from realtime.telemetry import Telemetry
 from realtime.tracking import FaceFollower, FaceTrack, HeadPose, TrackingConfig
+from realtime.watermark import Watermarker
 
 
 class StageFailed(RuntimeError):
@@ -59,6 +60,7 @@ class SessionConfig:
     late_window_frames: int = 25  # frames considered when deciding to skip tracking
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     composite: CompositeConfig = field(default_factory=CompositeConfig)
+    label: str | None = None  # visible corner label on the frames the filter changes (--label)
 
 
 @dataclass
@@ -86,6 +88,8 @@ class LipSyncSession:
             WindowConfig(lookahead_ms=lookahead, window_frames=manifest.window_frames), manifest.mel
         )
         self.telemetry = Telemetry()
+        self.watermarker = Watermarker(label=cfg.label)  # marks every frame the filter changes
+        self.telemetry.note(f"watermark run id {self.watermarker.run_id_hex}")
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"stablesync-{name}")
         self._follower = FaceFollower(self.size, cfg.tracking)
         self._compositor = Compositor(self.size, cfg.composite)
@@ -396,6 +400,7 @@ class LipSyncSession:
             t0 = time.perf_counter()
             try:
                 image = await loop.run_in_executor(self._executor, self._composite, work, generated)
+                image = self.watermarker.mark(image)  # also what avatar mode repeats
                 work.mode = "lipsync"
             except Exception as exc:
                 self.telemetry.note(f"compositing failed: {type(exc).__name__}: {exc}")
