@@ -67,6 +67,9 @@ def check_output_path(path: Path | None, flag: str = "--out") -> None:
 def report(result: RunResult, stats_json: Path | None, extra: dict[str, object]) -> int:
     print(result.telemetry.summary_text(), file=sys.stderr)
     if result.out_path is not None:
+        from realtime.watermark.provenance import sign_run_output
+
+        print(sign_run_output(result.out_path, result.telemetry.messages), file=sys.stderr)
         print(f"wrote {result.out_path}", file=sys.stderr)
     if stats_json is not None:
         data = dict(extra) | {"run": result.details, "error": result.error, "interrupted": result.interrupted}
