@@ -46,6 +46,8 @@ class DetectConfig:
     fold_px: int = 64  # the folded tile's side (the pattern's period resampled to this)
     antialias_sigma_px: float = 0.5  # blur before shrinking, in folded-tile pixels
     segment_s: float = 1.0  # length of the per-second decisions
+    repair_bits: int = 10  # when the CRC fails, flip up to `repair_flips` of the least sure bits
+    repair_flips: int = 2
 
 
 @dataclass(frozen=True)
@@ -237,7 +239,7 @@ class Detector:
             confidence=1.0 - fp,
             offset_px=(float(offset[0]), float(offset[1])),
             bits=bits,
-            payload=Payload.from_bits(bits) if marked else None,
+            payload=Payload.repair(soft, self.cfg.repair_bits, self.cfg.repair_flips) if marked else None,
         )
 
     @staticmethod

@@ -31,9 +31,10 @@ def new_run_id() -> int:
 def frame_pattern(
     bank: PatternBank, tile: NDArray[np.float32], height: int, width: int
 ) -> NDArray[np.float32]:
-    """The tile repeated over a `height` x `width` frame, its period scaled by height / canonical."""
+    """The tile repeated over a `height` x `width` frame, its period scaled by height / canonical
+    (but not below `min_scale`)."""
     spec = bank.spec
-    scale = height / spec.canonical_height_px
+    scale = max(height / spec.canonical_height_px, spec.min_scale)
     canon_h = max(spec.tile_px, int(np.ceil(height / scale)))
     canon_w = max(spec.tile_px, int(np.ceil(width / scale)))
     reps = (canon_h // spec.tile_px + 1, canon_w // spec.tile_px + 1)

@@ -31,6 +31,7 @@ class PatternSpec:
     key: int = 0x5AB1E5C  # the project's fixed key: every stablesync build marks alike
     tile_px: int = 128  # period of the pattern at the canonical height
     canonical_height_px: int = 480
+    min_scale: float = 0.75  # smaller frames keep the pattern at this scale (codecs blur finer ones)
     min_cycles: float = 6.5  # ring of spatial frequencies, cycles per tile
     max_cycles: float = 22.0
     sync_share: float = 0.5  # share of the pattern's energy (and bins) given to the sync part

@@ -8,6 +8,7 @@ whose CRC does not match is "unreadable" rather than a wrong payload.
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 
@@ -77,3 +78,20 @@ class Payload:
             return None
         version = ((info >> 40) & 0xF, (info >> 36) & 0xF, (info >> 32) & 0xF)
         return cls(run_id=info & 0xFFFF_FFFF, tool_version=version, format_version=info >> 44)
+
+    @classmethod
+    def repair(cls, soft: NDArray[np.float64], candidates: int = 10, flips: int = 2) -> Payload | None:
+        """The payload of soft bit decisions (sign = bit, size = how sure): the hard decisions,
+        else the first that passes the CRC after flipping up to `flips` of the `candidates`
+        least sure bits (56 tries for 10 and 2; a wrong payload passes the CRC-16 with a chance
+        of about 56 / 65536, and only ever on a marked input)."""
+        bits = (soft > 0).astype(np.uint8)
+        unsure = np.argsort(np.abs(soft))[:candidates]
+        for n in range(flips + 1):
+            for chosen in itertools.combinations(unsure, n):
+                trial = bits.copy()
+                trial[list(chosen)] ^= 1
+                payload = cls.from_bits(trial)
+                if payload is not None:
+                    return payload
+        return None

@@ -12,6 +12,8 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -189,3 +191,25 @@ def read_credentials(path: Path, key_folder: Path | None = None) -> Credentials 
         trusted_here=str(report.get("validation_state")) == "Trusted",
         problems=[s for s in statuses if s != "signingCredential.untrusted"],
     )
+
+
+def run_id_in(notes: Iterable[str]) -> str:
+    """The run id a session noted in its telemetry ('watermark run id 1a2b3c4d'), or ''."""
+    for note in notes:
+        found = re.fullmatch(r"watermark run id ([0-9a-f]{8})", note)
+        if found:
+            return found.group(1)
+    return ""
+
+
+def sign_run_output(path: Path, notes: Iterable[str]) -> str:
+    """Signs the mp4 a run wrote; a one-line outcome. Never raises: the file stays valid unsigned."""
+    from stablesync import __version__
+
+    if not path.is_file():
+        return f"C2PA: not signed: {path} does not exist"
+    try:
+        sign_video(path, __version__, run_id_in(notes))
+    except Exception as exc:  # c2pa missing or failing: the video itself is still fine
+        return f"C2PA: {path} not signed: {type(exc).__name__}: {exc}"
+    return f"C2PA: signed {path} with the key in {config_dir() / 'c2pa'}"
