@@ -47,7 +47,7 @@ sysdeps-test:
 	@bash .ci/apt.sh $(APT_TEST)
 
 demo: venv-python sysdeps-runtime $(VENV)/.stamp-runtime
-	$(VENV)/bin/stablesync demo --out demo.mp4 --stats-json demo-stats.json
+	$(VENV)/bin/stablesync demo --out demo.mp4 --overwrite --stats-json demo-stats.json
 
 lint: $(VENV)/.stamp-all
 	$(VENV)/bin/ruff check stablesync export realtime benchmarks tests

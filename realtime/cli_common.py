@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
+import os
 import sys
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from pathlib import Path
 from typing import Any
 
+from realtime.frames import RgbImage
 from realtime.runner import RunResult
 from realtime.session import SessionConfig
 from realtime.tracking import TrackingConfig
@@ -42,10 +45,11 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
         "--stats-json", type=Path, default=None, help="write the latency/fps summary (p50/p95/p99) here"
     )
     parser.add_argument("--quiet", action="store_true", help="no live status line")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
 
 
 def session_config(args: argparse.Namespace, realtime: bool) -> SessionConfig:
-    if args.budget_ms <= 0:
+    if not (math.isfinite(args.budget_ms) and args.budget_ms > 0):
         raise UserError(f"--budget-ms {args.budget_ms}: expected a positive number of milliseconds")
     if args.lookahead_ms is not None and not 0 <= args.lookahead_ms <= 200:
         raise UserError(f"--lookahead-ms {args.lookahead_ms}: expected 0 to 200")
@@ -55,13 +59,96 @@ def session_config(args: argparse.Namespace, realtime: bool) -> SessionConfig:
     )
 
 
-def check_output_path(path: Path | None, flag: str = "--out") -> None:
+def check_positive(value: float | None, flag: str, unit: str, most: float = math.inf) -> None:
+    """A finite number above 0 (and at most `most`), or None."""
+    if value is not None and not (math.isfinite(value) and 0 < value <= most):
+        limit = "" if math.isinf(most) else f" up to {most:g}"
+        raise UserError(f"{flag} {value}: expected a positive number of {unit}{limit}")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _check_not_an_input(path: Path, flag: str, inputs: Mapping[str, Path | None]) -> None:
+    for input_flag, input_path in inputs.items():
+        if input_path is not None and _same_file(path, input_path):
+            raise UserError(
+                f"{flag} {path}: is also the {input_flag} input; expected another file (an input is never"
+                " overwritten)"
+            )
+
+
+def _check_writable(probe: Path, flag: str, path: Path) -> None:
+    """Creates (then removes) `probe` beside `path`: the folder takes new files."""
+    existed = probe.exists()
+    try:
+        with probe.open("ab"):
+            pass
+        if not existed:
+            probe.unlink()
+    except OSError as exc:
+        raise UserError(
+            f"{flag} {path}: cannot write in {path.parent} ({exc.strerror or exc});"
+            " expected a folder this user can create files in"
+        ) from exc
+
+
+def check_output_path(
+    path: Path | None,
+    flag: str = "--out",
+    overwrite: bool = False,
+    inputs: Mapping[str, Path | None] | None = None,
+) -> None:
+    """Before anything runs: a video file name in an existing, writable folder, that is not an
+    input and, unless `overwrite`, not an existing file."""
     if path is None:
         return
+    from realtime.sinks.file import partial_path
+
     if path.suffix.lower() not in (".mp4", ".mov", ".mkv"):
         raise UserError(f"{flag} {path}: expected a file name ending in .mp4")
     if not path.parent.resolve().is_dir():
         raise UserError(f"{flag} {path}: folder {path.parent} does not exist")
+    if path.is_dir():
+        raise UserError(f"{flag} {path}: is a folder; expected a file name ending in .mp4")
+    _check_not_an_input(path, flag, inputs or {})
+    _check_not_an_input(partial_path(path), flag, inputs or {})
+    if path.exists() and not overwrite:
+        raise UserError(f"{flag} {path}: exists; pass --overwrite to replace it")
+    _check_writable(partial_path(path), flag, path)
+
+
+def check_stats_path(path: Path | None, inputs: Mapping[str, Path | None]) -> None:
+    """Before anything runs: --stats-json names a file (not a folder) that is not an input."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise UserError(f"--stats-json {path}: is a folder; expected a file name ending in .json")
+    _check_not_an_input(path, "--stats-json", inputs)
+    if path.parent.is_dir():
+        _check_writable(path.with_name(path.name + ".partial"), "--stats-json", path)
+
+
+def check_face_photo(path: Path, image: RgbImage, crop_size: int) -> None:
+    """Avatar mode: the photo must show a face the tracker finds, or nothing would be lip-synced."""
+    from realtime.frames import VideoFrame
+    from realtime.tracking import FaceFollower
+
+    follower = FaceFollower(crop_size)
+    try:
+        found = follower.track(VideoFrame(image, 0, 0, 0)) is not None
+    finally:
+        follower.close()
+    if not found:
+        raise UserError(
+            f"{path}: no face found in the photo; expected a photo of one face, facing the camera"
+        )
 
 
 def report(result: RunResult, stats_json: Path | None, extra: dict[str, object]) -> int:
@@ -77,7 +164,9 @@ def report(result: RunResult, stats_json: Path | None, extra: dict[str, object])
         print(f"wrote {stats_json}", file=sys.stderr)
     if result.error is not None:
         raise UserError(result.error)
-    return 130 if result.interrupted else 0
+    if result.interrupted:
+        print("stopped on request (Ctrl-C or SIGTERM)", file=sys.stderr)
+    return 0
 
 
 def run_async(coro: Coroutine[Any, Any, RunResult]) -> RunResult:

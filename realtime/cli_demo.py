@@ -7,8 +7,17 @@ import argparse
 from pathlib import Path
 
 import stablesync
-from realtime.cli_common import add_engine_options, check_output_path, report, run_async, session_config
-from realtime.engines import open_engine
+from export.manifest import read_manifest
+from realtime.cli_common import (
+    add_engine_options,
+    check_face_photo,
+    check_output_path,
+    check_stats_path,
+    report,
+    run_async,
+    session_config,
+)
+from realtime.engines import open_engine, resolve_weights
 from realtime.runner import RunConfig, Runner, RunResult
 from realtime.sources import AudioFileSource, ImageSource, load_audio_file, load_image
 from stablesync.errors import UserError
@@ -47,24 +56,30 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 
 
 async def _demo(args: argparse.Namespace) -> RunResult:
-    face_path, speech_path = (
-        demo_assets() if args.face is None or args.audio is None else (args.face, args.audio)
-    )
-    face_path = args.face or face_path
-    speech_path = args.audio or speech_path
+    face_path, speech_path = _inputs(args)
     image = load_image(face_path)
+    manifest = read_manifest(resolve_weights(args.weights))
+    rate = manifest.mel.sample_rate_hz
+    audio = AudioFileSource(load_audio_file(speech_path, rate), rate)
+    if args.face is not None:
+        check_face_photo(face_path, image, manifest.image_size)
     engine = open_engine(args.weights, args.backend, args.threads)
-    speech = load_audio_file(speech_path, engine.manifest.mel.sample_rate_hz)
-    audio = AudioFileSource(speech, engine.manifest.mel.sample_rate_hz)
-    fps = engine.manifest.fps
-    video = ImageSource(image, fps=fps, duration_s=audio.duration_s)
+    video = ImageSource(image, fps=manifest.fps, duration_s=audio.duration_s)
     cfg = RunConfig(
         session=session_config(args, realtime=not args.fast),
         out_path=args.out,
-        fps=fps,
+        fps=manifest.fps,
         live_status=not args.quiet,
     )
     return await Runner(engine, video, audio, cfg, paced=not args.fast).run()
+
+
+def _inputs(args: argparse.Namespace) -> tuple[Path, Path]:
+    """The face and speech files: the bundled ones unless --face/--audio name others."""
+    if args.face is not None and args.audio is not None:
+        return args.face, args.audio
+    face, speech = demo_assets()
+    return args.face or face, args.audio or speech
 
 
 def main(args: argparse.Namespace) -> int:
@@ -72,7 +87,11 @@ def main(args: argparse.Namespace) -> int:
         from realtime.webrtc.sample import serve_demo
 
         return serve_demo(args)
-    check_output_path(args.out)
+    session_config(args, realtime=not args.fast)  # --budget-ms and --lookahead-ms first
+    face, speech = _inputs(args)
+    inputs: dict[str, Path | None] = {"--face": face, "--audio": speech}
+    check_output_path(args.out, overwrite=args.overwrite, inputs=inputs)
+    check_stats_path(args.stats_json, inputs | {"--out": args.out})
     result = run_async(_demo(args))
     mode = "fast" if args.fast else "paced"
     return report(result, args.stats_json, {"command": "demo", "mode": mode})

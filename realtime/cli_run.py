@@ -7,10 +7,28 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from realtime.cli_common import add_engine_options, check_output_path, report, run_async, session_config
+from export.manifest import read_manifest
+from realtime.cli_common import (
+    add_engine_options,
+    check_face_photo,
+    check_output_path,
+    check_positive,
+    check_stats_path,
+    report,
+    run_async,
+    session_config,
+)
 from realtime.devices import resolve_input_device
-from realtime.engines import open_engine
-from realtime.runner import AudioSource, RunConfig, Runner, RunResult, VideoSource
+from realtime.engines import open_engine, resolve_weights
+from realtime.runner import (
+    AudioSource,
+    RunConfig,
+    Runner,
+    RunResult,
+    VideoSource,
+    close_sources,
+    open_sources,
+)
 from realtime.sinks import VirtualCameraConfig
 from realtime.sinks.virtual_mic import VirtualMicConfig
 from realtime.sources import (
@@ -83,23 +101,36 @@ def _sources(args: argparse.Namespace, sample_rate_hz: int) -> tuple[VideoSource
     return video, audio, not args.fast
 
 
+def _inputs(args: argparse.Namespace) -> dict[str, Path | None]:
+    camera = args.camera
+    camera_path = None if camera is None or str(camera).isdigit() else Path(camera)
+    return {"--face": args.face, "--video": args.video, "--audio": args.audio, "--camera": camera_path}
+
+
 async def _run(args: argparse.Namespace) -> RunResult:
-    engine = open_engine(args.weights, args.backend, args.threads)
-    video, audio, paced = _sources(args, engine.manifest.mel.sample_rate_hz)
-    create_pulse = args.virtual_mic and args.mic_output is None and _linux()
-    cfg = RunConfig(
-        session=session_config(args, realtime=paced),
-        out_path=args.out,
-        fps=args.fps,
-        virtual_camera=VirtualCameraConfig(fps=args.fps, device=args.camera_device)
-        if args.virtual_camera
-        else None,
-        virtual_mic=VirtualMicConfig(device=args.mic_output) if args.virtual_mic else None,
-        create_pulse_mic=create_pulse,
-        live_status=not args.quiet,
-        max_seconds=args.seconds,
-    )
-    return await Runner(engine, video, audio, cfg, paced=paced).run()
+    manifest = read_manifest(resolve_weights(args.weights))
+    video, audio, paced = _sources(args, manifest.mel.sample_rate_hz)
+    if isinstance(video, ImageSource) and args.face is not None:
+        check_face_photo(args.face, video.image, manifest.image_size)
+    try:
+        await open_sources(video, audio)  # every device and input before the model and any file
+        engine = open_engine(args.weights, args.backend, args.threads)
+        create_pulse = args.virtual_mic and args.mic_output is None and _linux()
+        cfg = RunConfig(
+            session=session_config(args, realtime=paced),
+            out_path=args.out,
+            fps=args.fps,
+            virtual_camera=VirtualCameraConfig(fps=args.fps, device=args.camera_device)
+            if args.virtual_camera
+            else None,
+            virtual_mic=VirtualMicConfig(device=args.mic_output) if args.virtual_mic else None,
+            create_pulse_mic=create_pulse,
+            live_status=not args.quiet,
+            max_seconds=args.seconds,
+        )
+        return await Runner(engine, video, audio, cfg, paced=paced).run()
+    finally:
+        await close_sources(video, audio)
 
 
 def _linux() -> bool:
@@ -109,8 +140,13 @@ def _linux() -> bool:
 
 
 def main(args: argparse.Namespace) -> int:
-    check_output_path(args.out)
     if not (args.out or args.virtual_camera):
         raise UserError("nothing to output to: pass --virtual-camera and/or --out FILE.mp4")
+    check_positive(args.fps, "--fps", "frames per second", most=240.0)
+    check_positive(args.seconds, "--seconds", "seconds")
+    session_config(args, realtime=True)  # --budget-ms and --lookahead-ms, before anything opens
+    inputs = _inputs(args)
+    check_output_path(args.out, overwrite=args.overwrite, inputs=inputs)
+    check_stats_path(args.stats_json, inputs | {"--out": args.out})
     result = run_async(_run(args))
     return report(result, args.stats_json, {"command": "run", "budget_ms": args.budget_ms})

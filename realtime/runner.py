@@ -1,6 +1,8 @@
 """Wires local sources -> one LipSyncSession -> sinks, for `stablesync run` and `demo`.
 
-Owns every task it starts; stops on the end of the video, on Ctrl-C/SIGTERM, on a source that
+Opens the sources' devices and files before anything else, so a camera or microphone that
+cannot open stops the run before the model loads or a file is written. Owns every task it
+starts; stops on the end of the video, on Ctrl-C/SIGTERM, on a source that
 fails for good, or after `max_seconds`. Stopping drains the pipeline (bounded by a timeout) and
 always finalises the output file, so what was written stays a valid mp4.
 """
@@ -14,7 +16,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from export.engine import Engine
 from realtime.batcher import InferenceBatcher
@@ -35,6 +37,34 @@ class VideoSource(Protocol):
 
 class AudioSource(Protocol):
     async def run(self, emit: Callable[[AudioChunk], Awaitable[None]], clock: StreamClock) -> None: ...
+
+
+@runtime_checkable
+class OpenableSource(Protocol):
+    """A source with a device or a file to open before its `run` (camera, microphone, video file)."""
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+async def open_sources(*sources: object) -> None:
+    """Opens the devices and reads the files of the sources that have them, in order; when one
+    fails (a UserError naming it), those already opened are closed again."""
+    try:
+        for source in sources:
+            if isinstance(source, OpenableSource):
+                await source.open()
+    except BaseException:
+        await close_sources(*sources)
+        raise
+
+
+async def close_sources(*sources: object) -> None:
+    for source in sources:
+        if isinstance(source, OpenableSource):
+            with contextlib.suppress(Exception):
+                await source.close()
 
 
 @dataclass(frozen=True)
@@ -90,6 +120,15 @@ class Runner:
                 await asyncio.shield(end())
 
     async def run(self) -> RunResult:
+        """Opens the sources (devices, files) first: one that cannot open raises its UserError
+        before the session starts or anything is written. Then runs until the end or a stop."""
+        try:
+            await open_sources(self.video, self.audio)
+            return await self._run()
+        finally:
+            await close_sources(self.video, self.audio)
+
+    async def _run(self) -> RunResult:
         loop = asyncio.get_running_loop()
         cfg = self.cfg
         batcher = InferenceBatcher(self.engine)
@@ -149,7 +188,10 @@ class Runner:
             while True:
                 chunk = await session.next_audio()
                 if file_sink is not None and chunk is not None:
-                    await file_sink.write_audio(chunk)
+                    try:
+                        await file_sink.write_audio(chunk)
+                    except UserError as exc:
+                        self._fail(str(exc))
                 if vmic is not None:
                     if delay_queue.full():
                         delay_queue.get_nowait()
@@ -196,7 +238,12 @@ class Runner:
                 print(file=sys.stderr)
             await session.close(cfg.drain_timeout_s)
             await batcher.close(cfg.drain_timeout_s)
-            out_path = await file_sink.close() if file_sink is not None else None
+            out_path = None
+            if file_sink is not None:
+                try:
+                    out_path = await file_sink.close()
+                except UserError as exc:
+                    self._fail(str(exc))
             details: dict[str, Any] = {}
             if vcam is not None:
                 details["virtual_camera"] = vcam.negotiated

@@ -87,7 +87,7 @@ async def test_corpus_clip_is_tracked_lipsynced_and_muxed_in_sync(
     )
     assert diff[:40].mean() < 3.0
     assert diff.max() > 20.0
-    assert not out.with_name(out.name + ".partial.mp4").exists()
+    assert not out.with_name(out.stem + ".partial.mp4").exists()
 
 
 @pytest.mark.slow

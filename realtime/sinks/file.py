@@ -4,18 +4,21 @@ Both streams are stamped on the run's capture time line (`capture_ns - start_ns`
 and the sound captured at the same instant share a timestamp, so the file plays in sync
 whatever latency the live pipeline had (the live outputs delay the audio instead). Dropped
 frames leave gaps that the variable frame timing keeps. Audio holes are filled with silence.
-The file is written to `<name>.partial` and renamed when closed, so an interrupted run never
-leaves a half-written file under the requested name; `close` always finalises what was written.
+The file is written to `NAME.partial.mp4` (for `NAME.mp4`) and renamed when closed, so an
+interrupted run never leaves a half-written file under the requested name; `close` always
+finalises what was written. Nothing is created before the first frame arrives.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -23,6 +26,12 @@ from realtime.frames import NS_PER_S, AudioChunk, RgbImage
 from stablesync.errors import UserError
 
 VIDEO_TIME_BASE = Fraction(1, 90_000)
+_T = TypeVar("_T")
+
+
+def partial_path(path: Path) -> Path:
+    """Where the file is written until it is finalised: NAME.partial.mp4 for NAME.mp4."""
+    return path.with_name(path.stem + ".partial" + path.suffix)
 
 
 @dataclass(frozen=True)
@@ -42,7 +51,7 @@ class FileSink:
             raise UserError(f"{self.path}: folder {self.path.parent} does not exist")
         self.cfg = cfg
         self.start_ns = start_ns
-        self.partial = self.path.with_name(self.path.name + ".partial" + self.path.suffix)
+        self.partial = partial_path(self.path)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stablesync-file")
         self._container: Any = None
         self._video: Any = None
@@ -56,18 +65,25 @@ class FileSink:
     # --- called from the event loop ----------------------------------------------------
 
     async def write_video(self, image: RgbImage, capture_ns: int) -> None:
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._write_video, image, capture_ns)
+        await self._on_file_thread(self._write_video, image, capture_ns)
 
     async def write_audio(self, chunk: AudioChunk) -> None:
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._write_audio, chunk)
+        await self._on_file_thread(self._write_audio, chunk)
 
     async def close(self) -> Path | None:
         """Finalises the file; returns its path (None when nothing was written)."""
-        loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._executor, self._close)
+            return await self._on_file_thread(self._close)
         finally:
             self._executor.shutdown(wait=True)
+
+    async def _on_file_thread(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """Runs `fn` on the file thread; PyAV's errors (OSErrors: no permission, a full disk, a
+        vanished folder) become a one-line UserError naming the file."""
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        except OSError as exc:
+            raise UserError(f"{self.path}: cannot write it ({exc.strerror or exc})") from exc
 
     # --- on the file thread ------------------------------------------------------------
 
@@ -146,12 +162,17 @@ class FileSink:
         if self._container is None:
             return None
         try:
-            for packet in self._video.encode(None):
-                self._container.mux(packet)
-            for packet in self._audio.encode(None):
-                self._container.mux(packet)
-        finally:
-            self._container.close()
-            self._container = None
+            try:
+                for packet in self._video.encode(None):
+                    self._container.mux(packet)
+                for packet in self._audio.encode(None):
+                    self._container.mux(packet)
+            finally:
+                self._container.close()
+                self._container = None
+        except OSError:
+            with contextlib.suppress(OSError):  # unfinishable: leave no partial file behind
+                self.partial.unlink(missing_ok=True)
+            raise
         self.partial.replace(self.path)
         return self.path

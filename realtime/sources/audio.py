@@ -53,7 +53,9 @@ class AudioFileSource:
 
 
 class MicSource:
-    """A sounddevice input stream; `device` as sounddevice takes it (index, name or None)."""
+    """A sounddevice input stream; `device` as sounddevice takes it (index, name or None).
+    `open` opens the device without recording (a microphone that cannot open is a UserError
+    before anything starts); `run` records until cancelled; `close` releases it."""
 
     def __init__(
         self,
@@ -67,13 +69,16 @@ class MicSource:
         self.block = round(sample_rate_hz * block_ms / 1000.0)
         self.queue_chunks = queue_chunks
         self.dropped = 0
+        self._stream: Any = None
+        self._queue: asyncio.Queue[AudioChunk] | None = None
 
-    async def run(self, emit: EmitAudio, clock: StreamClock) -> None:
+    async def open(self) -> None:
+        if self._stream is not None:
+            return
         import sounddevice as sd
 
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[AudioChunk] = asyncio.Queue(maxsize=self.queue_chunks)
-        first_ns: list[int] = []
         samples_seen = [0]
 
         def put(chunk: AudioChunk) -> None:
@@ -86,8 +91,6 @@ class MicSource:
             now = time.monotonic_ns()
             latency_ns = int(float(stream.latency) * NS_PER_S)
             capture_ns = now - frames * NS_PER_S // self.sample_rate_hz - latency_ns
-            if not first_ns:
-                first_ns.append(capture_ns)
             pts_ns = samples_seen[0] * NS_PER_S // self.sample_rate_hz
             samples_seen[0] += frames
             chunk = AudioChunk(
@@ -109,6 +112,19 @@ class MicSource:
                 f"microphone {self.device if self.device is not None else '(default)'}: cannot open it"
                 f" ({exc}); `python -m sounddevice` lists the devices"
             ) from exc
-        with stream:
-            while True:
-                await emit(await queue.get())
+        self._stream, self._queue = stream, queue
+
+    async def run(self, emit: EmitAudio, clock: StreamClock) -> None:
+        await self.open()
+        assert self._queue is not None
+        try:
+            with self._stream:  # starts recording; stops and closes the device at the end
+                while True:
+                    await emit(await self._queue.get())
+        finally:
+            self._stream = None
+
+    async def close(self) -> None:
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None

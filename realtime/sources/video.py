@@ -20,8 +20,9 @@ from stablesync.errors import UserError
 EmitVideo = Callable[[VideoFrame], Awaitable[None]]
 
 
-def load_image(path: str | Path, max_side_px: int = 1280) -> RgbImage:
-    """An image file -> RGB uint8 (H, W, 3) with even sides (video encoders need them)."""
+def load_image(path: str | Path, max_side_px: int = 1280, min_side_px: int = 32) -> RgbImage:
+    """An image file -> RGB uint8 (H, W, 3) with even sides (video encoders need them); one
+    smaller than `min_side_px` (no face fits) is a UserError."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: image not found")
@@ -29,6 +30,11 @@ def load_image(path: str | Path, max_side_px: int = 1280) -> RgbImage:
     if bgr is None:
         raise UserError(f"{path}: not a readable image; expected a PNG or JPEG photo of a face")
     h, w = bgr.shape[:2]
+    if min(h, w) < min_side_px:
+        raise UserError(
+            f"{path}: the image is {w}x{h} pixels; expected a photo of a face at least"
+            f" {min_side_px}x{min_side_px}"
+        )
     scale = min(1.0, max_side_px / max(h, w))
     if scale < 1.0:
         bgr = cv2.resize(bgr, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
@@ -63,7 +69,7 @@ class VideoFileSource:
             raise UserError(f"{self.path}: video file not found")
         self.duration_s = duration_s
         self.max_side_px = max_side_px
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stablesync-videofile")
+        self._decoded: tuple[list[RgbImage], float] | None = None
 
     def _decode_all(self) -> tuple[list[RgbImage], float]:
         from stablesync.media import iter_video_frames, video_info
@@ -85,12 +91,19 @@ class VideoFileSource:
             out.append(np.ascontiguousarray(f[: h - h % 2, : w - w % 2]))
         return out, fps
 
+    async def open(self) -> None:
+        """Decodes the whole file (a bad file is a UserError before anything starts)."""
+        if self._decoded is None:
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="stablesync-videofile") as pool:
+                self._decoded = await asyncio.get_running_loop().run_in_executor(pool, self._decode_all)
+
+    async def close(self) -> None:
+        self._decoded = None
+
     async def run(self, emit: EmitVideo, clock: StreamClock) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            frames, fps = await loop.run_in_executor(self._executor, self._decode_all)
-        finally:
-            self._executor.shutdown(wait=False)
+        await self.open()
+        assert self._decoded is not None
+        frames, fps = self._decoded
         total = None if self.duration_s is None else round(self.duration_s * fps)
         index = 0
         while total is None or index < total:
@@ -117,6 +130,7 @@ class CameraSource:
         self.reconnect_s = reconnect_s
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stablesync-camera")
         self._capture: Any = None
+        self._closed = False
 
     def _open(self) -> bool:
         cap = cv2.VideoCapture(self.device)
@@ -146,14 +160,26 @@ class CameraSource:
             self._capture.release()
             self._capture = None
 
+    async def open(self) -> None:
+        """Opens the device (a camera that cannot open is a UserError before anything starts)."""
+        if self._capture is None and not await asyncio.get_running_loop().run_in_executor(
+            self._executor, self._open
+        ):
+            raise UserError(
+                f"camera {self.device}: cannot open it; expected a connected webcam"
+                " (Linux: ls /dev/video*; try another --camera index)"
+            )
+
+    async def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._release)
+            self._executor.shutdown(wait=False)
+
     async def run(self, emit: EmitVideo, clock: StreamClock) -> None:
         loop = asyncio.get_running_loop()
         try:
-            if not await loop.run_in_executor(self._executor, self._open):
-                raise UserError(
-                    f"camera {self.device}: cannot open it; expected a connected webcam"
-                    " (Linux: ls /dev/video*; try another --camera index)"
-                )
+            await self.open()
             index = 0
             while True:
                 image, now_ns = await loop.run_in_executor(self._executor, self._read)
@@ -167,8 +193,7 @@ class CameraSource:
                 await emit(VideoFrame(image, now_ns, pts_ns, index))
                 index += 1
         finally:
-            await loop.run_in_executor(self._executor, self._release)
-            self._executor.shutdown(wait=False)
+            await self.close()
 
     async def _reconnect(self, loop: asyncio.AbstractEventLoop) -> bool:
         give_up = time.monotonic() + self.reconnect_s

@@ -36,6 +36,7 @@ from realtime.webrtc.clip import (
 )
 from realtime.webrtc.media import AIORTC_AUDIO_PREFETCH_PACKETS, recv_audio, recv_video
 from realtime.webrtc.stats import STATS_CHANNEL
+from stablesync.errors import UserError
 
 AUDIO_FRAME_SAMPLES = 960
 MARK_WRAP = 4096
@@ -221,7 +222,13 @@ async def run_client(
     pc.addTrack(ClipAudioTrack(clip, start_ns))
     try:
         await pc.setLocalDescription(await pc.createOffer())
-        status, answer = await post_offer(url, pc.localDescription.sdp, token)
+        try:
+            status, answer = await post_offer(url, pc.localDescription.sdp, token)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise UserError(
+                f"{url}: no stablesync server answered ({type(exc).__name__}: {exc}); expected the"
+                " address `stablesync serve` printed"
+            ) from exc
         if status != 200:
             result.error = f"HTTP {status}: {answer.get('error')}"
             return result
@@ -237,16 +244,40 @@ async def run_client(
     return result
 
 
+def read_clip(path: Path) -> Clip:
+    """`--clip PATH` -> Clip; a missing or unreadable one is a UserError naming it."""
+    expected = (
+        "expected a prepared clip folder (frames.npy), a video with sound,"
+        " or a face image with speech.wav beside it"
+    )
+    if not path.exists():
+        raise UserError(f"--clip {path}: not found; {expected}")
+    try:
+        clip = load_clip(path)
+    except UserError as exc:
+        raise UserError(f"--clip {path}: {exc}; {expected}") from exc
+    except Exception as exc:  # numpy, PyAV and OpenCV each raise their own
+        raise UserError(f"--clip {path}: cannot read it ({type(exc).__name__}: {exc}); {expected}") from exc
+    if len(clip.frames) == 0 or clip.audio.size == 0:
+        raise UserError(f"--clip {path}: holds no frames or no sound; {expected}")
+    return clip
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m realtime.webrtc.client", description=__doc__)
+    prog = "python -m realtime.webrtc.client"
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
     parser.add_argument("url")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--clip", type=Path, help="clip folder, video file, or face image with speech.wav")
     parser.add_argument("--token")
     parser.add_argument("--json", type=Path, help="write the summary here")
     args = parser.parse_args(argv)
-    clip = load_clip(args.clip) if args.clip else synthetic_clip()
-    result = asyncio.run(run_client(args.url, clip, args.seconds, args.token))
+    try:
+        clip = read_clip(args.clip) if args.clip else synthetic_clip()
+        result = asyncio.run(run_client(args.url, clip, args.seconds, args.token))
+    except UserError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
     summary = json.dumps(result.summary(), indent=2)
     if args.json:
         args.json.write_text(summary)
