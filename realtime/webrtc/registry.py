@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import ctypes
 import logging
 import secrets
+import sys
 from typing import Any
 
 from realtime.webrtc.config import ServeConfig
@@ -60,6 +62,7 @@ class SessionRegistry:
     def _discard(self, session: Session) -> None:
         if self._sessions.pop(session.id, None) is not None:
             self.finished.append(session.final_stats())
+            release_free_memory()
         if not self._sessions:
             self._all_closed.set()
 
@@ -78,3 +81,19 @@ class SessionRegistry:
                 [asyncio.ensure_future(s.close(reason)) for s in sessions],
                 timeout=self._config.shutdown_timeout_s,
             )
+
+
+def release_free_memory() -> None:
+    """Hands the C heap's free pages back to the system (glibc `malloc_trim`; elsewhere nothing).
+
+    A session's codecs, tracker and pipeline threads allocate and free tens of MB in glibc's
+    per-thread arenas, which keep the freed pages: without this the server's RSS grew by about
+    15 MB per session served (measured with `benchmarks/webrtc_soak.py`'s churn), with it by a
+    few MB over the first sessions and then not."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):  # not glibc (musl has no malloc_trim)
+        return
+    trim(0)
