@@ -3,8 +3,11 @@
 1. Period: the frames' high-passed luma is autocorrelated (power spectra summed over up to
    `max_period_frames` frames, whitened, one inverse FFT); a pattern repeating every T pixels
    puts peaks at lags (T, 0), (0, T), (T, T) and (T, -T). The lags whose four values sum
-   highest are candidates (to a fraction of a pixel); each is tried on a few frames (steps 2
-   and 3) and the best kept. T / tile_px is the scale the frames were shown at.
+   highest are candidates (to a fraction of a pixel), with the periods the frame size suggests
+   (a whole-frame rescale keeps the period in proportion to the height; a crop of a common
+   camera size keeps it in pixels): after a codec the autocorrelation often loses the period
+   while the folded correlation below still finds the mark. Each candidate is tried on a few
+   frames (steps 2 and 3), the best refined in steps down to 0.2 %. T / tile_px is the scale.
 2. Fold: every frame is resampled by tile_px / T, high-passed and summed modulo the tile onto
    one tile_px square (all tiles of all frames add up coherently; the picture does not).
 3. Correlate: the folded tile's spectrum, whitened (phase only) inside the pattern's ring, is
@@ -46,6 +49,8 @@ class DetectConfig:
     fold_px: int = 64  # the folded tile's side (the pattern's period resampled to this)
     antialias_sigma_px: float = 0.5  # blur before shrinking, in folded-tile pixels
     segment_s: float = 1.0  # length of the per-second decisions
+    common_heights_px: tuple[int, ...] = (360, 480, 540, 720, 1080)  # periods tried for crops
+    refine_steps: tuple[float, ...] = (0.008, 0.004, 0.002)  # relative period steps around the best
     repair_bits: int = 10  # when the CRC fails, flip up to `repair_flips` of the least sure bits
     repair_flips: int = 2
 
@@ -152,11 +157,10 @@ class Detector:
                     trial.append(luma)
             if estimator.frames >= self.cfg.max_period_frames:
                 break
-        candidates = estimator.candidates()
-        if not candidates:
+        if not trial:
             return Detection(frames=0, period_px=0.0, scale=0.0, overall=None)
-        trial_z = [self.score(np.sum([self.fold(y, c) for y in trial], axis=0)).z for c in candidates]
-        period = candidates[int(np.argmax(trial_z))]
+        candidates = estimator.candidates() + self.size_periods(*trial[0].shape[:2])
+        period, tries = self.choose_period(trial, candidates)
         tile_px = self.cfg.fold_px
         folds: list[tuple[float, int, FloatArray]] = []  # (segment start, frames, folded tile)
         for time_s, luma in source():
@@ -167,8 +171,8 @@ class Detector:
             tile += self.fold(luma, period)
             folds[-1] = (seg_start, count + 1, tile)
         total = np.sum([tile for _, _, tile in folds], axis=0).astype(np.float32)
-        overall = self.score(total)
-        segments = [Segment(start, n, self.score(t).z, self.score(t).marked) for start, n, t in folds]
+        overall = self.score(total, tries)
+        segments = [Segment(start, n, *self._decision(self.score(t, tries))) for start, n, t in folds]
         scale = period / self.spec.tile_px
         return Detection(
             frames=sum(n for _, n, _ in folds),
@@ -177,6 +181,33 @@ class Detector:
             overall=overall,
             segments=segments,
         )
+
+    @staticmethod
+    def _decision(score: Score) -> tuple[float, bool]:
+        return score.z, score.marked
+
+    def size_periods(self, height: int, width: int) -> list[float]:
+        """Periods the frame size suggests: the frame rescaled whole from any size (the pattern
+        scales with the height), or cropped from a common camera height without rescaling."""
+        spec = self.spec
+        heights = (height, *self.cfg.common_heights_px)
+        periods = [spec.tile_px * max(h / spec.canonical_height_px, spec.min_scale) for h in heights]
+        return [p for p in dict.fromkeys(periods) if self.cfg.min_period_px <= p <= min(height, width)]
+
+    def choose_period(self, trial: list[Luma], candidates: list[float]) -> tuple[float, int]:
+        """The candidate whose fold of the trial frames correlates best, refined by small steps;
+        also how many periods were tried (the false-positive bound counts each)."""
+        tried: dict[float, float] = {}
+
+        def trial_z(period: float) -> float:
+            if period not in tried:
+                tried[period] = self.score(np.sum([self.fold(y, period) for y in trial], axis=0)).z
+            return tried[period]
+
+        best = max(candidates, key=trial_z)
+        for step in self.cfg.refine_steps:
+            best = max((best, best * (1.0 + step), best * (1.0 - step)), key=trial_z)
+        return best, len(tried)
 
     def fold(self, luma: Luma, period_px: float) -> FloatArray:
         """`luma` band-passed, resampled so the period is `fold_px`, summed modulo the period.
@@ -209,7 +240,7 @@ class Detector:
         full[p - half :, : half + 1] = small[half:]
         return full
 
-    def score(self, folded: FloatArray) -> Score:
+    def score(self, folded: FloatArray, tries: int = 1) -> Score:
         """Presence, offset and payload of one folded tile."""
         p = self.spec.tile_px
         spectrum = self._tile_spectrum(folded)
@@ -231,7 +262,7 @@ class Detector:
         aligned = whitened * undo_shift
         soft = np.array([float(np.sum((aligned * np.conj(b)).real)) for b in self.bank.bit_spectra])
         bits = (soft > 0).astype(np.uint8)
-        fp = false_positive_bound(z, p * p * self.cfg.period_candidates)
+        fp = false_positive_bound(z, p * p * tries)
         marked = z >= self.cfg.threshold_z
         return Score(
             z=z,
