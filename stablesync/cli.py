@@ -8,6 +8,7 @@ torch and `stablesync --help` instant.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -27,6 +28,18 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("benchmarks.cli", "run the benchmark suite and write JSON, plots and RESULTS.md"),
     "presets": ("stablesync.models.cli", "list the model presets with their sizes"),
 }
+
+
+# The live commands keep numpy's BLAS to one thread: it only runs tiny matmuls there, and its
+# per-core workers otherwise spin in sched_yield beside onnxruntime. Set before numpy loads.
+LIVE_COMMANDS = ("demo", "run", "serve", "bench")
+BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS",)
+
+
+def limit_blas_threads() -> None:
+    """One BLAS thread unless the user set the variables; only effective before numpy loads."""
+    for name in BLAS_THREAD_VARIABLES:
+        os.environ.setdefault(name, "1")
 
 
 def _usage() -> str:
@@ -56,6 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     module_name, _ = SUBCOMMANDS[name]
+    if name in LIVE_COMMANDS:
+        limit_blas_threads()
     try:
         module = importlib.import_module(module_name)
         parser = module.build_parser(f"stablesync {name}")

@@ -79,6 +79,38 @@ def test_ort_engine_runs_without_torch(cpu_rt_export: Path) -> None:
     assert res.stdout.strip() == "ok ort-cpu"
 
 
+def test_ort_sessions_sleep_when_idle(cpu_rt_export: Path) -> None:
+    """Every onnxruntime session the engines open has spinning off (the default spins)."""
+    from export.backends.ort import SPIN_KEYS, OrtEngine
+
+    engine = load_engine(cpu_rt_export, "ort-cpu")
+    assert isinstance(engine, OrtEngine)
+    for session in engine._sessions.values():
+        options = session.get_session_options()
+        for key in SPIN_KEYS:
+            assert options.get_session_config_entry(key) == "0", key
+
+
+def test_live_commands_run_numpy_blas_on_one_thread() -> None:
+    """`stablesync demo/run/serve` set OPENBLAS_NUM_THREADS before numpy loads; other commands don't."""
+    code = (
+        "import os, sys\n"
+        "from stablesync import cli\n"
+        "os.environ.pop('OPENBLAS_NUM_THREADS', None)\n"
+        "try:\n"
+        "    cli.main([sys.argv[1], '--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print('threads', os.environ.get('OPENBLAS_NUM_THREADS'))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    for command, expected in (("demo", "threads 1"), ("presets", "threads None")):
+        res = subprocess.run(
+            [sys.executable, "-c", code, command], capture_output=True, text=True, timeout=120, env=env
+        )
+        assert res.stdout.strip().splitlines()[-1] == expected, (command, res.stdout, res.stderr)
+
+
 def _like_trained(model: torch.nn.Module) -> None:
     """Batch-norm statistics and affine terms as training leaves them, not the identity of init."""
     import torch
