@@ -1,98 +1,142 @@
-"""Puts the generated mouth back into the frame: inverse warp of the crop, a feathered lower-face
-mask and colour matching, so no box edge shows.
+"""Renders the generated mouth into the frame at the frame's own resolution.
 
-Work is limited to the face's bounding box in the frame (the warp of the crop's corners), so
-its cost does not grow with the camera's resolution.
+The generator decides the mouth's shape and what shows inside it; the frame gives everything
+else. Per frame:
+1. the generated crop's landmarks are read with the face mesh (`render.shape`), held for a few
+   frames when they cannot be read;
+2. the target shape: the frame's landmarks below the nostrils moved to the generated ones;
+3. the frame's own lower face is warped onto the target (`render.piecewise`: piecewise affine over
+   the mesh and a fixed ring around the jaw, so nothing at or above the nostrils moves and the
+   warp fades to nothing at the ring);
+4. only the inside of the target's inner lips is filled from the generated crop, recoloured to
+   the person (`render.mouth`), with a mask made and feathered in frame pixels.
+No pixel outside the warped region changes, so there is no box and no edge at the crop's border.
+When the generated shape has never been read, the frame passes through unchanged.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from realtime.render.mouth import fill_interior
+from realtime.render.piecewise import Box, Triangles, backward_maps, triangulate
+from realtime.render.shape import MIN_LIP_SPAN, GeneratedShape, ShapeConfig, target_shape
 from stablesync.face import CropAlignment
+from stablesync.face.landmarks import JAW, LOWER_LIP_INNER, MOUTH_INNER, NOSE_TIP, eye_distance
 
 F32 = NDArray[np.float32]
 
 
 @dataclass(frozen=True)
 class CompositeConfig:
-    # Lower-face ellipse in crop fractions: centre and half axes (covers nostrils to chin).
-    centre_x: float = 0.5
-    centre_y: float = 0.76
-    half_width: float = 0.30
-    half_height: float = 0.22
-    feather: float = 0.07  # Gaussian sigma of the mask edge, in crop fractions
-    colour_match: bool = True
+    shape: ShapeConfig = field(default_factory=ShapeConfig)
+    ring_scale: float = 1.2  # fixed ring: the jaw line pushed out from the nose tip by this factor
+    hold_frames: int = 8  # the last generated shape is reused this long when it cannot be read
+    retriangulate_frames: int = 25  # the mesh's triangulation is rebuilt this often
+    feather_eyes: float = 0.015  # inward feather of the inner-mouth mask, in eye distances
+    min_move_px: float = 0.05  # triangles whose vertices all move less than this are not warped
 
 
-def lower_face_mask(size: int, cfg: CompositeConfig) -> F32:
-    """(S, S) float32 in [0, 1]: 1 on the mouth and jaw, falling smoothly to 0, 0 at the crop edge."""
-    mask = np.zeros((size, size), dtype=np.float32)
-    centre = (round(cfg.centre_x * size), round(cfg.centre_y * size))
-    axes = (round(cfg.half_width * size), round(cfg.half_height * size))
-    cv2.ellipse(mask, centre, axes, 0.0, 0.0, 360.0, (1.0,), thickness=-1)
-    sigma = max(cfg.feather * size, 0.5)
-    mask = np.asarray(cv2.GaussianBlur(mask, (0, 0), sigmaX=sigma, sigmaY=sigma), dtype=np.float32)
-    border = max(1, round(2 * sigma))
-    mask[:border, :] = 0.0
-    mask[-border:, :] = 0.0
-    mask[:, :border] = 0.0
-    mask[:, -border:] = 0.0
-    return np.clip(mask, 0.0, 1.0)
+@dataclass(frozen=True)
+class Composite:
+    image: NDArray[np.uint8]
+    measured: bool  # the generated shape was read on this frame (else held or none)
 
 
-def match_colour(generated: F32, original: F32, weight: F32) -> F32:
-    """Shifts and scales each channel of `generated` so its weighted mean and spread under the mask
-    match the original crop's (removes the model's tint and brightness drift)."""
-    w = weight[..., None]
-    total = float(w.sum()) + 1e-6
-    mean_g = (generated * w).sum((0, 1)) / total
-    mean_o = (original * w).sum((0, 1)) / total
-    std_g = np.sqrt((((generated - mean_g) ** 2) * w).sum((0, 1)) / total) + 1e-3
-    std_o = np.sqrt((((original - mean_o) ** 2) * w).sum((0, 1)) / total) + 1e-3
-    scale = np.clip(std_o / std_g, 0.5, 2.0)
-    return np.clip((generated - mean_g) * scale + mean_o, 0.0, 255.0).astype(np.float32)
+def control_points(points: F32, ring_scale: float) -> F32:
+    """The 468 landmarks plus the fixed ring around the lower face."""
+    nose = points[NOSE_TIP]
+    ring = nose + ring_scale * (points[list(JAW)] - nose)
+    return np.concatenate([points, ring]).astype(np.float32)
 
 
 class Compositor:
+    """One stream's renderer (holds the generated shape's tracker and smoothing: one thread)."""
+
     def __init__(self, crop_size: int, cfg: CompositeConfig = CompositeConfig()) -> None:
         self.cfg = cfg
         self.crop_size = crop_size
-        self.mask = lower_face_mask(crop_size, cfg)
+        self.shape = GeneratedShape(crop_size, cfg.shape)
+        self._held: F32 | None = None
+        self._held_age = 0
+        self._tris: Triangles | None = None
+        self._tris_age = 0
+
+    def close(self) -> None:
+        self.shape.close()
+
+    def _triangles(self, points: F32, alignment: CropAlignment) -> Triangles:
+        """Delaunay triangles of the control points, made on the upright face with the mouth held
+        open, without the triangles inside the mouth: no triangle spans the lips."""
+        if self._tris is None or self._tris_age >= self.cfg.retriangulate_frames:
+            upright = alignment.points_to_crop(points)
+            down = np.array([0.0, 2 * MIN_LIP_SPAN * self.crop_size], np.float32)
+            opened = upright.copy()
+            lower = upright[:, 1] >= upright[LOWER_LIP_INNER, 1] - 1e-3
+            opened[lower] += down
+            ctrl = control_points(opened, self.cfg.ring_scale)
+            tris = triangulate(ctrl)
+            inner = set(MOUTH_INNER)
+            keep = [not all(int(v) in inner for v in t) for t in tris]
+            poly = ctrl[list(MOUTH_INNER)].astype(np.float32)
+            centroids = ctrl[tris].mean(1)
+            for k, c in enumerate(centroids):
+                if keep[k] and cv2.pointPolygonTest(poly, (float(c[0]), float(c[1])), False) > 0:
+                    keep[k] = False
+            self._tris, self._tris_age = tris[np.array(keep)], 0
+        self._tris_age += 1
+        return self._tris
+
+    def _generated_shape(self, generated: NDArray[np.uint8], t_ns: int) -> tuple[F32 | None, bool]:
+        measured = self.shape.measure(generated, t_ns)
+        if measured is not None:
+            self._held, self._held_age = measured, 0
+            return measured, True
+        self._held_age += 1
+        if self._held is not None and self._held_age <= self.cfg.hold_frames:
+            return self._held, False
+        self._held = None
+        self.shape.reset()
+        return None, False
 
     def composite(
         self,
         frame: NDArray[np.uint8],
         generated: NDArray[np.uint8],
-        crop: NDArray[np.uint8],
+        points: F32,
         alignment: CropAlignment,
-    ) -> NDArray[np.uint8]:
-        """A copy of `frame` with the generated (S, S, 3) crop blended in under the feathered mask."""
-        s = self.crop_size
-        gen = generated.astype(np.float32)
-        if self.cfg.colour_match:
-            gen = match_colour(gen, crop.astype(np.float32), self.mask)
+        t_ns: int,
+        closed: bool = False,
+    ) -> Composite:
+        """`frame` with its mouth in the shape of the generated (S, S, 3) crop; `points` are the
+        frame's (468, 2) landmarks and `alignment` the crop's; `closed` closes the lips (silence)."""
+        gen_points, measured = self._generated_shape(generated, t_ns)
+        if gen_points is None:
+            return Composite(image=frame, measured=False)
+        points = points[:, :2].astype(np.float32)
+        target = target_shape(points, gen_points, alignment, self.cfg.shape.opening_gain, closed)
+        source_ctrl = control_points(points, self.cfg.ring_scale)
+        target_ctrl = control_points(target, self.cfg.ring_scale)
+        target_ctrl[len(points) :] = source_ctrl[len(points) :]  # the ring stays put
+        tris = self._triangles(points, alignment)
+        moved = np.linalg.norm(target_ctrl - source_ctrl, axis=1) > self.cfg.min_move_px
+        tris = tris[moved[tris].any(1)]
         h, w = frame.shape[:2]
-        corners = np.array([[0, 0], [s, 0], [0, s], [s, s]], dtype=np.float64)
-        m = alignment.to_frame
-        mapped = corners @ m[:, :2].T + m[:, 2]
-        x0, y0 = np.floor(mapped.min(0)).astype(int) - 1
-        x1, y1 = np.ceil(mapped.max(0)).astype(int) + 1
-        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+        if len(tris) == 0:
+            return Composite(image=frame, measured=measured)
+        used = np.unique(tris)
+        box = Box.around(np.concatenate([target_ctrl[used], source_ctrl[used]]), w, h)
+        if box.empty:
+            return Composite(image=frame, measured=measured)
+        map_x, map_y, _ = backward_maps(target_ctrl, source_ctrl, tris, box)
+        warped = cv2.remap(frame, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        region = warped.astype(np.float32)
+        feather_px = max(0.7, self.cfg.feather_eyes * eye_distance(points))
+        fill_interior(region, box, frame, points, target, generated, gen_points, feather_px)
         out = frame.copy()
-        if x1 <= x0 or y1 <= y0:
-            return out
-        roi_m = m.copy()
-        roi_m[:, 2] -= (x0, y0)
-        size = (int(x1 - x0), int(y1 - y0))
-        warped = cv2.warpAffine(gen, roi_m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        alpha = np.asarray(
-            cv2.warpAffine(self.mask, roi_m, size, flags=cv2.INTER_LINEAR, borderValue=(0.0,))
-        )[..., None]
-        roi = out[y0:y1, x0:x1].astype(np.float32)
-        out[y0:y1, x0:x1] = np.clip(alpha * warped + (1.0 - alpha) * roi + 0.5, 0, 255).astype(np.uint8)
-        return out
+        out[box.y0 : box.y1, box.x0 : box.x1] = np.clip(region + 0.5, 0, 255).astype(np.uint8)
+        return Composite(image=out, measured=measured)

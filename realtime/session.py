@@ -56,7 +56,6 @@ class SessionConfig:
     audio_out_chunks: int = 512
     reference_drift: float = 1.0  # HeadPose.distance that triggers a new reference
     drift_frames: int = 10  # ... when it lasts this many frames
-    silence_hold: float = 0.7  # while silent, weight of the previous generated crop (steadies it)
     late_window_frames: int = 25  # frames considered when deciding to skip tracking
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     composite: CompositeConfig = field(default_factory=CompositeConfig)
@@ -113,7 +112,6 @@ class LipSyncSession:
         self._reference_pose: HeadPose | None = None
         self._drift_count = 0
         self._refresh: asyncio.Task[None] | None = None
-        self._previous_gen: FloatArray | None = None
         self._last_composited: RgbImage | None = None
         self._recent_late: list[bool] = []
         self._composite_ms = 3.0
@@ -221,8 +219,12 @@ class LipSyncSession:
         self.batcher.clients = max(0, self.batcher.clients - 1)
         loop = asyncio.get_running_loop()
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(loop.run_in_executor(self._executor, self._follower.close), timeout_s)
+            await asyncio.wait_for(loop.run_in_executor(self._executor, self._close_trackers), timeout_s)
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def _close_trackers(self) -> None:
+        self._follower.close()
+        self._compositor.close()
 
     # --- stages -------------------------------------------------------------------------
 
@@ -436,9 +438,15 @@ class LipSyncSession:
 
     def _composite(self, work: _Work, generated: FloatArray) -> RgbImage:
         assert work.track is not None and work.window is not None
-        gen = np.clip(generated.transpose(1, 2, 0) * 255.0, 0.0, 255.0)
-        if work.window.silent and self._previous_gen is not None:
-            gen = self.cfg.silence_hold * self._previous_gen + (1.0 - self.cfg.silence_hold) * gen
-        self._previous_gen = gen
-        gen_u8 = (gen + 0.5).astype(np.uint8)
-        return self._compositor.composite(work.frame.image, gen_u8, work.track.crop, work.track.alignment)
+        gen_u8 = np.clip(generated.transpose(1, 2, 0) * 255.0 + 0.5, 0.0, 255.0).astype(np.uint8)
+        result = self._compositor.composite(
+            work.frame.image,
+            gen_u8,
+            work.track.points,
+            work.track.alignment,
+            work.frame.capture_ns,
+            closed=work.window.silent,
+        )
+        if not result.measured:
+            self.telemetry.count("mouth_shape_unread")
+        return result.image

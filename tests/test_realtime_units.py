@@ -1,5 +1,5 @@
 """Pieces of the real-time path on their own: hand-over slots, One-Euro smoothing, the mel
-timeline (against the offline features), compositing edges, telemetry."""
+timeline (against the offline features), telemetry (the renderer: test_renderer.py)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,11 @@ import numpy as np
 import pytest
 
 from realtime.audio_windows import MelTimeline, WindowConfig
-from realtime.compositing import CompositeConfig, Compositor, lower_face_mask
 from realtime.frames import NS_PER_S, AudioChunk, OutputFrame, VideoFrame
 from realtime.slots import Channel, LatestSlot
 from realtime.smoothing import OneEuroConfig, OneEuroFilter
 from realtime.telemetry import Telemetry
 from stablesync.audio import log_mel, mel_window, mel_window_start
-from stablesync.face import CropAlignment
 
 
 async def test_latest_slot_keeps_newest_and_counts_drops() -> None:
@@ -95,31 +93,6 @@ def test_mel_timeline_silence_is_exactly_silent_and_gaps_are_filled() -> None:
     w = timeline.window(500_000_000)
     assert w.silent and np.all(w.mel == -4.0)  # identical windows: the mouth stays still
     assert timeline.frames_available >= int(1.25 * 80)
-
-
-def test_mask_is_zero_at_crop_border() -> None:
-    mask = lower_face_mask(96, CompositeConfig())
-    assert mask.max() > 0.99
-    assert mask[0].max() == 0 and mask[-1].max() == 0 and mask[:, 0].max() == 0 and mask[:, -1].max() == 0
-    assert mask[: int(0.42 * 96)].max() < 0.05  # the eyes are never touched
-
-
-def test_composite_leaves_no_box_edge() -> None:
-    rng = np.random.default_rng(3)
-    frame = np.full((240, 320, 3), 120, np.uint8)
-    m = np.array([[0.8, 0.1, 100.0], [-0.1, 0.8, 60.0]])
-    to_crop = np.linalg.inv(np.vstack([m, [0, 0, 1]]))[:2]
-    alignment = CropAlignment(size=96, to_crop=to_crop, to_frame=m)
-    crop = np.full((96, 96, 3), 120, np.uint8)
-    generated = rng.integers(0, 255, (96, 96, 3), dtype=np.uint8)
-    out = Compositor(96).composite(frame, generated, crop, alignment)
-    diff = np.abs(out.astype(int) - frame.astype(int)).sum(-1)
-    assert diff.max() > 10  # something was pasted
-    # Along the warped crop's outline the picture is unchanged (feathered to nothing).
-    outline = [[x, 0] for x in range(96)] + [[0, y] for y in range(96)] + [[95, y] for y in range(96)]
-    edge = np.array(outline, float)
-    px = np.round(edge @ m[:, :2].T + m[:, 2]).astype(int)
-    assert diff[px[:, 1], px[:, 0]].max() <= 2
 
 
 def test_telemetry_percentiles_and_json(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -1,0 +1,84 @@
+"""Drives one offline `LipSyncSession` (as `stablesync run --fast` does) over frames held in
+memory, so a benchmark can compare each output frame with its source frame exactly.
+
+Frames are stamped at their own times (`pts_s`), the audio (16 kHz mono) in 20 ms chunks on the
+same time line; the outputs come back in order, one per frame, at the frame's resolution.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from realtime.frames import NS_PER_S, AudioChunk, VideoFrame
+
+RATE_HZ = 16_000
+CHUNK_S = 0.02
+
+
+@dataclass(frozen=True)
+class Rendered:
+    images: list[NDArray[np.uint8]]
+    modes: list[str]
+    counts: dict[str, int]
+
+
+async def _render(
+    weights: str | None,
+    frames: list[NDArray[np.uint8]],
+    pts_s: list[float],
+    audio: NDArray[np.float32],
+    still: bool,
+) -> Rendered:
+    from realtime.batcher import InferenceBatcher
+    from realtime.engines import open_engine
+    from realtime.session import LipSyncSession, SessionConfig
+
+    engine = open_engine(weights, "ort-cpu")
+    batcher = InferenceBatcher(engine)
+    session = LipSyncSession(batcher, SessionConfig(realtime=False), name="bench")
+    await session.start()
+    base_ns = 1_000_000_000
+
+    async def feed_audio() -> None:
+        step = int(CHUNK_S * RATE_HZ)
+        for k in range(0, len(audio), step):
+            t_ns = base_ns + k * NS_PER_S // RATE_HZ
+            chunk = AudioChunk(audio[k : k + step].astype(np.float32), RATE_HZ, t_ns, t_ns - base_ns)
+            await session.submit_audio(chunk)
+        await session.end_audio()
+
+    async def feed_video() -> None:
+        for i, (image, t_s) in enumerate(zip(frames, pts_s, strict=True)):
+            t_ns = base_ns + round(t_s * NS_PER_S)
+            await session.submit_video(VideoFrame(image, t_ns, t_ns - base_ns, i, still=still and i > 0))
+        await session.end_video()
+
+    images: list[NDArray[np.uint8]] = []
+    modes: list[str] = []
+    feeders = [asyncio.create_task(feed_audio()), asyncio.create_task(feed_video())]
+    try:
+        while (out := await session.next_output()) is not None:
+            images.append(out.image)
+            modes.append(out.mode)
+        await asyncio.gather(*feeders)
+    finally:
+        for task in feeders:
+            task.cancel()
+        await session.close()
+        await batcher.close()
+    return Rendered(images=images, modes=modes, counts=dict(session.telemetry.counts))
+
+
+def render_offline(
+    weights: str | None,
+    frames: list[NDArray[np.uint8]],
+    pts_s: list[float],
+    audio: NDArray[np.float32],
+    still: bool = False,
+) -> Rendered:
+    """Every frame lip-synced to `audio` (16 kHz mono, starting at pts 0), in order."""
+    return asyncio.run(_render(weights, frames, pts_s, audio, still))

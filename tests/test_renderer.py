@@ -1,0 +1,133 @@
+"""The renderer (`realtime.compositing`) on corpus clips: the frame's own face, moved into the
+generated mouth's shape. The "generated" crop is another frame of the same clip seen through
+this frame's crop, so its mouth shape is known: the output must take it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+from realtime.compositing import CompositeConfig, Compositor
+from stablesync.evaluation.real_face import upper_face_mask
+from stablesync.face import CropAlignment, FaceMeshTracker, align_crop
+from stablesync.media import iter_video_frames
+
+Image = NDArray[np.uint8]
+
+
+def _opening(tracker: FaceMeshTracker, image: Image) -> float:
+    from stablesync.evaluation.real_face import opening
+
+    faces = tracker.detect(image)
+    assert faces, "no face found"
+    return opening(faces[0].points)
+
+
+@pytest.fixture(scope="module")
+def closed_and_open(tiny_corpus: Path) -> tuple[Image, Image, NDArray[np.float32]]:
+    """(frame with the mouth most closed, frame with it most open, the closed frame's landmarks)."""
+    clip = tiny_corpus / "clip00000"
+    meta = json.loads(clip.with_suffix(".json").read_text())
+    frames = [image for image, _ in iter_video_frames(clip.with_suffix(".mp4"))]
+    mouth = np.asarray(meta["mouth_open"], float)[: len(frames)]
+    i, j = int(np.argmin(mouth)), int(np.argmax(mouth))
+    with FaceMeshTracker(video=False) as tracker:
+        faces = tracker.detect(frames[i])
+    return frames[i], frames[j], faces[0].points[:, :2].astype(np.float32)
+
+
+def _render(
+    frame: Image, donor: Image, points: NDArray[np.float32], closed: bool = False
+) -> tuple[Image, bool, CropAlignment]:
+    alignment = CropAlignment.from_landmarks(points, 96)
+    compositor = Compositor(96)
+    try:
+        result = compositor.composite(
+            frame, align_crop(donor, alignment), points, alignment, 0, closed=closed
+        )
+    finally:
+        compositor.close()
+    return result.image, result.measured, alignment
+
+
+def test_shape_follows_the_generated_landmarks(
+    closed_and_open: tuple[Image, Image, NDArray[np.float32]],
+) -> None:
+    frame, donor, points = closed_and_open
+    out, measured, _ = _render(frame, donor, points)
+    assert measured
+    with FaceMeshTracker(video=False) as tracker:
+        o_frame, o_donor, o_out = (_opening(tracker, im) for im in (frame, donor, out))
+    assert o_donor - o_frame > 0.03, "the clip's frames do not differ enough to test"
+    # the output opens as the donor does (within a quarter of the difference), not as the frame
+    assert abs(o_out - o_donor) < 0.25 * (o_donor - o_frame), (o_frame, o_donor, o_out)
+
+
+def test_silence_closes_the_lips(closed_and_open: tuple[Image, Image, NDArray[np.float32]]) -> None:
+    frame, donor, points = closed_and_open
+    out, _, _ = _render(frame, donor, points, closed=True)
+    with FaceMeshTracker(video=False) as tracker:
+        o_frame, o_donor, o_out = (_opening(tracker, im) for im in (frame, donor, out))
+    assert o_out < o_frame + 0.25 * (o_donor - o_frame), (o_frame, o_donor, o_out)
+
+
+def test_pixels_above_the_nostrils_are_unchanged(
+    closed_and_open: tuple[Image, Image, NDArray[np.float32]],
+) -> None:
+    frame, donor, points = closed_and_open
+    out, _, _ = _render(frame, donor, points)
+    above = upper_face_mask(points, frame.shape[:2])
+    assert above.sum() > 1000
+    assert np.array_equal(out[above], frame[above])
+    assert not np.array_equal(out, frame)  # the mouth did change
+
+
+def test_no_edge_at_the_crop_border(closed_and_open: tuple[Image, Image, NDArray[np.float32]]) -> None:
+    """The change does not stop at the crop's outline (in the frame): just outside each side it is
+    at least half what it is just inside (a pasted crop's change stops there)."""
+    frame, donor, points = closed_and_open
+    out, _, alignment = _render(frame, donor, points)
+    diff = np.abs(out.astype(int) - frame.astype(int)).max(-1)
+    h, w = diff.shape
+    s, band = 96, np.arange(1, 4)
+    sides = {
+        "top": ([(x, 0.0) for x in range(s)], (0.0, 1.0)),
+        "bottom": ([(x, s - 1.0) for x in range(s)], (0.0, -1.0)),
+        "left": ([(0.0, y) for y in range(s)], (1.0, 0.0)),
+        "right": ([(s - 1.0, y) for y in range(s)], (-1.0, 0.0)),
+    }
+    for side, (outline, inward) in sides.items():
+        means = []
+        for sign in (1, -1):  # inside the crop, then outside it
+            pts = np.array([np.add(p, sign * k * np.array(inward)) for p in outline for k in band])
+            px = np.round(pts @ alignment.to_frame[:, :2].T + alignment.to_frame[:, 2]).astype(int)
+            ok = (px[:, 0] >= 0) & (px[:, 0] < w) & (px[:, 1] >= 0) & (px[:, 1] < h)
+            means.append(float(diff[px[ok, 1], px[ok, 0]].mean()) if ok.any() else 0.0)
+        inside, outside = means
+        assert outside >= 0.5 * inside - 1.0, (side, means)  # the change does not stop at the border
+
+
+def test_unreadable_generated_shape_falls_back(
+    closed_and_open: tuple[Image, Image, NDArray[np.float32]],
+) -> None:
+    """No face in the generated crop: the frame passes through untouched until a shape was read;
+    after one, it is held for `hold_frames`, then the frame passes through again."""
+    frame, donor, points = closed_and_open
+    alignment = CropAlignment.from_landmarks(points, 96)
+    noise = np.random.default_rng(0).integers(0, 255, (96, 96, 3), dtype=np.uint8)
+    compositor = Compositor(96, CompositeConfig(hold_frames=2))
+    try:
+        first = compositor.composite(frame, noise, points, alignment, 0)
+        assert not first.measured and np.array_equal(first.image, frame)
+        good = compositor.composite(frame, align_crop(donor, alignment), points, alignment, 40_000_000)
+        assert good.measured and not np.array_equal(good.image, frame)
+        held = [compositor.composite(frame, noise, points, alignment, (k + 2) * 40_000_000) for k in range(3)]
+    finally:
+        compositor.close()
+    assert not any(h.measured for h in held)
+    assert not np.array_equal(held[0].image, frame) and not np.array_equal(held[1].image, frame)
+    assert np.array_equal(held[2].image, frame)
