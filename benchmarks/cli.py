@@ -37,14 +37,17 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description="Run the benchmark suite.")
     parser.add_argument("--quick", action="store_true", help="short runs (the suite in under 3 minutes)")
     parser.add_argument(
-        "--out", type=Path, default=Path("benchmarks/results"), help="folder for JSON and plots"
+        "--out",
+        type=Path,
+        default=Path("benchmarks/results"),
+        help="folder for JSON and plots (default benchmarks/results; relative to the current folder)",
     )
     parser.add_argument("--only", nargs="*", default=None, help="benchmark names to run (default: all)")
     parser.add_argument(
         "--results-md",
         type=Path,
-        default=HERE / "RESULTS.md",
-        help="the table to regenerate (default benchmarks/RESULTS.md)",
+        default=Path("benchmarks/RESULTS.md"),
+        help="the table to regenerate (default benchmarks/RESULTS.md, relative to the current folder)",
     )
     parser.add_argument(
         "--timeout-s",
@@ -77,8 +80,12 @@ def main(args: argparse.Namespace) -> int:
             raise UserError(f"--only {unknown[0]}: no such benchmark; expected one of {', '.join(names)}")
         names = [n for n in names if n in args.only]
     timeout_s = args.timeout_s or (150.0 if args.quick else 2400.0)
-    out_dir: Path = args.out
+    # the benchmarks run in the package's parent folder: paths given relative to the user's
+    # current folder are made absolute first
+    out_dir: Path = args.out.resolve()
+    results_md: Path = args.results_md.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
+    results_md.parent.mkdir(parents=True, exist_ok=True)
     failed = []
     for i, name in enumerate(names, 1):
         print(f"[{i}/{len(names)}] {name} ...", flush=True)
@@ -94,8 +101,8 @@ def main(args: argparse.Namespace) -> int:
         except json.JSONDecodeError:
             failed.append(path.stem)
     plots = write_plots(results, out_dir)
-    args.results_md.write_text(render_results(results, plots, quick=args.quick, out_dir=out_dir))
-    print(f"wrote {len(results)} results, {len(plots)} plots to {out_dir}; table in {args.results_md}")
+    results_md.write_text(render_results(results, plots, quick=args.quick, out_dir=args.out))
+    print(f"wrote {len(results)} results, {len(plots)} plots to {out_dir}; table in {results_md}")
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
         return 1

@@ -3,7 +3,7 @@ stalls once for `--stall-s` (default 1.5 s, like the machine swapping) after `--
 reports the share of the frames captured after the stall's end that came out lip-synced, and
 how long after the stall's end the first one came.
 
-`python -m benchmarks.stall_recovery [--seconds 10] [--stall-at-s 3] [--stall-s 1.5]
+`python -m benchmarks.stall_recovery [--seconds 10] [--stall-at-s 3] [--stall-s 1.5] [--quick]
 [--out benchmarks/out/stall_recovery.json]`
 """
 
@@ -97,7 +97,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stall-at-s", type=float, default=3.0, help="after the first frame out")
     parser.add_argument("--stall-s", type=float, default=1.5)
     parser.add_argument("--weights", type=Path, default=None)
+    parser.add_argument("--quick", action="store_true", help="6 s, the stall after 2 s")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.seconds, args.stall_at_s = 6.0, 2.0
     face, speech = demo_face_and_speech()
     speech = speech_like(8.0) if speech is None else speech
     with tempfile.TemporaryDirectory() as tmp:

@@ -20,6 +20,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--preset", default=None, help="preset name (with --random-init; default cpu-rt)")
     p.add_argument("--seed", type=int, default=0, help="seed of --random-init weights")
     p.add_argument("--out", type=Path, required=True, help="directory to write")
+    p.add_argument("--overwrite", action="store_true", help="replace what --out already holds")
     p.add_argument("--syncnet", type=Path, default=None, help="AVSyncNet checkpoint: adds syncnet.onnx")
     p.add_argument("--int8", action="store_true", help="also frame_int8.onnx, kept if >= 35 dB PSNR vs fp32")
     p.add_argument("--tensorrt", action="store_true", help="also build fp16 TensorRT engines (gpu extra)")
@@ -41,6 +42,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.out.is_dir() and any(args.out.iterdir()) and not args.overwrite:
+        raise UserError(f"--out {args.out}: holds files already; pass --overwrite to replace them")
     import torch
 
     from export.exporter import ExportOptions, export_model, load_for_export

@@ -109,12 +109,15 @@ class Telemetry:
         return float(np.median(tail))
 
     def status_line(self) -> str:
-        g2g = self.recent_latency_ms() or 0.0
+        """fps, then (live runs only: offline ones have no latency) glass-to-glass and A/V offset,
+        then the frame counts."""
+        g2g = self.recent_latency_ms()
         av = self.series["av_offset_ms"]
         av_txt = f" av {av[-1]:+.0f}ms" if av else ""
+        latency_txt = "" if g2g is None else f" | g2g {g2g:5.0f} ms{av_txt}"
         c = self.counts
         return (
-            f"{self.current_fps():5.1f} fps | g2g {g2g:5.0f} ms{av_txt} | out {c['frames_out']}"
+            f"{self.current_fps():5.1f} fps{latency_txt} | out {c['frames_out']}"
             f" lipsync {c['mode_lipsync']} late {c['mode_late']} dropped {c['frames_dropped']}"
             f" noface {c['mode_noface']} err {c['mode_error']}"
         )

@@ -53,6 +53,12 @@ async function start() {
     body: JSON.stringify({ sdp: pc.localDescription.sdp, type: pc.localDescription.type }),
   });
   const answer = await response.json();
+  if (response.status === 401) {
+    // what a browser user can do: the page carries the token in its address
+    throw new Error(token
+      ? "this server refused the token in the address: open the exact address `stablesync serve` printed"
+      : "this server needs a token: open the address `stablesync serve` printed (it ends in #token=...)");
+  }
   if (!response.ok) throw new Error(answer.error || `HTTP ${response.status}`);
   await pc.setRemoteDescription(answer);
   $("stop").disabled = false;

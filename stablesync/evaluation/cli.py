@@ -31,6 +31,19 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     return p
 
 
+def check_split(data: Path, split: str) -> None:
+    """The split list must name clips: a corpus made without any (few clips) is said as such."""
+    from stablesync.errors import UserError
+
+    list_path = data / f"{split}.txt"
+    if list_path.is_file() and not list_path.read_text().split():
+        raise UserError(
+            f"{data}: the {split} split is empty ({list_path.name} lists no clip); expected a prepared"
+            f" corpus with {split} clips (`stablesync data synth` puts clip i in test when i % 10 == 2,"
+            " in val when i % 10 == 1: make at least 3 clips) or another --split"
+        )
+
+
 def main(args: argparse.Namespace) -> int:
     import torch
 
@@ -51,6 +64,7 @@ def main(args: argparse.Namespace) -> int:
     syncnet, _ = checkpoint.load(syncnet_path, expect_arch="avsyncnet")
     assert isinstance(model, LipSyncModel) and isinstance(syncnet, AVSyncNet)
     meta = checkpoint.read_metadata(ckpt)
+    check_split(Path(args.data), args.split)
     data = PreparedData(args.data, args.split)
     if data.size != model.cfg.generator.image_size:
         raise UserError(

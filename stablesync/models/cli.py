@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING
 
-import torch
-from torch.utils.flop_counter import FlopCounterMode
-
-from stablesync.models.lipsync import LipSyncModel
-from stablesync.models.registry import DEFAULT_PRESET, create, get_preset, list_presets
+if TYPE_CHECKING:  # torch loads only when the presets are listed, not for --help
+    from stablesync.models.lipsync import LipSyncModel
 
 
 def model_cost(model: LipSyncModel) -> dict[str, float]:
@@ -21,6 +19,9 @@ def model_cost(model: LipSyncModel) -> dict[str, float]:
 
     One multiply-add counts 2 FLOPs (torch.utils.flop_counter). Works on meta-device models.
     """
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
     s = model.cfg.generator.image_size
     device = next(model.parameters()).device
     ref = torch.rand(1, 3, s, s, device=device)
@@ -43,6 +44,10 @@ def model_cost(model: LipSyncModel) -> dict[str, float]:
 
 
 def preset_costs(name: str) -> dict[str, float]:
+    import torch
+
+    from stablesync.models.registry import create
+
     with torch.device("meta"):
         model = create(name).eval()
     return model_cost(model)
@@ -55,6 +60,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace) -> int:
+    from stablesync.models.registry import DEFAULT_PRESET, get_preset, list_presets
+
     rows = []
     for name in list_presets():
         preset = get_preset(name)
