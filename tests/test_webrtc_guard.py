@@ -218,6 +218,8 @@ async def test_wrong_tokens_are_logged_and_slowed_down(caplog: pytest.LogCapture
         assert status == 200 and answer["type"] == "answer"
     refusals = [r.getMessage() for r in caplog.records if re.search(r": (401|429) ", r.getMessage())]
     assert len(refusals) == 4 and all("POST /offer from 127.0.0.1: " in m for m in refusals)
+    assert "next offer accepted in 0.8 s" in refusals[2]  # the second wrong token in a row
+    assert len([r for r in caplog.records if r.levelno >= logging.WARNING]) == 4  # one line each
     assert "wrong-token-value" not in caplog.text  # the token itself is never logged
 
 

@@ -132,8 +132,7 @@ def _check_token(request: web.Request, token: str) -> web.Response | None:
     if not _token_ok(request, token):
         block_s = backoff.failed(peer)
         message = "token: missing or wrong (send 'Authorization: Bearer <token>')"
-        log.info("offers from %s refused for %.1f s after this wrong token", peer, block_s)
-        return _refuse(request, 401, message, close=True)
+        return _refuse(request, 401, f"{message}; next offer accepted in {block_s:g} s", close=True)
     backoff.succeeded(peer)
     return None
 
