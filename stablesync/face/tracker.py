@@ -39,8 +39,15 @@ class FaceMeshTracker:
         min_detection_confidence: float = 0.5,
         min_tracking_confidence: float = 0.5,
     ) -> None:
-        import mediapipe as mp
+        try:
+            import mediapipe as mp
+        except ImportError as exc:  # Python >= 3.13: no mediapipe with the face mesh models
+            from stablesync.face.factory import TrackerUnavailable
 
+            raise TrackerUnavailable(
+                "mediapipe is not installed: make trackers with stablesync.face.open_tracker, "
+                "which falls back to the LiteRT tracker"
+            ) from exc
         self._mesh = mp.solutions.face_mesh.FaceMesh(
             static_image_mode=not video,
             max_num_faces=max_faces,
