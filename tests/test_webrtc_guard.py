@@ -8,6 +8,7 @@ machine's addresses are 127.0.0.1 and 127.0.0.2, so 127.0.0.3 stands for "some o
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
 import re
@@ -84,7 +85,7 @@ def test_filter_keeps_the_peers_own_host_candidates_only() -> None:
         ]
     )
     kept, report = filter_offer(sdp, _policy())
-    assert report.accepted == 2 and "10.0.0.6" not in kept and "a=end-of-candidates" in kept
+    assert report.accepted == 2 and "10.0.0.6" not in kept and "a=end-of-candidates" not in kept
     assert report.rejected == {
         "host not the peer's address": 1,
         "srflx without stun": 1,
@@ -96,9 +97,11 @@ def test_filter_keeps_the_peers_own_host_candidates_only() -> None:
     assert with_stun.accepted == 3 and with_stun.rejected["relay without turn"] == 1
     _, with_turn = filter_offer(sdp, _policy(has_stun=True, has_turn=True, allow_mdns=True))
     assert with_turn.accepted == 5
-    nat = _policy(allowed_networks=(__import__("ipaddress").ip_network("10.0.0.0/24"),))
+    nat = _policy(allowed_networks=(ipaddress.ip_network("10.0.0.0/24"),))
     assert filter_offer(sdp, nat)[1].accepted == 3
     assert filter_offer(sdp, _policy(max_per_section=1))[1].rejected["over the per-section limit"] == 1
+    clean = "\r\n".join(line for line in sdp.splitlines() if not line.startswith("a=candidate:")) + "\r\n"
+    assert "a=end-of-candidates" in filter_offer(clean, _policy())[0]  # nothing dropped: kept
 
 
 async def test_candidates_on_another_address_get_no_packet(
@@ -125,6 +128,34 @@ async def test_candidates_on_another_address_get_no_packet(
         await asyncio.sleep(3.0)  # aioice would have sent its first checks within milliseconds
         assert _packets(udp_listener) == 0
     assert any("0 candidate(s) kept, 72 dropped" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_peer_whose_candidates_were_all_dropped_still_connects(udp_listener: socket.socket) -> None:
+    """Its connectivity checks come from its real address, which ICE then pairs (peer-reflexive):
+    the filter stops the server from aiming at addresses, not peers from connecting."""
+    from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+
+    port = udp_listener.getsockname()[1]
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    pc.addTransceiver("video", direction="sendrecv")
+    pc.createDataChannel("stats")
+    try:
+        await pc.setLocalDescription(await pc.createOffer())
+        offer = _with_candidates(pc.localDescription.sdp, _hostile_candidates(port)[:3])
+        async with running_server(ServeConfig(port=0), PassthroughFactory()) as server:
+            status, answer = await post_offer(server.url, offer)
+            assert status == 200
+            (session,) = server.registry.sessions()
+            assert session.stats.candidates.accepted == 0
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type=answer["type"]))
+            for _ in range(100):
+                if pc.connectionState == "connected" and session.pc.connectionState == "connected":
+                    break
+                await asyncio.sleep(0.1)
+            assert pc.connectionState == session.pc.connectionState == "connected"
+            assert _packets(udp_listener) == 0
+    finally:
+        await pc.close()
 
 
 async def test_the_same_offer_reaches_an_allowed_network(udp_listener: socket.socket) -> None:

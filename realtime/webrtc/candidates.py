@@ -11,7 +11,10 @@ offer's SDP before it reaches aiortc, keeping only:
 - no `.local` (mDNS) names unless allowed, no TCP candidates (aiortc speaks ICE over UDP);
 - at most `max_per_section` candidates per m-section.
 
-Every dropped candidate is counted under its reason (`CandidateReport`).
+Every dropped candidate is counted under its reason (`CandidateReport`). Where one was dropped,
+the section's `a=end-of-candidates` goes too: a peer whose address the filter did not know (NAT,
+a proxy) can still connect, since ICE then pairs the address its own authenticated checks come
+from (peer-reflexive), and the server only ever answers there.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import ifaddr  # what aioice itself lists the host's addresses with
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 CANDIDATE_PREFIX = "a=candidate:"
+END_OF_CANDIDATES = "a=end-of-candidates"
 MDNS_SUFFIX = ".local"
 
 
@@ -90,19 +94,22 @@ def filter_offer(sdp: str, policy: CandidatePolicy) -> tuple[str, CandidateRepor
     """The offer without the candidates `policy` rejects, and what was kept and dropped."""
     report = CandidateReport()
     out: list[str] = []
-    in_media, kept_here = False, 0
+    in_media, kept_here, dropped_here = False, 0, 0
     for line in sdp.splitlines():
         if line.startswith("m="):
-            in_media, kept_here = True, 0
+            in_media, kept_here, dropped_here = True, 0, 0
         elif line.startswith(CANDIDATE_PREFIX):
             reason = policy.rejection(line) if in_media else "outside a media section"
             if reason is None and kept_here >= policy.max_per_section:
                 reason = "over the per-section limit"
             if reason is not None:
                 report.rejected[reason] += 1
+                dropped_here += 1
                 continue
             kept_here += 1
             report.accepted += 1
+        elif line.startswith(END_OF_CANDIDATES) and dropped_here:
+            continue  # leaves ICE open to the peer's real address, learnt from its own checks
         out.append(line)
     return "\r\n".join(out) + "\r\n", report
 
