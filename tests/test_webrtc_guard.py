@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from realtime.webrtc import PassthroughFactory, ServeConfig, running_server
+from realtime.webrtc import PassthroughFactory, ServeConfig, SessionPipeline, running_server
 from realtime.webrtc.candidates import CandidatePolicy, filter_offer, peer_address
 from realtime.webrtc.client import post_offer
 from tests.test_webrtc_server import _offer_sdp
@@ -173,6 +173,31 @@ async def test_the_same_offer_reaches_an_allowed_network(udp_listener: socket.so
                 break
         else:
             pytest.fail("no connectivity check reached the allowed candidate")
+
+
+class SlowFactory(PassthroughFactory):
+    """Passthrough whose pipelines take `delay_s` to open (a loaded engine, a stuck device)."""
+
+    def __init__(self, delay_s: float) -> None:
+        self.delay_s = delay_s
+
+    async def open_session(self, session_id: str) -> SessionPipeline:
+        await asyncio.sleep(self.delay_s)
+        return await super().open_session(session_id)
+
+
+async def test_an_answer_not_ready_in_time_is_503_and_frees_the_slot(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="realtime.webrtc")
+    config = ServeConfig(port=0, max_sessions=1, handler_timeout_s=0.3)
+    async with running_server(config, SlowFactory(delay_s=5.0)) as server:
+        began = asyncio.get_running_loop().time()
+        status, answer = await post_offer(server.url, await _offer_sdp())
+        assert status == 503 and "no answer within 0.3 s" in answer["error"]
+        assert asyncio.get_running_loop().time() - began < 2.0
+        assert len(server.registry) == 0 and not server.registry.full
+    assert any("POST /offer from 127.0.0.1: 503 server busy" in r.getMessage() for r in caplog.records)
 
 
 async def _raw_request(

@@ -191,14 +191,18 @@ async def _offer(request: web.Request) -> web.Response:
         full = f"server full: {config.max_sessions} session(s) already; try again later"
         return _refuse(request, 503, full)
     sdp, candidates = filter_offer(sdp, _candidate_policy(request, config))
-    session = await registry.open()
+    busy = f"server busy: no answer within {config.handler_timeout_s:g} s; try again later"
+    deadline_s = asyncio.get_running_loop().time() + config.handler_timeout_s
     try:
-        answer = await asyncio.wait_for(
-            session.answer(sdp, type_, candidates), timeout=config.handler_timeout_s
-        )
+        session = await asyncio.wait_for(registry.open(), timeout=config.handler_timeout_s)
+    except TimeoutError:
+        return _refuse(request, 503, busy)
+    try:
+        remaining_s = max(0.0, deadline_s - asyncio.get_running_loop().time())
+        answer = await asyncio.wait_for(session.answer(sdp, type_, candidates), timeout=remaining_s)
     except TimeoutError:
         await session.close("no answer in time")
-        return _refuse(request, 503, f"server busy: no answer within {config.handler_timeout_s:g} s")
+        return _refuse(request, 503, busy)
     except Exception as exc:  # aiortc raises many kinds on a malformed offer
         await session.close("bad offer")
         message = " ".join(str(exc).split()) or type(exc).__name__
