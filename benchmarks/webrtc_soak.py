@@ -4,7 +4,7 @@ one vanishes: its process is killed, no goodbye). Recorded per minute: the long 
 glass-to-glass p50 (at the peer, from the frame marks), the server's own latency p50, the
 share of frames sent back "late", its fps, and the server's RSS, open file descriptors and
 threads. At the end, after every session has gone: fds and threads against their level after
-one warm-up session (before the soak). Writes JSON and a time-series plot (`OUT.png`).
+one warm-up session (before the soak). Writes NAME.json and a time-series plot NAME_per_minute.png.
 
 `python -m benchmarks.webrtc_soak --out benchmarks/out/webrtc_soak.json [--minutes 30] [--quick]
 [--weights DIR] [--backend auto|passthrough|...]`
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import json
@@ -51,6 +52,16 @@ def process_figures(pid: int) -> dict[str, float]:
     except OSError:
         fds = -1
     return {"rss_mb": round(rss_mb(pid), 1), "fds": fds, "threads": threads}
+
+
+def thread_names(pid: int) -> dict[str, int]:
+    """How many of a process's threads carry each name (pools show as one name, many threads)."""
+    names: collections.Counter[str] = collections.Counter()
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError):
+                names[(task / "comm").read_text().strip()] += 1
+    return dict(names.most_common())
 
 
 class LongPeer:
@@ -250,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
             _wait_idle(url, timeout_s=30.0)
             time.sleep(2.0)  # closing sessions finish their last tasks
             figures["after_all_sessions"] = process_figures(server.pid)
+            figures["thread_names_after"] = thread_names(server.pid)
         finally:
             server.terminate()
             try:
@@ -265,7 +277,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     figures["samples_unit"] = "ms"
     path = write_result(args.out, "webrtc_soak", figures)
-    plot(per_minute, path.with_suffix(".png"), f"webrtc_soak: {minutes} min, {figures['backend']}")
+    title = f"webrtc_soak: {minutes} min, {figures['backend']}"
+    plot(per_minute, path.with_name(path.stem + "_per_minute.png"), title)  # NAME.png: the suite's
     base, end = figures["baseline"], figures["after_all_sessions"]
     print(
         f"fds {base['fds']} -> {end['fds']}, threads {base['threads']} -> {end['threads']},"
