@@ -46,6 +46,14 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--quiet", action="store_true", help="no live status line")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    parser.add_argument(
+        "--label",
+        nargs="?",
+        const="AI lip-sync",
+        default=None,
+        metavar="TEXT",
+        help="visible corner badge on the frames the filter changes (default text: AI lip-sync)",
+    )
 
 
 def session_config(args: argparse.Namespace, realtime: bool) -> SessionConfig:
@@ -55,7 +63,11 @@ def session_config(args: argparse.Namespace, realtime: bool) -> SessionConfig:
         raise UserError(f"--lookahead-ms {args.lookahead_ms}: expected 0 to 200")
     tracking = TrackingConfig(tracker=resolve_tracker(args.tracker))
     return SessionConfig(
-        budget_ms=args.budget_ms, realtime=realtime, lookahead_ms=args.lookahead_ms, tracking=tracking
+        budget_ms=args.budget_ms,
+        realtime=realtime,
+        lookahead_ms=args.lookahead_ms,
+        tracking=tracking,
+        label=args.label or None,
     )
 
 

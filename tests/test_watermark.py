@@ -212,3 +212,17 @@ def test_run_and_demo_files_are_marked_with_the_run_id_of_their_stats(
     assert all(s["marked"] for s in entry["seconds"])
     if entry["c2pa"] is not None:
         assert entry["c2pa"]["state"] == "Trusted"
+
+
+@pytest.mark.parametrize("module", ["realtime.cli_run", "realtime.cli_demo", "realtime.cli_serve"])
+def test_label_option_reaches_the_session_config(module: str) -> None:
+    import importlib
+
+    from realtime.cli_common import session_config
+
+    parser = importlib.import_module(module).build_parser("stablesync")
+    assert session_config(parser.parse_args(["--label"]), realtime=True).label == "AI lip-sync"
+    assert session_config(parser.parse_args(["--label", "synthetic mouth"]), realtime=True).label == (
+        "synthetic mouth"
+    )
+    assert session_config(parser.parse_args([]), realtime=True).label is None
