@@ -19,7 +19,7 @@ from realtime.cli_common import (
 )
 from realtime.engines import open_engine, resolve_weights
 from realtime.runner import RunConfig, Runner, RunResult
-from realtime.sources import AudioFileSource, ImageSource, load_audio_file, load_image
+from realtime.sources import AudioFileSource, ImageSource, load_audio_file, load_captured_audio, load_image
 from stablesync.errors import UserError
 
 
@@ -60,7 +60,9 @@ async def _demo(args: argparse.Namespace) -> RunResult:
     image = load_image(face_path)
     manifest = read_manifest(resolve_weights(args.weights))
     rate = manifest.mel.sample_rate_hz
-    audio = AudioFileSource(load_audio_file(speech_path, rate), rate)
+    audio = AudioFileSource(
+        load_audio_file(speech_path, rate), rate, captured=load_captured_audio(speech_path)
+    )
     if args.face is not None:
         check_face_photo(face_path, image, manifest.image_size)
     engine = open_engine(args.weights, args.backend, args.threads)

@@ -38,6 +38,7 @@ from realtime.sources import (
     MicSource,
     VideoFileSource,
     load_audio_file,
+    load_captured_audio,
     load_image,
 )
 from stablesync.errors import UserError
@@ -84,7 +85,8 @@ def _sources(args: argparse.Namespace, sample_rate_hz: int) -> tuple[VideoSource
         raise UserError("--fast: needs file inputs (--audio with --face or --video), not live devices")
     audio: AudioSource
     if args.audio is not None:
-        file_audio = AudioFileSource(load_audio_file(args.audio, sample_rate_hz), sample_rate_hz)
+        samples = load_audio_file(args.audio, sample_rate_hz)
+        file_audio = AudioFileSource(samples, sample_rate_hz, captured=load_captured_audio(args.audio))
         audio = file_audio
         duration = file_audio.duration_s
     else:

@@ -37,11 +37,46 @@ class VideoFrame:
 
 
 @dataclass(frozen=True)
+class CapturedAudio:
+    """Sound as the input delivered it (e.g. 48 kHz stereo): what the outputs play."""
+
+    samples: AudioSamples  # (n, channels) float32 in [-1, 1]
+    sample_rate_hz: int
+
+    @property
+    def channels(self) -> int:
+        return int(self.samples.shape[1])
+
+    def converted(self, sample_rate_hz: int, channels: int) -> AudioSamples:
+        """(n, channels) at `sample_rate_hz`: mixed (or copied) to the channels, then resampled."""
+        samples = self.samples
+        if self.channels != channels:
+            samples = np.repeat(samples.mean(axis=1, keepdims=True), channels, axis=1)
+        if self.sample_rate_hz != sample_rate_hz:
+            from stablesync.audio import resample
+
+            rate = self.sample_rate_hz
+            samples = np.stack([resample(c, rate, sample_rate_hz) for c in samples.T], axis=1)
+        return samples.astype(np.float32, copy=False)
+
+
+@dataclass(frozen=True)
 class AudioChunk:
+    """`samples` is what the model hears (mono, the model's rate); `captured`, when the input had
+    another rate or channel layout, is the same stretch of time as the input delivered it, which
+    the outputs play instead."""
+
     samples: AudioSamples  # (n,) mono float32
     sample_rate_hz: int
     capture_ns: int  # monotonic clock at the first sample
     pts_ns: int  # stream position of the first sample
+    captured: CapturedAudio | None = None
+
+    def playable(self) -> CapturedAudio:
+        """What the outputs play: `captured`, else the samples themselves as one channel."""
+        if self.captured is not None:
+            return self.captured
+        return CapturedAudio(self.samples.reshape(-1, 1), self.sample_rate_hz)
 
     @property
     def duration_ns(self) -> int:

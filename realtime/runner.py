@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -37,6 +38,13 @@ class VideoSource(Protocol):
 
 class AudioSource(Protocol):
     async def run(self, emit: Callable[[AudioChunk], Awaitable[None]], clock: StreamClock) -> None: ...
+
+
+@runtime_checkable
+class FormattedAudioSource(Protocol):
+    """An audio source that knows the (rate, channels) its chunks' playable audio has."""
+
+    output_format: tuple[int, int]
 
 
 @runtime_checkable
@@ -136,8 +144,20 @@ class Runner:
         tel = session.telemetry
         await session.start()  # loads the engine and the tracker before the clock starts
         clock = StreamClock(paced=self.paced)
+        # the outputs play the input's rate and channels; without a format, the model's audio
+        audio_rate_hz, audio_channels = (
+            self.audio.output_format
+            if isinstance(self.audio, FormattedAudioSource)
+            else (self.engine.manifest.mel.sample_rate_hz, 1)
+        )
         file_sink = (
-            FileSink(cfg.out_path, clock.start_ns, FileSinkConfig(fps=cfg.fps)) if cfg.out_path else None
+            FileSink(
+                cfg.out_path,
+                clock.start_ns,
+                FileSinkConfig(fps=cfg.fps, sample_rate_hz=audio_rate_hz, channels=audio_channels),
+            )
+            if cfg.out_path
+            else None
         )
         vcam = VirtualCameraSink(cfg.virtual_camera) if cfg.virtual_camera else None
         pulse_mic: PulseVirtualMic | None = None
@@ -148,7 +168,8 @@ class Runner:
             if cfg.create_pulse_mic:
                 pulse_mic = PulseVirtualMic()
                 await loop.run_in_executor(None, pulse_mic.create)
-                mic_cfg = VirtualMicConfig(device=mic_cfg.device, pulse_sink=pulse_mic.sink_name)
+                mic_cfg = dataclasses.replace(mic_cfg, pulse_sink=pulse_mic.sink_name)
+            mic_cfg = dataclasses.replace(mic_cfg, sample_rate_hz=audio_rate_hz, channels=audio_channels)
             vmic = VirtualMicSink(mic_cfg)
             delay_line.device_latency_ns = int(await vmic.open() * 1e9)
         installed: list[signal.Signals] = []

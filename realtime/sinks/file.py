@@ -37,7 +37,9 @@ def partial_path(path: Path) -> Path:
 @dataclass(frozen=True)
 class FileSinkConfig:
     fps: float = 25.0
-    sample_rate_hz: int = 16_000
+    sample_rate_hz: int = 16_000  # the audio track's: the input's (`AudioChunk.playable`)
+    channels: int = 1
+    audio_jitter_ms: float = 15.0  # audio stamped this close to where it follows on is written on
     crf: int = 20
     audio_bitrate: int = 64_000
 
@@ -100,7 +102,7 @@ class FileSink:
         video.codec_context.time_base = VIDEO_TIME_BASE
         video.options = {"preset": "veryfast", "tune": "zerolatency", "crf": str(self.cfg.crf)}
         audio = self._container.add_stream("aac", rate=self.cfg.sample_rate_hz)
-        audio.layout = "mono"
+        audio.layout = "mono" if self.cfg.channels == 1 else "stereo"
         audio.bit_rate = self.cfg.audio_bitrate
         self._video, self._audio, self._size = video, audio, (width, height)
         for chunk in self._pending_audio:
@@ -135,26 +137,26 @@ class FileSink:
             if len(self._pending_audio) < 2000:  # ~40 s of 20 ms chunks before the first frame
                 self._pending_audio.append(chunk)
             return
-        rate = self.cfg.sample_rate_hz
-        samples = chunk.samples
-        if chunk.sample_rate_hz != rate:
-            from stablesync.audio import resample
-
-            samples = resample(samples, chunk.sample_rate_hz, rate)
+        rate, channels = self.cfg.sample_rate_hz, self.cfg.channels
+        samples = chunk.playable().converted(rate, channels)
         start = round((chunk.capture_ns - self.start_ns) * rate / NS_PER_S)
         gap = start - self._audio_samples_written
+        if abs(gap) <= self.cfg.audio_jitter_ms * rate / 1000:  # capture-time jitter: follow on
+            gap = 0
         if gap > 0:  # a hole in the input (or the stream started late): silence
-            samples = np.concatenate([np.zeros(gap, dtype=np.float32), samples])
-        elif gap < 0:  # overlap (clock jitter): drop what was already written
+            samples = np.concatenate([np.zeros((gap, channels), dtype=np.float32), samples])
+        elif gap < 0:  # overlap: drop what was already written
             samples = samples[-gap:]
-        if samples.size == 0:
+        if samples.shape[0] == 0:
             return
         frame = av.AudioFrame.from_ndarray(
-            np.clip(samples, -1, 1).astype(np.float32)[None, :], format="flt", layout="mono"
+            np.ascontiguousarray(np.clip(samples, -1, 1), dtype=np.float32).reshape(1, -1),
+            format="flt",
+            layout="mono" if channels == 1 else "stereo",
         )
         frame.sample_rate = rate
         frame.pts, frame.time_base = self._audio_samples_written, Fraction(1, rate)
-        self._audio_samples_written += samples.size
+        self._audio_samples_written += samples.shape[0]
         for packet in self._audio.encode(frame):
             self._container.mux(packet)
 

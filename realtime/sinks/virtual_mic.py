@@ -66,7 +66,8 @@ class AudioDelayLine:
 class VirtualMicConfig:
     device: str | int | None = None  # sounddevice output device; None: the default (or "pulse")
     pulse_sink: str | None = None  # route into this PulseAudio sink (Linux virtual microphone)
-    sample_rate_hz: int = 16_000
+    sample_rate_hz: int = 16_000  # the input's (`AudioChunk.playable`)
+    channels: int = 1
     latency_s: float = 0.05
 
 
@@ -87,7 +88,7 @@ class VirtualMicSink:
         try:
             stream = sd.OutputStream(
                 device=device,
-                channels=1,
+                channels=self.cfg.channels,
                 samplerate=self.cfg.sample_rate_hz,
                 dtype="float32",
                 latency=self.cfg.latency_s,
@@ -107,15 +108,13 @@ class VirtualMicSink:
         return float(self._stream.latency)
 
     def _write(self, samples: AudioSamples) -> None:
-        self._stream.write(np.ascontiguousarray(samples, dtype=np.float32).reshape(-1, 1))
+        self._stream.write(np.ascontiguousarray(samples, dtype=np.float32))
         self.samples_written += int(samples.shape[0])
 
     async def write(self, chunk: AudioChunk) -> None:
-        samples = chunk.samples
-        if chunk.sample_rate_hz != self.cfg.sample_rate_hz:
-            from stablesync.audio import resample
-
-            samples = resample(samples, chunk.sample_rate_hz, self.cfg.sample_rate_hz)
+        """Plays the chunk's playable audio (the input's rate and channels), converted to the
+        output's when they differ."""
+        samples = chunk.playable().converted(self.cfg.sample_rate_hz, self.cfg.channels)
         await asyncio.get_running_loop().run_in_executor(self._executor, self._write, samples)
 
     async def close(self) -> None:

@@ -5,7 +5,13 @@ event loop, and returns at the end of its stream (or raises `SourceError` when t
 fails for good). Blocking device reads happen on the source's own executor thread.
 """
 
-from realtime.sources.audio import AudioFileSource, MicSource, load_audio_file
+from realtime.sources.audio import (
+    AudioFileSource,
+    MicSource,
+    StreamResampler,
+    load_audio_file,
+    load_captured_audio,
+)
 from realtime.sources.errors import SourceError
 from realtime.sources.video import CameraSource, ImageSource, VideoFileSource, load_image
 
@@ -15,7 +21,9 @@ __all__ = [
     "ImageSource",
     "MicSource",
     "SourceError",
+    "StreamResampler",
     "VideoFileSource",
     "load_audio_file",
+    "load_captured_audio",
     "load_image",
 ]
