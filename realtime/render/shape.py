@@ -17,7 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from realtime.smoothing import OneEuroConfig, OneEuroFilter
-from stablesync.face import CropAlignment, FaceMeshTracker
+from stablesync.face import CropAlignment, FaceTracker, open_tracker
 from stablesync.face.align import TEMPLATE, anchor_points
 from stablesync.face.landmarks import (
     LOWER_LIP_INNER,
@@ -60,7 +60,7 @@ class GeneratedShape:
     def __init__(self, crop_size: int, cfg: ShapeConfig = ShapeConfig()) -> None:
         self.crop_size = crop_size
         self.cfg = cfg
-        self._mesh: FaceMeshTracker | None = None
+        self._mesh: FaceTracker | None = None
         self._filter = OneEuroFilter(cfg.smoothing)
 
     def close(self) -> None:
@@ -79,7 +79,7 @@ class GeneratedShape:
         enlarged = cv2.resize(generated, (s * up, s * up), interpolation=cv2.INTER_CUBIC)
         big = np.asarray(cv2.copyMakeBorder(enlarged, pad, pad, pad, pad, cv2.BORDER_REPLICATE), np.uint8)
         if self._mesh is None:
-            self._mesh = FaceMeshTracker(max_faces=1, video=True)
+            self._mesh = open_tracker(max_faces=1, video=True)  # mediapipe where installed, else LiteRT
         faces = self._mesh.detect(big)
         if not faces:
             return None
