@@ -60,10 +60,20 @@ def video_frames(path: Path) -> Iterator[tuple[float, Luma]]:
         if not container.streams.video:
             raise UserError(f"{path}: has no video stream")
         stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
         rate = float(stream.average_rate or 25)
         for index, frame in enumerate(container.decode(stream)):
             time_s = float(frame.time) if frame.time is not None else index / rate
-            yield time_s, np.asarray(frame.to_ndarray(format="gray"), np.uint8)
+            yield time_s, luma_plane(frame)
+
+
+def luma_plane(frame: Any) -> Luma:
+    """The frame's Y plane as it is (8-bit YUV formats), else a conversion to grey."""
+    if frame.format.name in ("yuv420p", "yuvj420p", "yuv422p", "yuv444p", "nv12"):
+        plane = frame.planes[0]
+        rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
+        return np.ascontiguousarray(rows[:, : plane.width])
+    return np.asarray(frame.to_ndarray(format="gray"), np.uint8)
 
 
 def image_luma(path: Path) -> Luma:

@@ -20,6 +20,7 @@ Videos are analysed per second (the same period for all) and as a whole.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -40,7 +41,7 @@ FrameSource = Callable[[], Iterable[tuple[float, Luma]]]  # yields (time_s, luma
 class DetectConfig:
     threshold_z: float = 6.0  # sync peak height (standard deviations) that counts as marked
     min_period_px: float = 28.0  # searched periods of the pattern in the analysed frames
-    max_period_frames: int = 90  # frames used to find the period (every `period_stride`-th)
+    max_period_frames: int = 30  # frames used to find the period (every `period_stride`-th)
     period_stride: int = 3
     whiten_sigma_bins: float = 3.0  # blur of the power spectrum that flattens the picture's
     period_candidates: int = 4  # autocorrelation peaks tried by folding `trial_frames` frames
@@ -102,7 +103,7 @@ class PeriodEstimator:
 
     def add(self, luma: Luma) -> None:
         x = luma.astype(np.float32)
-        x -= cv2.GaussianBlur(x, (0, 0), 4.0)
+        x -= cv2.blur(x, (9, 9))
         if self._window is None or self._window.shape != x.shape:
             self._window = np.outer(np.hanning(x.shape[0]), np.hanning(x.shape[1])).astype(np.float32)
             self._power = None
@@ -147,10 +148,14 @@ class Detector:
         self.bank = PatternBank(self.spec)
 
     def detect(self, source: FrameSource) -> Detection:
-        """Two passes over `source`: the period, then the folded tiles per segment and overall."""
+        """One pass over `source`: the first frames (kept) give the period, then every frame is
+        folded into its segment's tile; the tiles are scored per segment and all together."""
         estimator = PeriodEstimator(self.cfg)
         trial: list[Luma] = []
-        for index, (_, luma) in enumerate(source()):
+        frames = iter(source())
+        head: list[tuple[float, Luma]] = []
+        for index, (time_s, luma) in enumerate(frames):
+            head.append((time_s, luma))
             if index % self.cfg.period_stride == 0:
                 estimator.add(luma)
                 if len(trial) < self.cfg.trial_frames:
@@ -163,7 +168,7 @@ class Detector:
         period, tries = self.choose_period(trial, candidates)
         tile_px = self.cfg.fold_px
         folds: list[tuple[float, int, FloatArray]] = []  # (segment start, frames, folded tile)
-        for time_s, luma in source():
+        for time_s, luma in itertools.chain(head, frames):
             start_s = math.floor(time_s / self.cfg.segment_s) * self.cfg.segment_s
             if not folds or folds[-1][0] != start_s:
                 folds.append((start_s, 0, np.zeros((tile_px, tile_px), np.float32)))
@@ -191,7 +196,8 @@ class Detector:
         scales with the height), or cropped from a common camera height without rescaling."""
         spec = self.spec
         heights = (height, *self.cfg.common_heights_px)
-        periods = [spec.tile_px * max(h / spec.canonical_height_px, spec.min_scale) for h in heights]
+        periods = [spec.tile_px * height / spec.canonical_height_px]  # rescaled from 360 rows or more
+        periods += [spec.tile_px * max(h / spec.canonical_height_px, spec.min_scale) for h in heights]
         return [p for p in dict.fromkeys(periods) if self.cfg.min_period_px <= p <= min(height, width)]
 
     def choose_period(self, trial: list[Luma], candidates: list[float]) -> tuple[float, int]:
