@@ -226,3 +226,32 @@ def test_label_option_reaches_the_session_config(module: str) -> None:
         "synthetic mouth"
     )
     assert session_config(parser.parse_args([]), realtime=True).label is None
+
+
+@pytest.mark.slow
+async def test_webrtc_output_is_marked(monkeypatch: pytest.MonkeyPatch) -> None:
+    from export import load_engine
+    from realtime.engines import default_weights_dir
+    from realtime.session import SessionConfig
+    from realtime.webrtc import ServeConfig, client, running_server
+    from realtime.webrtc.clip import SEND_RATE_HZ, Clip
+    from realtime.webrtc.lipsync import LipSyncFactory
+
+    received: list[np.ndarray] = []
+    receive = client.recv_video
+
+    async def recording(track: object) -> av.VideoFrame:
+        frame = await receive(track)
+        received.append(np.asarray(frame.to_ndarray(format="gray"), np.uint8))
+        return frame
+
+    monkeypatch.setattr(client, "recv_video", recording)
+    t = np.arange(int(2.0 * SEND_RATE_HZ)) / SEND_RATE_HZ
+    audio = (0.3 * np.sin(2 * np.pi * 220 * t) * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t))).astype(np.float32)
+    clip = Clip(np.stack(scene(50)), 25.0, audio, "scene")
+    factory = LipSyncFactory(load_engine(default_weights_dir(), "ort-cpu"), SessionConfig(budget_ms=1000.0))
+    async with running_server(ServeConfig(port=0), factory) as server:
+        result = await client.run_client(server.url, clip, 6.0, settle_s=3.0)
+    assert result.error is None and result.stats[-1]["modes"].get("lipsync", 0) >= 10
+    detection = Detector().detect(lambda: [(i / 25, y) for i, y in enumerate(received)])
+    assert detection.marked, detection.overall
