@@ -102,6 +102,29 @@ def test_tflite_tracker_finds_the_demo_face() -> None:
 
 
 @needs_tflite
+def test_a_second_face_is_found_within_redetect_frames() -> None:
+    face = cv2.resize(cv2.cvtColor(cv2.imread(str(DEMO_FACE)), cv2.COLOR_BGR2RGB), (240, 240))
+    one = np.full((480, 640, 3), 90, np.uint8)
+    one[120:360, 40:280] = face
+    two = one.copy()
+    two[120:360, 360:600] = face
+    with TFLiteFaceTracker(max_faces=2, video=True, redetect_frames=4) as tracker:
+        calls = 0
+        detect_rois = tracker._detect_rois
+
+        def counted(frame: NDArray[np.uint8]) -> list[object]:
+            nonlocal calls
+            calls += 1
+            return detect_rois(frame)  # type: ignore[return-value]
+
+        tracker._detect_rois = counted  # type: ignore[method-assign]
+        assert all(len(tracker.detect(one)) == 1 for _ in range(5))
+        assert calls == 2  # frames 1 and 5
+        counts = [len(tracker.detect(two)) for _ in range(4)]
+    assert counts == [1, 1, 1, 2] and calls == 3
+
+
+@needs_tflite
 @needs_mediapipe
 def test_tflite_tracker_agrees_with_mediapipe() -> None:
     """The pipeline is mediapipe's: on mediapipe's own .tflite files the two agree to 0.1% of

@@ -46,9 +46,15 @@ class TFLiteFaceTracker:
         min_tracking_confidence: float = 0.5,
         threads: int = 1,
         models: ModelFiles | None = None,
+        redetect_frames: int = 5,
     ) -> None:
-        """`models`: other .tflite files than `find_models()`'s."""
+        """`models`: other .tflite files than `find_models()`'s. `redetect_frames`: while some
+        but fewer than `max_faces` faces are tracked, the detector looks for more faces only
+        every this many frames (mediapipe: every frame; the tracked faces' landmarks are the
+        same either way, a new face is found up to that many frames later)."""
         self.models = models or find_models()
+        self.redetect_frames = max(1, redetect_frames)
+        self._since_detection = 0
         self.max_faces = max_faces
         self.video = video
         self.min_detection = min_detection_confidence
@@ -63,13 +69,22 @@ class TFLiteFaceTracker:
         frame = np.ascontiguousarray(frame_rgb[..., :3])
         tracked = [roi_from_landmarks(p) for p in self._previous] if self.video else []
         rois = tracked
-        if len(tracked) < self.max_faces:
+        if self._detector_due(len(tracked)):
             rois = self._associate(self._detect_rois(frame)[: self.max_faces], tracked)
         points = [p for p in (self._landmarks(frame, r) for r in rois[: self.max_faces]) if p is not None]
         self._previous = points if self.video else []
         faces = [TrackedFace(points=p) for p in points]
         faces.sort(key=lambda f: f.area_px, reverse=True)
         return faces
+
+    def _detector_due(self, tracked: int) -> bool:
+        if tracked >= self.max_faces:
+            return False
+        self._since_detection += 1
+        if tracked and self._since_detection < self.redetect_frames:
+            return False
+        self._since_detection = 0
+        return True
 
     def _associate(self, detected: list[Roi], tracked: list[Roi]) -> list[Roi]:
         """Detected and tracked regions, one per face; a tracked region wins over a detected
