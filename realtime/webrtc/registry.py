@@ -16,6 +16,7 @@ from realtime.webrtc.session import Session
 
 log = logging.getLogger(__name__)
 FINISHED_KEPT = 1000  # final stats of closed sessions kept for `serve --stats-json`
+TRIM_TIMEOUT_S = 1.0
 
 
 class SessionRegistry:
@@ -27,6 +28,7 @@ class SessionRegistry:
         self.finished: collections.deque[dict[str, Any]] = collections.deque(maxlen=FINISHED_KEPT)
         self._all_closed = asyncio.Event()
         self._all_closed.set()
+        self._trim: asyncio.Future[None] | None = None  # release_free_memory, on a worker thread
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -62,9 +64,15 @@ class SessionRegistry:
     def _discard(self, session: Session) -> None:
         if self._sessions.pop(session.id, None) is not None:
             self.finished.append(session.final_stats())
-            release_free_memory()
+            self._release_memory()
         if not self._sessions:
             self._all_closed.set()
+
+    def _release_memory(self) -> None:
+        """Trims the heap on a worker thread (20-70 ms on a loaded machine, which the event loop
+        and so every other session would otherwise wait); one trim at a time."""
+        if self._trim is None or self._trim.done():
+            self._trim = asyncio.get_running_loop().run_in_executor(None, release_free_memory)
 
     async def wait_empty(self, timeout_s: float) -> bool:
         try:
@@ -81,10 +89,15 @@ class SessionRegistry:
                 [asyncio.ensure_future(s.close(reason)) for s in sessions],
                 timeout=self._config.shutdown_timeout_s,
             )
+        if self._trim is not None:
+            _, pending = await asyncio.wait([self._trim], timeout=TRIM_TIMEOUT_S)
+            if pending:
+                log.warning("releasing free memory took longer than %.1f s", TRIM_TIMEOUT_S)
 
 
 def release_free_memory() -> None:
-    """Hands the C heap's free pages back to the system (glibc `malloc_trim`; elsewhere nothing).
+    """Hands the C heap's free pages back to the system (glibc `malloc_trim`; elsewhere nothing;
+    ctypes releases the GIL for the call).
 
     A session's codecs, tracker and pipeline threads allocate and free tens of MB in glibc's
     per-thread arenas, which keep the freed pages: without this the server's RSS grew by about
