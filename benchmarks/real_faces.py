@@ -34,6 +34,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from benchmarks.common import write_result
+from benchmarks.inputs import demo_face_and_speech
 
 RATE_HZ = 16_000
 DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "real"
@@ -189,6 +190,8 @@ def cases(data: Path, quick: bool) -> list[tuple[str, Path, Path | None, bool]]:
     for p in photos:
         for s in PHOTO_SPEECH[: 1 if quick else 2]:
             out.append((f"photo/{p.stem}<-{Path(s).stem}", p, speech / s, False))
+    face, _ = demo_face_and_speech()
+    out.append(("demo/face<-speech", face, face.with_name("speech.wav"), False))
     return out
 
 
@@ -203,7 +206,7 @@ def run_case(
         frames, pts = _read_video(face, max_s)
         still = False
     else:
-        frames, pts = _photo_frames(face, 5.0)
+        frames, pts = _photo_frames(face, 6.0)
         still = True
     audio = read_audio(driver if driver is not None else face, RATE_HZ)
     own = read_audio(face, RATE_HZ) if cross else None

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from realtime.render.mouth import fill_interior
+from realtime.render.mouth import fill_interior, inner_triangles
 from realtime.render.piecewise import Box, Triangles, backward_maps, triangulate
 from realtime.render.shape import MIN_LIP_SPAN, GeneratedShape, ShapeConfig, target_shape
 from stablesync.face import CropAlignment
@@ -71,7 +71,7 @@ class Compositor:
 
     def _triangles(self, points: F32, alignment: CropAlignment) -> Triangles:
         """Delaunay triangles of the control points, made on the upright face with the mouth held
-        open, without the triangles inside the mouth: no triangle spans the lips."""
+        open, with the mouth's inside triangulated on its own: no triangle spans the lips."""
         if self._tris is None or self._tris_age >= self.cfg.retriangulate_frames:
             upright = alignment.points_to_crop(points)
             down = np.array([0.0, 2 * MIN_LIP_SPAN * self.crop_size], np.float32)
@@ -87,7 +87,9 @@ class Compositor:
             for k, c in enumerate(centroids):
                 if keep[k] and cv2.pointPolygonTest(poly, (float(c[0]), float(c[1])), False) > 0:
                     keep[k] = False
-            self._tris, self._tris_age = tris[np.array(keep)], 0
+            # the inside of the mouth maps onto the frame's own (its real interior, or the dark
+            # line between closed lips), the base the generated interior is blended over
+            self._tris, self._tris_age = np.concatenate([tris[np.array(keep)], inner_triangles()]), 0
         self._tris_age += 1
         return self._tris
 

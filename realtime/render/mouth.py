@@ -14,6 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from realtime.render.piecewise import Box, Triangles, backward_maps
+from realtime.render.shape import INNER_LOWER, INNER_UPPER
 from stablesync.face.landmarks import LOWER_LIP_INNER, MOUTH_INNER, MOUTH_OUTER, UPPER_LIP_INNER
 
 F32 = NDArray[np.float32]
@@ -23,18 +24,15 @@ SKIN = (152, 199, 200, 205, 425, 206, 426, 50, 280)
 TEETH_TO_SKIN = 0.9  # teeth at most as bright as this share of the skin's luma
 SHADE = 0.45  # how much darker the inside of the mouth is right at the lips
 SHADE_DEPTH = 0.4  # ... reaching full light this far in, in inner-lip gaps
+WARMTH = 0.012  # teeth a little yellow, never blue: chroma at least this far from grey
 LIP_TINT = 0.45  # share of the lips' own chroma in every inner-mouth pixel (more in dark ones)
-
-# The inner-lip ring as two rows from the subject's right corner (78) to the left one (308).
-_UPPER = MOUTH_INNER[: MOUTH_INNER.index(308) + 1]
-_LOWER = (MOUTH_INNER[0], *reversed(MOUTH_INNER[MOUTH_INNER.index(308) :]))
 
 
 def inner_triangles() -> Triangles:
     """Triangles (mesh indices) filling the inner-lip ring, two per pair of facing points."""
     tris = []
-    for k in range(len(_UPPER) - 1):
-        u0, u1, l0, l1 = _UPPER[k], _UPPER[k + 1], _LOWER[k], _LOWER[k + 1]
+    for k in range(len(INNER_UPPER) - 1):
+        u0, u1, l0, l1 = INNER_UPPER[k], INNER_UPPER[k + 1], INNER_LOWER[k], INNER_LOWER[k + 1]
         tris += [(u0, u1, l1), (u0, l1, l0)]
     return np.array(tris, np.int32)
 
@@ -69,8 +67,9 @@ def recolour(
     """`interior` (H, W, 3) float RGB in the person's light and a mouth's colours.
 
     Luma is scaled by the ratio of the lips' luma in the frame to that in the generated crop
-    (sampled on the lip rings); chroma (YCrCb) keeps Cb <= 128 and Cr high enough that red >= green
-    (no teal teeth); the darker a pixel, the more its chroma is the frame lips' own."""
+    (sampled on the lip rings), at most about the skin's; chroma (YCrCb) keeps Cb below grey and
+    Cr high enough that red >= green (no teal teeth); the darker a pixel, the more its chroma is
+    the frame lips' own."""
     rings = list(MOUTH_OUTER + MOUTH_INNER)
     lips_frame = _sample(frame, points[rings])
     lips_gen = _sample(generated, gen_points[rings])
@@ -81,8 +80,8 @@ def recolour(
     lip_cr, lip_cb = float(lips_ycc[0, :, 1].mean()), float(lips_ycc[0, :, 2].mean())
     skin = float(_luma(_sample(frame, points[list(SKIN)])).mean()) / 255.0
     y = _soft_cap(ycc[..., 0] * ratio, TEETH_TO_SKIN * skin)
-    cb = np.minimum(ycc[..., 2], 0.5)
-    cr = np.maximum(ycc[..., 1], 0.5 + 0.17 * (0.5 - cb))
+    cb = np.minimum(ycc[..., 2], 0.5 - WARMTH)
+    cr = np.maximum(ycc[..., 1], 0.5 + WARMTH + 0.17 * (0.5 - cb))
     dark = LIP_TINT + (1.0 - LIP_TINT) * np.clip(1.0 - y / 0.35, 0.0, 1.0) * 0.7
     cr = (1.0 - dark) * cr + dark * max(lip_cr, 0.5)
     cb = (1.0 - dark) * cb + dark * min(lip_cb, 0.5)

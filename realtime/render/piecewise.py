@@ -50,15 +50,18 @@ def triangulate(points: NDArray[np.floating]) -> Triangles:  # type: ignore[type
 
 
 def triangle_affines(
-    dst: F32, src: F32, tris: Triangles, min_area_px: float = 0.05
+    dst: F32, src: F32, tris: Triangles, min_area_px: float = 0.05, min_height_px: float = 0.3
 ) -> tuple[F32, NDArray[np.bool_]]:
     """(K, 2, 3) affines taking each destination triangle onto its source triangle, and which
-    triangles are usable (destination area above `min_area_px`)."""
+    triangles are usable (destination area above `min_area_px`, height above `min_height_px`)."""
     d = dst[tris].astype(np.float64)  # (K, 3, 2)
     s = src[tris].astype(np.float64)
     e1, e2 = d[:, 1] - d[:, 0], d[:, 2] - d[:, 0]  # destination edges
     det = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]
-    usable = 0.5 * np.abs(det) > min_area_px
+    longest = np.maximum(np.linalg.norm(e1, axis=1), np.linalg.norm(e2, axis=1))
+    longest = np.maximum(longest, np.linalg.norm(e2 - e1, axis=1))
+    # slivers (thinner than `min_height_px`) would map their few pixels far away: left out
+    usable = (0.5 * np.abs(det) > min_area_px) & (np.abs(det) / np.maximum(longest, 1e-9) > min_height_px)
     safe = np.where(usable, det, 1.0)
     # inverse of the edge matrix [e1 e2] (columns), then source edges times it
     inv = (
@@ -83,12 +86,13 @@ def backward_maps(dst: F32, src: F32, tris: Triangles, box: Box) -> tuple[F32, F
     corners = np.round((dst[tris] - offset) * 16.0).astype(np.int32)
     for k in np.flatnonzero(usable):
         cv2.fillConvexPoly(index, corners[k], (int(k) + 1,), lineType=cv2.LINE_8, shift=4)
-    ys, xs = np.mgrid[box.y0 : box.y1, box.x0 : box.x1].astype(np.float32)
-    covered = index > 0
-    map_x, map_y = xs.copy(), ys.copy()
-    k = index[covered] - 1
-    a = affines[k]  # (P, 2, 3)
-    px, py = xs[covered], ys[covered]
-    map_x[covered] = a[:, 0, 0] * px + a[:, 0, 1] * py + a[:, 0, 2]
-    map_y[covered] = a[:, 1, 0] * px + a[:, 1, 1] * py + a[:, 1, 2]
-    return map_x, map_y, covered
+    # per-triangle coefficients as lookup tables, entry 0 the identity (pixels outside every triangle)
+    table = np.zeros((len(tris) + 1, 2, 3), np.float32)
+    table[0] = [[1, 0, 0], [0, 1, 0]]
+    table[1:] = affines
+    xs = np.arange(box.x0, box.x1, dtype=np.float32)[None, :]
+    ys = np.arange(box.y0, box.y1, dtype=np.float32)[:, None]
+    coef = [np.take(table[:, r, c], index) for r in range(2) for c in range(3)]
+    map_x = coef[0] * xs + coef[1] * ys + coef[2]
+    map_y = coef[3] * xs + coef[4] * ys + coef[5]
+    return map_x.astype(np.float32), map_y.astype(np.float32), index > 0

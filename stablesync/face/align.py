@@ -26,7 +26,7 @@ def anchor_points(points: NDArray[np.float32]) -> NDArray[np.float64]:
     return np.stack([right, left, points[NOSE_TIP, :2]]).astype(np.float64)
 
 
-def _similarity(src: NDArray[np.float64], dst: NDArray[np.float64]) -> NDArray[np.float64]:
+def similarity(src: NDArray[np.float64], dst: NDArray[np.float64]) -> NDArray[np.float64]:
     """Least-squares similarity (rotation, uniform scale, translation) mapping src to dst, 2x3."""
     mu_s, mu_d = src.mean(0), dst.mean(0)
     s, d = src - mu_s, dst - mu_d
@@ -45,7 +45,7 @@ def _similarity(src: NDArray[np.float64], dst: NDArray[np.float64]) -> NDArray[n
 
 def crop_transform(points: NDArray[np.float32], size: int) -> NDArray[np.float64]:
     """2x3 affine from frame pixels to crop pixels for landmarks `points` (N, 2+) in pixels."""
-    return _similarity(anchor_points(points), TEMPLATE * size)
+    return similarity(anchor_points(points), TEMPLATE * size)
 
 
 def paste_back_transform(m: NDArray[np.float64]) -> NDArray[np.float64]:
