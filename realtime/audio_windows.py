@@ -7,6 +7,9 @@ t covers [t + lookahead - window, t + lookahead) (the `mel_window_start` convent
 `stablesync.audio`), so it is complete once the audio up to t + lookahead + n_fft/2 has
 arrived: the look-ahead is latency that the pipeline pays on every frame.
 
+The samples feeding the mel are first brought to the training corpus's speech level
+(`realtime.speech_level`): the mouth then opens as much for a quiet microphone as for a loud one.
+
 Gaps (a capture time later than the samples so far account for) are filled with silence so
 the timeline stays on the clock; a silent window is replaced by the exact silence value so a
 quiet room keeps the mouth closed and still.
@@ -14,11 +17,12 @@ quiet room keeps the mouth closed and still.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from realtime.frames import NS_PER_S, AudioChunk
+from realtime.speech_level import SpeechLevel, SpeechLevelConfig
 from stablesync.audio import FloatArray, MelConfig, StreamingMel, prepare_audio
 
 
@@ -29,6 +33,7 @@ class WindowConfig:
     history_s: float = 4.0  # mel frames kept for late frames
     gap_fill_ms: float = 60.0  # a capture-time jump larger than this is filled with silence
     silence_threshold: float = -3.4  # a window whose loudest band-frame mean is below this is silence
+    speech_level: SpeechLevelConfig = field(default_factory=SpeechLevelConfig)  # the model's input level
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,7 @@ class MelTimeline:
         self.cfg = cfg
         self.mel_cfg = mel_cfg = mel_cfg or MelConfig()
         self._stream = StreamingMel(mel_cfg)
+        self._level = SpeechLevel(mel_cfg.sample_rate_hz, cfg.speech_level)
         self._anchor_ns: int | None = None
         self._samples_in = 0
         capacity = int(cfg.history_s * mel_cfg.mel_fps) + cfg.window_frames
@@ -69,7 +75,7 @@ class MelTimeline:
             gap_ns = chunk.capture_ns - expected_ns
             if gap_ns > self.cfg.gap_fill_ms * 1e6:
                 self._append(np.zeros(gap_ns * self.mel_cfg.sample_rate_hz // NS_PER_S, dtype=np.float32))
-        self._append(samples)
+        self._append(self._level(samples))
 
     def _append(self, samples: FloatArray) -> None:
         self._samples_in += int(samples.shape[0])

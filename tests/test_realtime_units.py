@@ -13,6 +13,7 @@ from realtime.audio_windows import MelTimeline, WindowConfig
 from realtime.frames import NS_PER_S, AudioChunk, OutputFrame, VideoFrame
 from realtime.slots import Channel, LatestSlot
 from realtime.smoothing import OneEuroConfig, OneEuroFilter
+from realtime.speech_level import SpeechLevel, SpeechLevelConfig
 from realtime.telemetry import Telemetry
 from stablesync.audio import log_mel, mel_window, mel_window_start
 
@@ -61,7 +62,8 @@ def test_mel_timeline_matches_offline_windows() -> None:
     rate = 16_000
     audio = (0.3 * rng.standard_normal(rate * 2)).astype(np.float32)
     offline = log_mel(audio)
-    timeline = MelTimeline(WindowConfig(lookahead_ms=80.0, window_frames=16))
+    level = SpeechLevelConfig(enabled=False)  # the raw samples, as offline
+    timeline = MelTimeline(WindowConfig(lookahead_ms=80.0, window_frames=16, speech_level=level))
     start_ns = 5 * NS_PER_S
     pos = 0
     for size in (320, 123, 999, 320, 4000, 1):  # any chunking
@@ -111,3 +113,31 @@ def test_telemetry_percentiles_and_json(tmp_path) -> None:  # type: ignore[no-un
     data = json.loads(path.read_text())
     assert data["command"] == "test" and "p95" in data["av_offset_ms"]
     assert "fps" in tel.status_line()
+
+
+def _speech(seconds: float, level: float, seed: int = 0) -> np.ndarray:
+    """Noise bursts at syllable rate with pauses, loud frames at about `level` RMS."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * 16000)) / 16000
+    envelope = np.clip(np.sin(2 * np.pi * 4.0 * t), 0, None) * (np.sin(2 * np.pi * 0.3 * t) > -0.3)
+    return (level * 1.4 * envelope * rng.standard_normal(t.size)).astype(np.float32)
+
+
+def test_speech_level_brings_quiet_and_loud_speech_to_the_target() -> None:
+    cfg = SpeechLevelConfig()
+    for level in (0.05, 0.5):  # within the gain limits (x4 .. x0.25)
+        out = SpeechLevel(16000, cfg)(_speech(8.0, level))
+        frames = out[-4 * 16000 :].reshape(-1, 320)
+        loud = np.percentile(np.sqrt((frames**2).mean(1)), 90)
+        assert loud == pytest.approx(cfg.target_rms, rel=0.35), level
+
+
+def test_speech_level_leaves_a_quiet_room_alone_and_ignores_chunking() -> None:
+    room = (0.003 * np.random.default_rng(1).standard_normal(16000 * 3)).astype(np.float32)
+    level = SpeechLevel(16000)
+    assert np.array_equal(level(room), room)  # below the gate: gain stays 1
+    speech = _speech(3.0, 0.05)
+    whole = SpeechLevel(16000)(speech)
+    chunked = SpeechLevel(16000)
+    parts = [chunked(speech[k : k + 333]) for k in range(0, len(speech), 333)]
+    assert np.allclose(np.concatenate(parts), whole)
