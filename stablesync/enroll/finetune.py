@@ -1,0 +1,224 @@
+"""Fine-tuning the shipped G_L on the take within a time budget (the `generator` stage).
+
+The run is `stablesync.train`'s generator stage (its loop: progress bar with ETA, checkpoints,
+exact `--resume`) with `init` and `silent` = the shipped lipsync checkpoint. The shipped set
+carries no AVSyncNet, only its audio encoder, so there is no sync expert to judge the take:
+the sync and adversarial terms are off and G_L learns the person's mouth from L1, 1 - SSIM and
+the adaptive triplet loss on the lower half. The AVSyncNet the stage needs for its audio
+encoder is written from the shipped checkpoint's (its visual half is never used).
+G_S stays the shipped one: it only ever sees digital silence, which a real take hardly holds.
+
+The time budget becomes a number of steps: a few steps of a throwaway copy of the task are
+timed first, and the step count (with the schedule it fixes) is stored in `plan.json`, so a
+resumed run keeps the schedule it started with.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+
+from stablesync.errors import UserError
+
+if TYPE_CHECKING:
+    from stablesync.train.config import GeneratorStage
+    from stablesync.train.data import GeneratorBatch
+    from stablesync.train.generator_stage import GeneratorTask
+
+PRESET = "cpu-rt"
+SYNC_FRAMES = 1  # no sync term: one frame per window, the cheapest step
+WARM_BATCH = 16
+REFERENCE_POOL = 48  # frames of the take used as identity references
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    prepared: Path
+    out_dir: Path  # the training run (state, checkpoints, log)
+    init: Path  # the lipsync checkpoint to start from (the shipped one)
+    budget_s: float = 360.0
+    steps: int = 0  # > 0: exactly this many steps, no timing
+    batch_size: int = 8
+    lr: float = 1e-4
+    threads: int = 2
+    seed: int = 0
+    checkpoint_every_s: float = 30.0
+    min_steps: int = 20
+    calibration_steps: int = 3
+
+
+@dataclass(frozen=True)
+class Plan:
+    steps: int
+    step_s: float  # measured seconds per step (0 when `steps` was given)
+    checkpoint_every: int
+
+
+def _syncnet_path(cfg: FinetuneConfig) -> Path:
+    return cfg.out_dir.parent / "audio_syncnet.safetensors"
+
+
+def write_audio_syncnet(init: Path, path: Path) -> None:
+    """An AVSyncNet checkpoint carrying `init`'s audio encoder (what the stage reads it from)."""
+    from stablesync import checkpoint
+    from stablesync.models import get_preset
+    from stablesync.models.syncnet import AVSyncNet
+    from stablesync.train.syncnet_stage import adopt_audio_encoder
+
+    if path.is_file():
+        return
+    preset = get_preset(PRESET).syncnet
+    net_cfg = dataclasses.replace(preset, visual=dataclasses.replace(preset.visual, n_frames=SYNC_FRAMES))
+    net = AVSyncNet(net_cfg)
+    adopt_audio_encoder(net, str(init))
+    checkpoint.save(path, net, net_cfg)
+
+
+def stage_config(cfg: FinetuneConfig, steps: int, checkpoint_every: int) -> GeneratorStage:
+    from stablesync.train.config import GeneratorStage, LossWeights, Schedule
+
+    schedule = Schedule(
+        steps=steps,
+        batch_size=cfg.batch_size,
+        lr=cfg.lr,
+        warmup_steps=max(1, min(20, steps // 10)),
+        final_lr_fraction=0.1,
+        seed=cfg.seed,
+        log_every=max(1, min(10, steps)),
+        val_every=max(1, checkpoint_every),
+        val_batches=2,
+        checkpoint_every=checkpoint_every,
+        threads=cfg.threads,
+    )
+    return GeneratorStage(
+        data=str(cfg.prepared),
+        out_dir=str(cfg.out_dir),
+        syncnet=str(_syncnet_path(cfg)),
+        preset=PRESET,
+        silent=str(cfg.init),
+        init=str(cfg.init),
+        use_silent=True,
+        sync_loss="none",
+        sync_frames=SYNC_FRAMES,
+        weights=LossWeights(gan=0.0, pixel=10.0, perceptual=1.0, feature_matching=0.0, sync=0.0, triplet=0.5),
+        schedule=schedule,
+    )
+
+
+class FrozenCache:
+    """Outputs of a frozen network per input row, keyed by the row's bytes: the take's frames
+    and mel windows recur in every batch, so G_S and the audio encoder run once for each."""
+
+    def __init__(self) -> None:
+        self.rows: dict[bytes, torch.Tensor] = {}
+
+    def __call__(self, net: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        keys = [hashlib.blake2b(row.numpy().tobytes(), digest_size=16).digest() for row in x.cpu()]
+        todo = sorted({i for i, k in enumerate(keys) if k not in self.rows})
+        for start in range(0, len(todo), WARM_BATCH):
+            part = todo[start : start + WARM_BATCH]
+            with torch.no_grad():
+                out = net(x[part])
+            for i, row in zip(part, out, strict=True):
+                self.rows[keys[i]] = row
+        return torch.stack([self.rows[k] for k in keys])
+
+
+@dataclass
+class FrozenCaches:
+    identity: FrozenCache = field(default_factory=FrozenCache)  # reference -> G_S(reference)
+    audio: FrozenCache = field(default_factory=FrozenCache)  # mel window -> audio embedding
+
+
+def enroll_task(stage: GeneratorStage, caches: FrozenCaches) -> GeneratorTask:
+    """The generator stage's task, its frozen parts (G_S identity, audio encoder) computed once
+    per reference frame and mel window and then read from `caches`."""
+    from stablesync.train.data import PreparedData, to_chw
+    from stablesync.train.distributed import init_distributed
+    from stablesync.train.generator_stage import GeneratorTask
+
+    class EnrollTask(GeneratorTask):
+        def pool(self) -> NDArray[np.int64]:
+            n = self.train_data.clips[0].n_frames
+            return np.linspace(0, n - 1, min(REFERENCE_POOL, n)).round().astype(np.int64)
+
+        def warm(self) -> None:
+            """G_S of every pool frame, computed now (the cost of the first steps otherwise)."""
+            frames = to_chw(self.train_data.clips[0].frames[self.pool()])
+            caches.identity(self.model.silence, torch.from_numpy(frames).to(self.env.device))
+
+        def _draw(self, data: PreparedData, rng: np.random.Generator, split: str) -> GeneratorBatch:
+            b = super()._draw(data, rng, split)
+            if split != "train":
+                return b
+            # identity references from a fixed pool of the take's frames: G_S runs once for each
+            pool = self.pool()
+            picks = pool[rng.integers(len(pool), size=len(b.references))]
+            return dataclasses.replace(b, references=to_chw(data.clips[0].frames[picks]))
+
+    task = EnrollTask(stage, "generator", init_distributed())
+    task.warm()
+    return task
+
+
+def measure_step_s(cfg: FinetuneConfig, caches: FrozenCaches) -> float:
+    """Seconds per training step, timed on a throwaway copy of the task (first step not counted)."""
+    task = enroll_task(stage_config(cfg, steps=cfg.calibration_steps + 1, checkpoint_every=1), caches)
+    rng = np.random.default_rng(cfg.seed)
+    task.train_step(rng, 0)
+    start = time.perf_counter()
+    for step in range(cfg.calibration_steps):
+        task.train_step(rng, step + 1)
+    return (time.perf_counter() - start) / cfg.calibration_steps
+
+
+def make_plan(cfg: FinetuneConfig, caches: FrozenCaches) -> Plan:
+    """The stored plan of this run, or a new one (timed unless `cfg.steps` fixes it)."""
+    path = cfg.out_dir.parent / "plan.json"
+    if path.is_file():
+        data = json.loads(path.read_text())
+        return Plan(int(data["steps"]), float(data["step_s"]), int(data["checkpoint_every"]))
+    if cfg.steps > 0:
+        plan = Plan(cfg.steps, 0.0, max(1, min(cfg.steps, 50)))
+    else:
+        step_s = measure_step_s(cfg, caches)
+        steps = max(cfg.min_steps, int(cfg.budget_s / step_s))
+        plan = Plan(steps, step_s, max(1, int(cfg.checkpoint_every_s / step_s)))
+        print(
+            f"enroll: {step_s:.2f} s per step: {steps} steps in the {cfg.budget_s / 60:.1f}-minute budget",
+            flush=True,
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(dataclasses.asdict(plan)))
+    return plan
+
+
+def finetune(cfg: FinetuneConfig, resume: bool) -> Path:
+    """Runs (or resumes) the fine-tune; -> the last checkpoint (a lipsync checkpoint)."""
+    from stablesync.train.distributed import init_distributed
+    from stablesync.train.loop import run
+    from stablesync.typed_config import to_dict
+
+    torch.set_num_threads(cfg.threads)
+    write_audio_syncnet(cfg.init, _syncnet_path(cfg))
+    state = cfg.out_dir / "state.safetensors"
+    if state.is_file() and not resume:
+        raise UserError(f"{cfg.out_dir}: an interrupted enroll is there; pass --resume (or --overwrite)")
+    caches = FrozenCaches()
+    plan = make_plan(cfg, caches)
+    stage = stage_config(cfg, plan.steps, plan.checkpoint_every)
+    torch.manual_seed(cfg.seed)
+    task = enroll_task(stage, caches)
+    config = {"stage": "generator", "enroll": dataclasses.asdict(plan), **to_dict(stage)}
+    run(task, stage.schedule, cfg.out_dir, init_distributed(), resume and state.is_file(), config)
+    return cfg.out_dir / "last.safetensors"

@@ -1,0 +1,132 @@
+"""One enroll from a recording: check, prepare, fine-tune, export, validate (the steps in order).
+
+Everything goes into the profile folder (mode 0700): the export (what `--profile NAME` loads),
+`profile.json`, `report.json`, `contact_sheet.png`, `preview.mp4`, and while it runs `work/`
+(the prepared take and the training run, removed at the end unless `keep_work`). An
+interrupted enroll keeps `work/` and its last checkpoint; `resume` continues from there.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from stablesync.enroll.checks import TakeChecks, check_take
+from stablesync.enroll.profiles import is_complete, make_profile_dir
+from stablesync.enroll.take import prepare_take
+from stablesync.errors import UserError
+
+SHIPPED_DIR = Path(__file__).resolve().parent.parent / "assets" / "weights" / "cpu-rt"
+
+
+@dataclass(frozen=True)
+class EnrollConfig:
+    name: str
+    video: Path
+    audio: NDArray[np.float32]  # 16 kHz mono: the take's own sound or --audio
+    minutes: float = 6.0  # training budget
+    steps: int = 0  # > 0: this many steps instead of the budget
+    holdout_fraction: float = 0.15
+    validate_s: float = 8.0  # at most this much of the held-aside part is rendered
+    shipped_dir: Path = SHIPPED_DIR
+    resume: bool = False
+    overwrite: bool = False
+    keep_work: bool = False
+    threads: int = 2
+    checks: TakeChecks = field(default_factory=TakeChecks)
+
+
+def _start(cfg: EnrollConfig) -> Path:
+    from stablesync.enroll.profiles import profile_dir
+
+    path = profile_dir(cfg.name)
+    if path.exists() and cfg.overwrite:
+        shutil.rmtree(path)
+    elif is_complete(path) and not cfg.resume:
+        raise UserError(
+            f"profile {cfg.name}: exists ({path}); pass --overwrite or `stablesync profiles remove`"
+        )
+    elif (path / "work").is_dir() and not cfg.resume:
+        raise UserError(
+            f"profile {cfg.name}: an interrupted enroll is in {path / 'work'}; pass --resume to continue it"
+            " or --overwrite to start again"
+        )
+    return make_profile_dir(cfg.name)
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(json.dumps(data, indent=2, default=float) + "\n")
+    tmp.replace(path)
+
+
+def export_profile(checkpoint_path: Path, out: Path, corpus: Path) -> None:
+    """The fine-tuned checkpoint as an export directory (graphs, parity check, manifest)."""
+    from export.exporter import ExportOptions, export_model, load_for_export
+
+    model = load_for_export(checkpoint_path)
+    options = ExportOptions(fp16_weights=True, corpus=corpus)
+    export_model(model, out, options, preset="cpu-rt", log=lambda line: print(f"export: {line}", flush=True))
+
+
+def enroll(cfg: EnrollConfig) -> dict[str, Any]:
+    """Runs every step; -> the profile's report."""
+    from stablesync.enroll.finetune import FinetuneConfig, finetune
+    from stablesync.enroll.validate import compare, contact_sheet, preview, read_segment
+
+    began = time.perf_counter()
+    if not cfg.video.is_file():
+        raise UserError(f"--video {cfg.video}: not found; expected a recording of you speaking")
+    out = _start(cfg)
+    work = out / "work"
+    if not (work / "prepared" / "take.json").is_file():
+        summary = check_take(cfg.video, cfg.audio, cfg.checks)
+        print(f"enroll: take of {summary.duration_s:.1f} s: one face, lit, speech; preparing", flush=True)
+    split = prepare_take(cfg.video, cfg.audio, work, cfg.holdout_fraction)
+    print(
+        f"enroll: {split.split_frame} frames to learn from, {split.n_frames - split.split_frame} kept aside",
+        flush=True,
+    )
+    ft = FinetuneConfig(
+        prepared=split.prepared,
+        out_dir=work / "train",
+        init=cfg.shipped_dir / "lipsync.safetensors",
+        budget_s=cfg.minutes * 60.0,
+        steps=cfg.steps,
+        threads=cfg.threads,
+    )
+    last = finetune(ft, cfg.resume)
+    plan = json.loads((work / "plan.json").read_text())
+    export_profile(last, out, split.prepared)
+    segment = read_segment(cfg.video, cfg.audio, split.split_s, cfg.validate_s)
+    print(f"enroll: validating on {len(segment.frames)} held-aside frames (personal vs shipped)", flush=True)
+    cmp = compare(out, cfg.shipped_dir, segment)
+    _write_json(out / "report.json", cmp.report)
+    if segment.frames:
+        contact_sheet(out / "contact_sheet.png", segment, cmp)
+        preview(out / "preview.mp4", segment, cmp.personal)
+    info = {
+        "name": cfg.name,
+        "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "source": str(cfg.video),
+        "footage_s": split.footage_s,
+        "trained_on_s": split.split_s,
+        "held_out_s": split.footage_s - split.split_s,
+        "steps": plan["steps"],
+        "step_s": plan["step_s"],
+        "enroll_wall_s": round(time.perf_counter() - began, 1),  # of this invocation
+        "preset": "cpu-rt",
+        "fine_tuned": "G_L (G_S and the audio encoder are the shipped ones)",
+    }
+    _write_json(out / "profile.json", info)
+    if not cfg.keep_work:
+        shutil.rmtree(work, ignore_errors=True)
+    return cmp.report
