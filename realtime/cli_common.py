@@ -20,8 +20,18 @@ from stablesync.face import resolve_tracker
 
 
 def add_engine_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
+    from realtime.engines import profile_weights
+
+    weights = parser.add_mutually_exclusive_group()
+    weights.add_argument(
         "--weights", type=Path, default=None, help="export directory (default: the bundled cpu-rt weights)"
+    )
+    weights.add_argument(
+        "--profile",
+        dest="weights",
+        type=profile_weights,
+        metavar="NAME",
+        help="a personal profile made by `stablesync enroll NAME` (its export directory)",
     )
     parser.add_argument(
         "--backend", default="auto", help="auto, ort-cpu, ort-cuda, ort-trt, tensorrt (torch only if named)"

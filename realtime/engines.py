@@ -37,6 +37,13 @@ def resolve_weights(weights: str | Path | None) -> Path:
     return path
 
 
+def profile_weights(name: str) -> Path:
+    """`--profile NAME`: the export directory of that finished `stablesync enroll` profile."""
+    from stablesync.enroll.profiles import weights_of
+
+    return weights_of(name)
+
+
 def open_engine(weights: str | Path | None, backend: str = "auto", threads: int = 2) -> Engine:
     """Loads the engine. "auto" here never picks the torch backend (the real-time path stays
     torch-free); pass `--backend torch` explicitly to use it."""
