@@ -25,6 +25,7 @@ TEETH_TO_SKIN = 0.9  # teeth at most as bright as this share of the skin's luma
 SHADE = 0.45  # how much darker the inside of the mouth is right at the lips
 SHADE_DEPTH = 0.4  # ... reaching full light this far in, in inner-lip gaps
 WARMTH = 0.012  # teeth a little yellow, never blue: chroma at least this far from grey
+OWN_INTERIOR = 0.85  # weight of the frame's own mouth interior when it is as open as the new one
 LIP_TINT = 0.45  # share of the lips' own chroma in every inner-mouth pixel (more in dark ones)
 
 
@@ -113,10 +114,10 @@ def fill_interior(
     gen_points: F32,
     feather_px: float,
 ) -> None:
-    """Blends the generated inside of the mouth into `warped` (the box of the output, float RGB),
-    in place, under the target's inner-lip polygon, feathered inward by `feather_px`."""
+    """Blends the generated inside of the mouth into `warped` (the box of the output, float RGB,
+    holding the frame's own inside of the mouth warped to the target), in place, under the
+    target's inner-lip polygon, feathered inward by `feather_px`."""
     tris = inner_triangles()
-    h, w = warped.shape[:2]
     inner = Box.around(inner_polygon(target), box.x1, box.y1)
     inner = Box(max(inner.x0, box.x0), max(inner.y0, box.y0), inner.x1, inner.y1)
     if inner.empty:
@@ -129,8 +130,10 @@ def fill_interior(
     )
     interior = recolour(interior, generated, gen_points, frame, points)
     interior *= _shade(covered, SHADE_DEPTH * _opening_px(target))[..., None]
-    del h, w
-    alpha = covered.astype(np.float32)
+    # where the frame's own mouth is open, its own teeth (warped into the new shape beneath) show
+    # through in the share its opening covers of the new one
+    own = min(_opening_px(points) / max(_opening_px(target), 1e-3), 1.0) * OWN_INTERIOR
+    alpha = covered.astype(np.float32) * (1.0 - own)
     if feather_px > 0:
         # about 0.5 on the polygon's edge, 1 a feather's width inside, 0 outside
         blurred = cv2.GaussianBlur(alpha, (0, 0), sigmaX=feather_px)
