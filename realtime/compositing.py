@@ -26,9 +26,36 @@ from realtime.render.mouth import fill_interior, inner_triangles
 from realtime.render.piecewise import Box, Triangles, backward_maps, triangulate
 from realtime.render.shape import MIN_LIP_SPAN, GeneratedShape, ShapeConfig, target_shape
 from stablesync.face import CropAlignment
-from stablesync.face.landmarks import JAW, LOWER_LIP_INNER, MOUTH_INNER, NOSE_TIP, eye_distance
+from stablesync.face.align import TEMPLATE
+from stablesync.face.landmarks import JAW, LOWER_LIP_INNER, MOUTH_INNER, MOUTH_OUTER, NOSE_TIP, eye_distance
 
 F32 = NDArray[np.float32]
+# The nostrils' base and the points beside it: fixed control points, so that no warped triangle
+# reaches above the nostrils.
+NOSTRIL_BASE = (
+    2,
+    97,
+    326,
+    98,
+    327,
+    99,
+    328,
+    60,
+    290,
+    75,
+    305,
+    79,
+    309,
+    240,
+    460,
+    64,
+    294,
+    48,
+    278,
+    164,
+    167,
+    393,
+)
 
 
 @dataclass(frozen=True)
@@ -39,6 +66,7 @@ class CompositeConfig:
     retriangulate_frames: int = 25  # the mesh's triangulation is rebuilt this often
     feather_eyes: float = 0.015  # inward feather of the inner-mouth mask, in eye distances
     min_move_px: float = 0.05  # triangles whose vertices all move less than this are not warped
+    grid_cell: float = 0.06  # control points: one mesh point per cell this size (crop sizes), lips all
 
 
 @dataclass(frozen=True)
@@ -79,7 +107,8 @@ class Compositor:
             lower = upright[:, 1] >= upright[LOWER_LIP_INNER, 1] - 1e-3
             opened[lower] += down
             ctrl = control_points(opened, self.cfg.ring_scale)
-            tris = triangulate(ctrl)
+            subset = self._subset(upright, len(ctrl))
+            tris = subset[triangulate(ctrl[subset])]
             inner = set(MOUTH_INNER)
             keep = [not all(int(v) in inner for v in t) for t in tris]
             poly = ctrl[list(MOUTH_INNER)].astype(np.float32)
@@ -92,6 +121,18 @@ class Compositor:
             self._tris, self._tris_age = np.concatenate([tris[np.array(keep)], inner_triangles()]), 0
         self._tris_age += 1
         return self._tris
+
+    def _subset(self, upright: F32, count: int) -> NDArray[np.int32]:
+        """The control points the warp is made of: the lip rings, the nostrils' base, the jaw line
+        and the ring, plus one mesh point per cell of a grid over the face below the eyes (the
+        rest of the lower face moves smoothly: a coarser mesh warps it the same, for less)."""
+        cell = self.cfg.grid_cell * self.crop_size
+        keep = set(MOUTH_OUTER + MOUTH_INNER + JAW + NOSTRIL_BASE) | set(range(len(upright), count))
+        cells: dict[tuple[int, int], int] = {}
+        below_eyes = np.flatnonzero(upright[:, 1] > TEMPLATE[0, 1] * self.crop_size)
+        for i in below_eyes:
+            cells.setdefault((int(upright[i, 0] // cell), int(upright[i, 1] // cell)), int(i))
+        return np.array(sorted(keep | set(cells.values())), np.int32)
 
     def _generated_shape(self, generated: NDArray[np.uint8], t_ns: int) -> tuple[F32 | None, bool]:
         measured = self.shape.measure(generated, t_ns)
