@@ -3,7 +3,8 @@ models (.tflite, see `model_files`) on LiteRT, placed as mediapipe's face mesh g
 them. Installs on Python 3.11 to 3.13 with numpy 2.
 
 Video mode tracks like mediapipe: the previous frame's landmarks place this frame's region,
-and the detector runs only while fewer than `max_faces` faces are tracked. Same output as
+and the detector runs only while fewer than `max_faces` faces are tracked (then every
+`redetect_frames`-th frame once one is). Same output as
 `FaceMeshTracker`: faces largest first, (468, 3) points in frame pixels. One per thread.
 """
 
@@ -87,13 +88,13 @@ class TFLiteFaceTracker:
         return True
 
     def _associate(self, detected: list[Roi], tracked: list[Roi]) -> list[Roi]:
-        """Detected and tracked regions, one per face; a tracked region wins over a detected
-        one that overlaps it (mediapipe's association: later inputs preferred)."""
+        """Detected and tracked regions, one per face, tracked first; a tracked region wins over
+        a detected one that overlaps it (mediapipe's association: later inputs preferred)."""
         kept: list[Roi] = []
         for roi in detected + tracked:
             kept = [k for k in kept if _iou(k, roi) <= _SAME_FACE_IOU]
             kept.append(roi)
-        return kept
+        return [k for k in kept if k in tracked] + [k for k in kept if k not in tracked]
 
     def _detect_rois(self, frame: NDArray[np.uint8]) -> list[Roi]:
         h, w = frame.shape[:2]
