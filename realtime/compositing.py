@@ -176,7 +176,7 @@ class Compositor:
         if box.empty:
             return Composite(image=frame, measured=measured)
         map_x, map_y, _ = backward_maps(target_ctrl, source_ctrl, tris, box)
-        warped = cv2.remap(frame, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        warped = cv2.remap(frame, map_x, map_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
         region = warped.astype(np.float32)
         feather_px = max(0.7, self.cfg.feather_eyes * eye_distance(points))
         fill_interior(region, box, frame, points, target, generated, gen_points, feather_px)
