@@ -5,7 +5,6 @@ installed, otherwise MediaPipe's models on LiteRT (`TFLiteFaceTracker`). Both gi
 
 from __future__ import annotations
 
-import importlib.util
 from typing import Protocol
 
 import numpy as np
@@ -28,7 +27,10 @@ class TrackerUnavailable(UserError):
 
 
 def mediapipe_available() -> bool:
-    return importlib.util.find_spec("mediapipe") is not None
+    """mediapipe with its face mesh models in the wheel (0.10.21; 0.10.30 and later have none)."""
+    from stablesync.face.model_files import installed_mediapipe
+
+    return installed_mediapipe() is not None
 
 
 def tflite_available() -> bool:
