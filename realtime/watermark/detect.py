@@ -8,13 +8,14 @@
    camera size keeps it in pixels): after a codec the autocorrelation often loses the period
    while the folded correlation below still finds the mark. Each candidate is tried on a few
    frames (steps 2 and 3), the best refined in steps down to 0.2 %. T / tile_px is the scale.
-2. Fold: every frame is resampled by tile_px / T, high-passed and summed modulo the tile onto
-   one tile_px square (all tiles of all frames add up coherently; the picture does not).
+2. Fold: every frame is high-passed, resampled by fold_px / T and summed modulo the period onto
+   one fold_px square (all tiles of all frames add up coherently; the picture does not).
 3. Correlate: the folded tile's spectrum, whitened (phase only) inside the pattern's ring, is
    correlated with the sync pattern over every cyclic offset. The peak's height in standard
    deviations of the correlation surface is the score z; a crop only moves the peak.
 4. Payload: at the peak's offset (to a fraction of a pixel), each bit's sign is that of the
-   correlation with its own frequency bins; the 64 bits are the payload if their CRC holds.
+   correlation with its own frequency bins; the 64 bits are the payload if their CRC holds
+   (or holds after flipping up to two of the least sure bits).
 Videos are analysed per second (the same period for all) and as a whole.
 """
 
@@ -34,7 +35,7 @@ from realtime.watermark.payload import Payload
 
 Luma = NDArray[np.uint8]
 FloatArray = NDArray[np.float32]
-FrameSource = Callable[[], Iterable[tuple[float, Luma]]]  # yields (time_s, luma) from the start
+FrameSource = Callable[[], Iterable[tuple[float, Luma]]]  # (time_s, luma) of every frame, in order
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class DetectConfig:
     min_period_px: float = 28.0  # searched periods of the pattern in the analysed frames
     max_period_frames: int = 30  # frames used to find the period (every `period_stride`-th)
     period_stride: int = 3
-    whiten_sigma_bins: float = 3.0  # blur of the power spectrum that flattens the picture's
+    whiten_sigma_bins: float = 3.0  # blur of the power spectrum dividing it (flattens the picture's)
     period_candidates: int = 4  # autocorrelation peaks tried by folding `trial_frames` frames
     trial_frames: int = 12
     highpass_box_px: int = 15  # mean filter subtracted, at the tile's scale (keeps the ring)
