@@ -33,7 +33,8 @@ def save(
     extra: dict[str, str] | None = None,
     dtype: torch.dtype | None = None,
 ) -> Path:
-    """Writes atomically (temporary file, then rename): an interrupted save leaves no half file.
+    """Writes atomically (temporary file, then rename): an interrupted save leaves the previous
+    file as it was and no half file.
 
     `dtype` (e.g. torch.float16) stores floating weights at lower precision for shipping;
     `load` casts them back to float32.
@@ -54,8 +55,12 @@ def save(
         **(extra or {}),
     }
     tmp = path.with_name(path.name + ".partial")
-    save_file(tensors, str(tmp), metadata=metadata)
-    tmp.replace(path)
+    try:
+        save_file(tensors, str(tmp), metadata=metadata)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
 
 

@@ -69,11 +69,32 @@ def test_missing_truncated_foreign_and_wrong_arch_give_one_line_errors(tmp_path:
     assert "\n" not in str(exc.value)
 
 
-def test_save_is_atomic(tmp_path: Path) -> None:
+def test_save_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A save interrupted half way (a crash, a full disk) leaves the previous checkpoint whole, and
+    a reader during the write sees the previous checkpoint, never a partial file."""
     cfg = get_preset("cpu-rt").syncnet
     target = tmp_path / "s.safetensors"
-    checkpoint.save(target, AVSyncNet(cfg), cfg)
+    checkpoint.save(target, AVSyncNet(cfg), cfg, extra={"stage": "old"})
     assert [p.name for p in tmp_path.iterdir()] == ["s.safetensors"]
+    previous = target.read_bytes()
+    write_whole = checkpoint.save_file
+    read_during_write: list[bytes] = []
+
+    def write_half_then_fail(
+        tensors: dict[str, torch.Tensor], filename: str, metadata: dict[str, str]
+    ) -> None:
+        write_whole(tensors, filename, metadata=metadata)
+        written = Path(filename)
+        written.write_bytes(written.read_bytes()[: written.stat().st_size // 2])
+        read_during_write.append(target.read_bytes())
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(checkpoint, "save_file", write_half_then_fail)
+    with pytest.raises(OSError, match="No space left"):
+        checkpoint.save(target, AVSyncNet(cfg), cfg, extra={"stage": "new"})
+    assert read_during_write == [previous]
+    assert target.read_bytes() == previous and checkpoint.read_metadata(target)["stage"] == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["s.safetensors"]  # no partial file left behind
 
 
 def test_average_is_the_mean_of_one_runs_checkpoints(tmp_path: Path) -> None:
