@@ -19,6 +19,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("realtime.cli_demo", "run the bundled face and speech through the real-time filter"),
     "run": ("realtime.cli_run", "live lip-sync: microphone + webcam or photo -> virtual camera/mic, file"),
     "serve": ("realtime.cli_serve", "serve the filter over WebRTC to browsers and apps"),
+    "devices": ("realtime.cli_devices", "list cameras, microphones, virtual cameras, audio outputs, tracker"),
     "detect": ("realtime.cli_detect", "is a video or picture marked by stablesync? (watermark, C2PA)"),
     "data": ("stablesync.data.cli", "make the synthetic corpus or prepare a real dataset"),
     "train": ("stablesync.train.cli", "train AVSyncNet, the silent-lip generator or the generator"),
