@@ -18,6 +18,7 @@ from stablesync.typed_config import from_dict, to_dict
 
 MANIFEST_VERSION = 1
 MANIFEST_FILE = "manifest.json"
+MIN_INT8_PSNR_DB = 35.0  # the int8 frame graph's output vs the fp32 graph's, below which it is not used
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,19 @@ class GraphInfo:
     inputs: dict[str, str]  # name -> dtype
     outputs: dict[str, str]
     sha256: str
+
+
+@dataclass(frozen=True)
+class Int8Check:
+    """frame_int8 against frame on clips it was not calibrated on: what the CPU engine relies on
+    before it runs the int8 graph (`int8_usable`)."""
+
+    passed: bool
+    psnr_db: float  # generated crops, int8 vs fp32, over every frame
+    mouth_opening_r: float  # Pearson r of the mouth opening measured on int8 vs fp32 crops
+    frames: int
+    inputs: str  # the clips measured, e.g. "corpus /tmp/corp_prep split test"
+    real_faces: str = ""  # the real-face benchmark run with each graph, summarised in one line
 
 
 @dataclass(frozen=True)
@@ -51,6 +65,7 @@ class Manifest:
     int8_psnr_db: float | None = None  # frame_int8 vs frame on corpus inputs (only kept if >= 35 dB)
     int8_speedup: float | None = None  # fp32 ms / int8 ms per frame, batch 1, onnxruntime CPU
     max_batch: int = 8  # the TensorRT optimisation profile's upper batch
+    int8_check: Int8Check | None = None  # recorded by `python -m export.int8_quality --record`
 
     @property
     def n_levels(self) -> int:
@@ -58,6 +73,17 @@ class Manifest:
 
     def feature_names(self) -> list[str]:
         return [f"feat{i}" for i in range(self.n_levels)]
+
+
+def int8_usable(manifest: Manifest) -> bool:
+    """The export lists frame_int8 and its recorded quality check passed. Exports without an
+    `int8_check` (written by `stablesync export --int8`, which drops a graph below 35 dB) rely
+    on `int8_psnr_db`."""
+    if "frame_int8" not in manifest.graphs:
+        return False
+    if manifest.int8_check is not None:
+        return manifest.int8_check.passed
+    return manifest.int8_psnr_db is not None and manifest.int8_psnr_db >= MIN_INT8_PSNR_DB
 
 
 def sha256_file(path: Path) -> str:

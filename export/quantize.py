@@ -3,10 +3,15 @@
 Calibrated on corpus-like inputs; frame_int8.onnx is kept only if its output is within 35 dB
 PSNR of the fp32 graph's on those inputs. The speed-up (batch 1, onnxruntime CPU) is printed
 and stored in the manifest. No torch.
+
+`python -m export.quantize DIR --corpus PREPARED [--samples 32]` quantises an existing export
+in place, calibrated on the prepared dataset's train split (its val and test clips stay unseen
+for `python -m export.int8_quality`).
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import time
 from collections.abc import Callable
@@ -24,10 +29,10 @@ from onnxruntime.quantization import (
 )
 
 from export.backends.ort import open_session
-from export.manifest import GraphInfo, Manifest, sha256_file
+from export.manifest import MIN_INT8_PSNR_DB, GraphInfo, Manifest, read_manifest, sha256_file, write_manifest
 from export.sample_inputs import SampleInputs
+from stablesync.train.data import PreparedData, generator_mel, to_chw
 
-MIN_PSNR_DB = 35.0
 Feeds = dict[str, NDArray[np.float32]]
 
 
@@ -71,7 +76,7 @@ def quantize_frame(
     manifest: Manifest,
     samples: SampleInputs,
     log: Callable[[str], None] = print,
-    min_psnr_db: float = MIN_PSNR_DB,
+    min_psnr_db: float = MIN_INT8_PSNR_DB,
 ) -> Manifest:
     """Writes frame_int8.onnx into `directory` if it passes; returns the manifest (updated if kept)."""
     src = directory / manifest.graphs["frame"].file
@@ -106,3 +111,40 @@ def quantize_frame(
     return dataclasses.replace(
         manifest, graphs=graphs, int8_psnr_db=round(quality, 2), int8_speedup=round(speedup, 3)
     )
+
+
+def split_inputs(corpus: Path, split: str, n: int, lookahead_ms: float, seed: int = 0) -> SampleInputs:
+    """`n` (reference, frame, mel window) triples drawn from one split of a prepared dataset:
+    a seeded random reference frame and target frame of a seeded random clip."""
+    data = PreparedData(corpus, split)
+    rng = np.random.default_rng(seed)
+    images, frames, mels = [], [], []
+    for _ in range(n):
+        clip = data.clips[int(rng.integers(len(data.clips)))]
+        ref, t = (int(i) for i in rng.integers(clip.n_frames, size=2))
+        images.append(to_chw(clip.frames[ref]))
+        frames.append(to_chw(clip.frames[t]))
+        mels.append(generator_mel(clip, t, lookahead_ms, data.mel_cfg))
+    return SampleInputs(
+        images=np.stack(images),
+        frames=np.stack(frames),
+        mels=np.stack(mels),
+        source=f"corpus {corpus} {split}",
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m export.quantize", description=__doc__.splitlines()[0])
+    parser.add_argument("directory", type=Path, help="an export directory (manifest.json, frame.onnx)")
+    parser.add_argument("--corpus", type=Path, required=True, help="a prepared dataset (train split used)")
+    parser.add_argument("--samples", type=int, default=32, help="calibration items")
+    args = parser.parse_args(argv)
+    manifest = read_manifest(args.directory)
+    samples = split_inputs(args.corpus, "train", args.samples, manifest.lookahead_ms)
+    manifest = quantize_frame(args.directory, manifest, samples)
+    write_manifest(args.directory, manifest)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -4,7 +4,8 @@ CPU sessions: `intra_op_threads` threads (default 2: the real-time path shares t
 tracking and compositing), graph optimisation level "all" (folds batch norm and the fp16
 weight casts), and thread pools that sleep when idle: onnxruntime's workers spin between calls
 by default, which at 25 calls a second burns more CPU than the calls themselves.
-"ort-cpu" runs `frame_int8.onnx` when the export kept one and `prefer_int8`.
+"ort-cpu" runs `frame_int8.onnx` when `prefer_int8` and the export lists one whose recorded
+quality check passed (`export.manifest.int8_usable`); otherwise frame.onnx.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import onnxruntime as ort
 
 from export.backends import engine_cache_dir
 from export.engine import FloatArray, ReferenceFeatures
-from export.manifest import Manifest, check_graph_file
+from export.manifest import Manifest, check_graph_file, int8_usable
 from stablesync.errors import UserError
 
 PROVIDERS = {
@@ -130,7 +131,7 @@ class OrtEngine:
         self.manifest = manifest
         self.backend = backend
         frame_graph = "frame"
-        if backend == "ort-cpu" and prefer_int8 and "frame_int8" in manifest.graphs:
+        if backend == "ort-cpu" and prefer_int8 and int8_usable(manifest):
             frame_graph = "frame_int8"
         self.frame_graph = frame_graph
         self._sessions: dict[str, ort.InferenceSession] = {}
