@@ -3,12 +3,19 @@
 Loading never unpickles: it reads the JSON config, rebuilds the architecture through the
 registry and loads the tensors strictly. Missing, truncated or foreign files, and weights of
 another architecture, give a one-line UserError naming the file.
+
+Format versions: a checkpoint of an older format is brought up to `FORMAT_VERSION` on loading
+by the chain of `MIGRATIONS` (version n -> n + 1, each a metadata step and a state-dict step,
+as timm's `checkpoint_filter_fn`); only a format newer than this code is refused. A change to
+the stored layout (renamed weights, a config field whose old meaning differs from its default)
+bumps `FORMAT_VERSION` and adds the step from the previous version.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +29,32 @@ from stablesync.models.registry import ARCHITECTURES, arch_name, build
 from stablesync.typed_config import from_dict, to_dict
 
 FORMAT = "stablesync-checkpoint"
-FORMAT_VERSION = "1"
+FORMAT_VERSION = 1
 _OWN_KEYS = ("format", "format_version", "arch", "config")
+
+StateDict = dict[str, torch.Tensor]
+
+
+def _same_metadata(meta: dict[str, str]) -> dict[str, str]:
+    return meta
+
+
+def _same_tensors(tensors: StateDict) -> StateDict:
+    return tensors
+
+
+@dataclass(frozen=True)
+class Migration:
+    """Turns a checkpoint of format version n into version n + 1: its metadata (arch, the
+    config JSON, run metadata) and its state dict (renamed, split or added weights)."""
+
+    metadata: Callable[[dict[str, str]], dict[str, str]] = _same_metadata
+    tensors: Callable[[StateDict], StateDict] = _same_tensors
+
+
+# MIGRATIONS[n] takes format n to n + 1, for every n from the oldest readable format up to
+# FORMAT_VERSION - 1. Format 1 is the first: nothing to migrate yet.
+MIGRATIONS: Mapping[int, Migration] = {}
 
 
 def save(
@@ -49,7 +80,7 @@ def save(
         tensors[k] = t.contiguous()
     metadata = {
         "format": FORMAT,
-        "format_version": FORMAT_VERSION,
+        "format_version": str(FORMAT_VERSION),
         "arch": arch_name(config),
         "config": json.dumps(to_dict(config)),
         **(extra or {}),
@@ -64,8 +95,46 @@ def save(
     return path
 
 
+def _stored_version(path: Path, meta: dict[str, str]) -> int:
+    """The file's format version, if this code can read it (equal or older)."""
+    raw = meta.get("format_version")
+    try:
+        version = int(raw or "")
+    except ValueError:
+        raise UserError(f"{path}: checkpoint format {raw!r} is not a version number") from None
+    if version > FORMAT_VERSION:
+        raise UserError(
+            f"{path}: checkpoint format {version} is newer than this stablesync reads"
+            f" (up to {FORMAT_VERSION}); update stablesync"
+        )
+    missing = [n for n in range(version, FORMAT_VERSION) if n not in MIGRATIONS]
+    if missing:
+        raise UserError(
+            f"{path}: checkpoint format {version} is older than this stablesync reads"
+            f" (from format {missing[-1] + 1})"
+        )
+    return version
+
+
+def _migrate_metadata(meta: dict[str, str], version: int) -> dict[str, str]:
+    for n in range(version, FORMAT_VERSION):
+        meta = MIGRATIONS[n].metadata(dict(meta))
+    return {**meta, "format_version": str(FORMAT_VERSION)}
+
+
+def _migrate_tensors(tensors: StateDict, version: int) -> StateDict:
+    for n in range(version, FORMAT_VERSION):
+        tensors = MIGRATIONS[n].tensors(tensors)
+    return tensors
+
+
 def read_metadata(path: str | Path) -> dict[str, str]:
-    path = Path(path)
+    """The checkpoint's metadata, migrated to the current format."""
+    return _read_metadata(Path(path))[0]
+
+
+def _read_metadata(path: Path) -> tuple[dict[str, str], int]:
+    """-> (metadata migrated to the current format, the format version stored in the file)."""
     if not path.is_file():
         raise UserError(f"{path}: checkpoint not found")
     try:
@@ -77,16 +146,15 @@ def read_metadata(path: str | Path) -> dict[str, str]:
         ) from None
     if meta.get("format") != FORMAT:
         raise UserError(f"{path}: not a stablesync checkpoint (no '{FORMAT}' metadata)")
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise UserError(
-            f"{path}: checkpoint format {meta.get('format_version')!r}, expected {FORMAT_VERSION!r}"
-        )
-    return meta
+    version = _stored_version(path, meta)
+    return _migrate_metadata(meta, version), version
 
 
 def load_config(path: str | Path) -> Any:
-    path = Path(path)
-    meta = read_metadata(path)
+    return _config(Path(path), read_metadata(path))
+
+
+def _config(path: Path, meta: dict[str, str]) -> Any:
     arch = meta.get("arch", "")
     if arch not in ARCHITECTURES:
         raise UserError(f"{path}: unknown architecture {arch!r}; expected one of {', '.join(ARCHITECTURES)}")
@@ -102,19 +170,21 @@ def load(
 ) -> tuple[nn.Module, Any]:
     """-> (model rebuilt from the stored config with the stored weights, config)."""
     path = Path(path)
-    config = load_config(path)
+    meta, version = _read_metadata(path)
+    config = _config(path, meta)
     arch = arch_name(config)
     if expect_arch is not None and arch != expect_arch:
         raise UserError(f"{path}: holds a {arch} checkpoint, expected {expect_arch}")
     model = build(config)
     expected = model.state_dict()
-    tensors: dict[str, torch.Tensor] = {}
+    tensors: StateDict = {}
     try:
         with safe_open(str(path), framework="pt", device=map_location) as f:
             for key in f.keys():  # noqa: SIM118 (safe_open is not a mapping)
                 tensors[key] = f.get_tensor(key)
     except (SafetensorError, OSError, ValueError) as exc:
         raise UserError(f"{path}: checkpoint is truncated or corrupt ({str(exc).splitlines()[0]})") from None
+    tensors = _migrate_tensors(tensors, version)
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
     if missing or unexpected:

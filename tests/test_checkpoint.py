@@ -1,7 +1,9 @@
+import json
 from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import save_file
 
 from stablesync import checkpoint
 from stablesync.errors import UserError
@@ -95,6 +97,78 @@ def test_save_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     assert read_during_write == [previous]
     assert target.read_bytes() == previous and checkpoint.read_metadata(target)["stage"] == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["s.safetensors"]  # no partial file left behind
+
+
+def test_every_older_format_has_a_migration() -> None:
+    assert all(n in checkpoint.MIGRATIONS for n in range(1, checkpoint.FORMAT_VERSION))
+
+
+def _video_to_visual(tensors: checkpoint.StateDict) -> checkpoint.StateDict:
+    return {k.replace("video_encoder.", "visual_encoder.", 1): v for k, v in tensors.items()}
+
+
+def _frames_to_n_frames(meta: dict[str, str]) -> dict[str, str]:
+    config = json.loads(meta["config"])
+    config["visual"]["n_frames"] = config["visual"].pop("frames")
+    return {**meta, "config": json.dumps(config)}
+
+
+def test_older_formats_are_migrated_and_newer_ones_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A synthetic history: format 1 named the visual encoder's weights "video_encoder.*", format
+    2 named the config's "n_frames" "frames"; the code reads format 3."""
+    monkeypatch.setattr(checkpoint, "FORMAT_VERSION", 3)
+    monkeypatch.setattr(
+        checkpoint,
+        "MIGRATIONS",
+        {
+            1: checkpoint.Migration(tensors=_video_to_visual),
+            2: checkpoint.Migration(metadata=_frames_to_n_frames),
+        },
+    )
+    cfg = get_preset("cpu-rt").syncnet
+    torch.manual_seed(4)
+    model = AVSyncNet(cfg).eval()
+    current = checkpoint.save(tmp_path / "v3.safetensors", model, cfg, extra={"stage": "syncnet"})
+    meta = checkpoint.read_metadata(current)
+    assert meta["format_version"] == "3"
+    old_config = json.loads(meta["config"])
+    old_config["visual"]["frames"] = old_config["visual"].pop("n_frames")
+    old_tensors = {
+        k.replace("visual_encoder.", "video_encoder.", 1): v for k, v in model.state_dict().items()
+    }
+    v1 = tmp_path / "v1.safetensors"
+    save_file(
+        old_tensors, str(v1), metadata={**meta, "format_version": "1", "config": json.dumps(old_config)}
+    )
+
+    migrated = checkpoint.read_metadata(v1)  # the current format's metadata
+    assert json.loads(migrated.pop("config")) == json.loads(meta["config"])
+    assert migrated == {k: v for k, v in meta.items() if k != "config"}
+    loaded, loaded_cfg = checkpoint.load(v1, expect_arch="avsyncnet")
+    assert loaded_cfg == cfg
+    for key, value in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
+    v2 = tmp_path / "v2.safetensors"  # format 2: weights already renamed, config not yet
+    save_file(
+        model.state_dict(),
+        str(v2),
+        metadata={**meta, "format_version": "2", "config": json.dumps(old_config)},
+    )
+    assert checkpoint.load(v2)[1] == cfg
+    resaved = checkpoint.save(tmp_path / "resaved.safetensors", loaded, loaded_cfg)
+    assert checkpoint.read_metadata(resaved)["format_version"] == "3"
+
+    newer = tmp_path / "v4.safetensors"
+    save_file(model.state_dict(), str(newer), metadata={**meta, "format_version": "4"})
+    with pytest.raises(UserError, match=r"v4\.safetensors: checkpoint format 4 is newer") as exc:
+        checkpoint.load(newer)
+    assert "\n" not in str(exc.value)
+    monkeypatch.setattr(checkpoint, "MIGRATIONS", {2: checkpoint.MIGRATIONS[2]})  # history lost
+    with pytest.raises(UserError, match=r"format 1 is older than this stablesync reads \(from format 2\)"):
+        checkpoint.load(v1)
+    assert checkpoint.load(v2)[1] == cfg
 
 
 def test_average_is_the_mean_of_one_runs_checkpoints(tmp_path: Path) -> None:
