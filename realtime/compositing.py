@@ -17,6 +17,7 @@ When the generated shape has never been read, the frame passes through unchanged
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -30,6 +31,9 @@ from stablesync.face.align import TEMPLATE
 from stablesync.face.landmarks import JAW, LOWER_LIP_INNER, MOUTH_INNER, MOUTH_OUTER, NOSE_TIP, eye_distance
 
 F32 = NDArray[np.float32]
+# "read": off this frame's generated crop; "held": the last one read (this crop unreadable);
+# "silent": the last one read, closed (silence needs no new shape); "none": no shape, passed through.
+ShapeSource = Literal["read", "held", "silent", "none"]
 # The nostrils' base and the points beside it: fixed control points, so that no warped triangle
 # reaches above the nostrils.
 NOSTRIL_BASE = (
@@ -72,7 +76,12 @@ class CompositeConfig:
 @dataclass(frozen=True)
 class Composite:
     image: NDArray[np.uint8]
-    measured: bool  # the generated shape was read on this frame (else held or none)
+    shape: ShapeSource  # where the mouth's shape came from on this frame
+
+    @property
+    def unread(self) -> bool:
+        """A shape was needed and could not be read off the generated crop."""
+        return self.shape in ("held", "none")
 
 
 def control_points(points: F32, ring_scale: float) -> F32:
@@ -134,17 +143,21 @@ class Compositor:
             cells.setdefault((int(upright[i, 0] // cell), int(upright[i, 1] // cell)), int(i))
         return np.array(sorted(keep | set(cells.values())), np.int32)
 
-    def _generated_shape(self, generated: NDArray[np.uint8], t_ns: int) -> tuple[F32 | None, bool]:
+    def _generated_shape(
+        self, generated: NDArray[np.uint8], t_ns: int, closed: bool
+    ) -> tuple[F32 | None, ShapeSource]:
+        if closed and self._held is not None:
+            return self._held, "silent"  # closed lips: the last shape, no reading needed
         measured = self.shape.measure(generated, t_ns)
         if measured is not None:
             self._held, self._held_age = measured, 0
-            return measured, True
+            return measured, "read"
         self._held_age += 1
         if self._held is not None and self._held_age <= self.cfg.hold_frames:
-            return self._held, False
+            return self._held, "held"
         self._held = None
         self.shape.reset()
-        return None, False
+        return None, "none"
 
     def composite(
         self,
@@ -157,9 +170,9 @@ class Compositor:
     ) -> Composite:
         """`frame` with its mouth in the shape of the generated (S, S, 3) crop; `points` are the
         frame's (468, 2) landmarks and `alignment` the crop's; `closed` closes the lips (silence)."""
-        gen_points, measured = self._generated_shape(generated, t_ns)
+        gen_points, source = self._generated_shape(generated, t_ns, closed)
         if gen_points is None:
-            return Composite(image=frame, measured=False)
+            return Composite(image=frame, shape=source)
         points = points[:, :2].astype(np.float32)
         target = target_shape(points, gen_points, alignment, self.cfg.shape.opening_gain, closed)
         source_ctrl = control_points(points, self.cfg.ring_scale)
@@ -170,11 +183,11 @@ class Compositor:
         tris = tris[moved[tris].any(1)]
         h, w = frame.shape[:2]
         if len(tris) == 0:
-            return Composite(image=frame, measured=measured)
+            return Composite(image=frame, shape=source)
         used = np.unique(tris)
         box = Box.around(np.concatenate([target_ctrl[used], source_ctrl[used]]), w, h)
         if box.empty:
-            return Composite(image=frame, measured=measured)
+            return Composite(image=frame, shape=source)
         map_x, map_y, _ = backward_maps(target_ctrl, source_ctrl, tris, box)
         warped = cv2.remap(frame, map_x, map_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
         region = warped.astype(np.float32)
@@ -182,4 +195,4 @@ class Compositor:
         fill_interior(region, box, frame, points, target, generated, gen_points, feather_px)
         out = frame.copy()
         out[box.y0 : box.y1, box.x0 : box.x1] = np.clip(region + 0.5, 0, 255).astype(np.uint8)
-        return Composite(image=out, measured=measured)
+        return Composite(image=out, shape=source)

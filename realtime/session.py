@@ -447,6 +447,6 @@ class LipSyncSession:
             work.frame.capture_ns,
             closed=work.window.silent,
         )
-        if not result.measured:
+        if result.unread:
             self.telemetry.count("mouth_shape_unread")
         return result.image

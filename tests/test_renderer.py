@@ -51,7 +51,7 @@ def _render(
         )
     finally:
         compositor.close()
-    return result.image, result.measured, alignment
+    return result.image, result.shape == "read", alignment
 
 
 def test_shape_follows_the_generated_landmarks(
@@ -122,12 +122,27 @@ def test_unreadable_generated_shape_falls_back(
     compositor = Compositor(96, CompositeConfig(hold_frames=2))
     try:
         first = compositor.composite(frame, noise, points, alignment, 0)
-        assert not first.measured and np.array_equal(first.image, frame)
+        assert first.shape == "none" and np.array_equal(first.image, frame)
         good = compositor.composite(frame, align_crop(donor, alignment), points, alignment, 40_000_000)
-        assert good.measured and not np.array_equal(good.image, frame)
+        assert good.shape == "read" and not np.array_equal(good.image, frame)
         held = [compositor.composite(frame, noise, points, alignment, (k + 2) * 40_000_000) for k in range(3)]
     finally:
         compositor.close()
-    assert not any(h.measured for h in held)
+    assert [h.shape for h in held] == ["held", "held", "none"]
     assert not np.array_equal(held[0].image, frame) and not np.array_equal(held[1].image, frame)
     assert np.array_equal(held[2].image, frame)
+
+
+def test_silence_reuses_the_last_shape_without_reading_the_crop(
+    closed_and_open: tuple[Image, Image, NDArray[np.float32]],
+) -> None:
+    frame, donor, points = closed_and_open
+    alignment = CropAlignment.from_landmarks(points, 96)
+    noise = np.random.default_rng(0).integers(0, 255, (96, 96, 3), dtype=np.uint8)
+    compositor = Compositor(96)
+    try:
+        assert compositor.composite(frame, align_crop(donor, alignment), points, alignment, 0).shape == "read"
+        quiet = compositor.composite(frame, noise, points, alignment, 40_000_000, closed=True)
+    finally:
+        compositor.close()
+    assert quiet.shape == "silent" and not quiet.unread
