@@ -10,7 +10,11 @@ from pathlib import Path
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description="Evaluate a lipsync checkpoint on a prepared split.")
-    p.add_argument("--checkpoint", required=True, help="lipsync checkpoint (safetensors)")
+    p.add_argument(
+        "--checkpoint",
+        required=True,
+        help="lipsync checkpoint (safetensors), or an export folder holding one",
+    )
     p.add_argument("--data", required=True, help="prepared dataset directory")
     p.add_argument("--out", required=True, help="report JSON to write")
     p.add_argument(
@@ -57,6 +61,8 @@ def main(args: argparse.Namespace) -> int:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     ckpt = Path(args.checkpoint)
+    if ckpt.is_dir():  # an export folder (the shipped weights): its lipsync checkpoint
+        ckpt = ckpt / "lipsync.safetensors"
     model, _ = checkpoint.load(ckpt, expect_arch="lipsync")  # a missing CKPT is reported first
     syncnet_path = Path(args.syncnet) if args.syncnet else ckpt.parent / "syncnet.safetensors"
     if not syncnet_path.is_file():
