@@ -21,7 +21,7 @@ RATE_HZ = 16_000
 
 @dataclass(frozen=True)
 class TakeChecks:
-    min_duration_s: float = 2.0
+    min_duration_s: float = 1.5
     sample_every_s: float = 0.5
     max_bad_fraction: float = 0.2  # sampled frames with no face (or with two) tolerated
     min_face_luma: float = 40.0  # mean grey level (0-255) of the face's box

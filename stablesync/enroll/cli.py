@@ -36,6 +36,10 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     )
     p.add_argument("--steps", type=int, default=0, help="train exactly this many steps instead of --minutes")
     p.add_argument("--holdout", type=float, default=0.15, help="share of the take kept aside (default 0.15)")
+    p.add_argument(
+        "--validate-s", type=float, default=8.0, help="held-aside seconds rendered for the report (default 8)"
+    )
+    p.add_argument("--batch-size", type=int, default=8, help="training batch (default 8)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted enroll of NAME")
     p.add_argument("--overwrite", action="store_true", help="replace an existing profile NAME")
@@ -59,6 +63,8 @@ def main(args: argparse.Namespace) -> int:
         raise UserError(f"--minutes {args.minutes}: expected a positive number of minutes")
     if not 0.05 <= args.holdout <= 0.5:
         raise UserError(f"--holdout {args.holdout}: expected a share between 0.05 and 0.5")
+    if args.batch_size < 1:
+        raise UserError(f"--batch-size {args.batch_size}: expected 1 or more")
     if args.steps < 0:
         raise UserError(f"--steps {args.steps}: expected 0 (use --minutes) or more")
     if not args.video.is_file():
@@ -75,6 +81,8 @@ def main(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         keep_work=args.keep_work,
         threads=args.threads,
+        validate_s=args.validate_s,
+        batch_size=args.batch_size,
     )
     try:
         report = enroll(cfg)

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 PRESET = "cpu-rt"
 SYNC_FRAMES = 1  # no sync term: one frame per window, the cheapest step
 WARM_BATCH = 16
-REFERENCE_POOL = 48  # frames of the take used as identity references
+REFERENCE_POOL = 24  # frames of the take used as identity references
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,7 @@ def stage_config(cfg: FinetuneConfig, steps: int, checkpoint_every: int) -> Gene
         seed=cfg.seed,
         log_every=max(1, min(10, steps)),
         val_every=max(1, checkpoint_every),
-        val_batches=2,
+        val_batches=1,
         checkpoint_every=checkpoint_every,
         threads=cfg.threads,
     )
@@ -189,7 +189,7 @@ def make_plan(cfg: FinetuneConfig, caches: FrozenCaches) -> Plan:
         data = json.loads(path.read_text())
         return Plan(int(data["steps"]), float(data["step_s"]), int(data["checkpoint_every"]))
     if cfg.steps > 0:
-        plan = Plan(cfg.steps, 0.0, max(1, min(cfg.steps, 50)))
+        plan = Plan(cfg.steps, 0.0, max(1, min(cfg.steps // 2, 50)))
     else:
         step_s = measure_step_s(cfg, caches)
         steps = max(cfg.min_steps, int(cfg.budget_s / step_s))

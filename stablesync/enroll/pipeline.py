@@ -41,16 +41,18 @@ class EnrollConfig:
     overwrite: bool = False
     keep_work: bool = False
     threads: int = 2
+    batch_size: int = 8
     checks: TakeChecks = field(default_factory=TakeChecks)
 
 
-def _start(cfg: EnrollConfig) -> Path:
+def _check_existing(cfg: EnrollConfig) -> Path:
+    """The profile's folder; refuses to replace a profile or an interrupted enroll unasked."""
     from stablesync.enroll.profiles import profile_dir
 
     path = profile_dir(cfg.name)
-    if path.exists() and cfg.overwrite:
-        shutil.rmtree(path)
-    elif is_complete(path) and not cfg.resume:
+    if cfg.overwrite:
+        return path
+    if is_complete(path) and not cfg.resume:
         raise UserError(
             f"profile {cfg.name}: exists ({path}); pass --overwrite or `stablesync profiles remove`"
         )
@@ -59,7 +61,7 @@ def _start(cfg: EnrollConfig) -> Path:
             f"profile {cfg.name}: an interrupted enroll is in {path / 'work'}; pass --resume to continue it"
             " or --overwrite to start again"
         )
-    return make_profile_dir(cfg.name)
+    return path
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -85,11 +87,14 @@ def enroll(cfg: EnrollConfig) -> dict[str, Any]:
     began = time.perf_counter()
     if not cfg.video.is_file():
         raise UserError(f"--video {cfg.video}: not found; expected a recording of you speaking")
-    out = _start(cfg)
+    out = _check_existing(cfg)
     work = out / "work"
-    if not (work / "prepared" / "take.json").is_file():
+    if not (cfg.resume and (work / "prepared" / "take.json").is_file()):
         summary = check_take(cfg.video, cfg.audio, cfg.checks)
         print(f"enroll: take of {summary.duration_s:.1f} s: one face, lit, speech; preparing", flush=True)
+    if cfg.overwrite and out.exists():
+        shutil.rmtree(out)
+    make_profile_dir(cfg.name)
     split = prepare_take(cfg.video, cfg.audio, work, cfg.holdout_fraction)
     print(
         f"enroll: {split.split_frame} frames to learn from, {split.n_frames - split.split_frame} kept aside",
@@ -102,17 +107,22 @@ def enroll(cfg: EnrollConfig) -> dict[str, Any]:
         budget_s=cfg.minutes * 60.0,
         steps=cfg.steps,
         threads=cfg.threads,
+        batch_size=cfg.batch_size,
     )
     last = finetune(ft, cfg.resume)
     plan = json.loads((work / "plan.json").read_text())
     export_profile(last, out, split.prepared)
+    report: dict[str, Any] = {"validated": False}
     segment = read_segment(cfg.video, cfg.audio, split.split_s, cfg.validate_s)
-    print(f"enroll: validating on {len(segment.frames)} held-aside frames (personal vs shipped)", flush=True)
-    cmp = compare(out, cfg.shipped_dir, segment)
-    _write_json(out / "report.json", cmp.report)
-    if segment.frames:
+    if segment.frames and cfg.validate_s > 0:
+        print(
+            f"enroll: validating on {len(segment.frames)} held-aside frames (personal vs shipped)", flush=True
+        )
+        cmp = compare(out, cfg.shipped_dir, segment)
+        report = cmp.report
         contact_sheet(out / "contact_sheet.png", segment, cmp)
         preview(out / "preview.mp4", segment, cmp.personal)
+    _write_json(out / "report.json", report)
     info = {
         "name": cfg.name,
         "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -129,4 +139,4 @@ def enroll(cfg: EnrollConfig) -> dict[str, Any]:
     _write_json(out / "profile.json", info)
     if not cfg.keep_work:
         shutil.rmtree(work, ignore_errors=True)
-    return cmp.report
+    return report

@@ -1,0 +1,171 @@
+"""Enroll on real faces: does a personal model beat the shipped weights on the person's own face?
+
+`python -m benchmarks.enroll --out benchmarks/out/enroll.json [--data DIR] [--quick] [--minutes M]
+[--only NAME] [--timing-s 60]` (part of `stablesync bench`). `--data` defaults to `../shared/real`
+beside the project; without it the benchmark says so in one line and writes nothing else. Those
+videos are never part of the project: every take, profile and fine-tuned weight made from them
+lives in a temporary folder that is deleted when the clip is done; only figures are written.
+
+Per video: `stablesync enroll` (`stablesync.enroll.pipeline.enroll`, `--minutes` of training,
+its own 15% hold-out not rendered) on the first 70% of the clip; then the remaining 30%,
+re-dubbed with its own audio, is rendered with the personal profile and with the shipped
+weights and compared with the real frames (`stablesync.enroll.validate.compare`: mouth PSNR,
+SSIM, LMD, r(output opening, real opening), teal frames, and the real-face benchmark's other
+measures). Enroll wall time and the process's peak memory are reported per clip; `--timing-s S`
+also enrolls a take of S seconds (the first clip's 70% repeated back and forth) to time it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from benchmarks.common import write_result
+
+DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "real"
+RATE_HZ = 16_000
+ENROLL_FRACTION = 0.7
+KEYS = ("mouth_psnr_db", "mouth_ssim", "lmd", "r_real", "amplitude_ratio", "teal_frames", "upper_psnr_db")
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def write_take(path: Path, frames: list[NDArray[np.uint8]], fps: float, audio: NDArray[np.float32]) -> Path:
+    from stablesync.media import Mp4Writer
+
+    h, w = frames[0].shape[:2]
+    writer = Mp4Writer(path, fps, (w // 2 * 2, h // 2 * 2), audio_rate_hz=RATE_HZ)
+    for image in frames:
+        writer.write(image[: h // 2 * 2, : w // 2 * 2])
+    writer.close(audio)
+    return path
+
+
+def enroll_take(take: Path, audio: NDArray[np.float32], scratch: Path, minutes: float) -> tuple[Path, float]:
+    """Enrolls `take` into a profile under `scratch`; -> (profile folder, wall seconds)."""
+    from stablesync.enroll.pipeline import EnrollConfig, enroll
+    from stablesync.enroll.profiles import profile_dir
+
+    old = os.environ.get("XDG_DATA_HOME")
+    os.environ["XDG_DATA_HOME"] = str(scratch / "data")
+    try:
+        start = time.perf_counter()
+        enroll(EnrollConfig(name="bench", video=take, audio=audio, minutes=minutes, validate_s=0.0))
+        return profile_dir("bench"), time.perf_counter() - start
+    finally:
+        if old is None:
+            os.environ.pop("XDG_DATA_HOME", None)
+        else:
+            os.environ["XDG_DATA_HOME"] = old
+
+
+def run_clip(video: Path, minutes: float) -> dict[str, Any]:
+    from stablesync.enroll.pipeline import SHIPPED_DIR
+    from stablesync.enroll.validate import compare, read_segment
+    from stablesync.media import read_audio
+
+    audio = read_audio(video, RATE_HZ)
+    whole = read_segment(video, audio, 0.0, 1e9, max_side=10_000)
+    cut = int(ENROLL_FRACTION * len(whole.frames))
+    with tempfile.TemporaryDirectory(prefix="stablesync-enroll-bench-") as tmp:
+        scratch = Path(tmp)
+        cut_s = whole.pts_s[cut]
+        take = write_take(
+            scratch / "take.mp4", whole.frames[:cut], whole.fps, audio[: round(cut_s * RATE_HZ)]
+        )
+        profile, wall_s = enroll_take(take, audio[: round(cut_s * RATE_HZ)], scratch, minutes)
+        rest = read_segment(video, audio, cut_s, 1e9)
+        report = compare(profile, SHIPPED_DIR, rest).report
+        plan = (profile / "profile.json").read_text()
+    import json
+
+    info = json.loads(plan)
+    out: dict[str, Any] = {
+        "enroll_s": round(cut_s, 2),
+        "evaluated_s": report["held_out_s"],
+        "steps": info["steps"],
+        "step_s": info["step_s"],
+        "enroll_wall_s": round(wall_s, 1),
+        "peak_rss_mb": round(_peak_rss_mb(), 0),
+    }
+    for weights in ("personal", "shipped"):
+        out[weights] = {k: report[weights].get(k) for k in KEYS}
+    out["personal_at_least_as_good"] = report["personal_at_least_as_good"]
+    return out
+
+
+def run_timing(video: Path, seconds: float, minutes: float) -> dict[str, Any]:
+    """Enroll wall time and peak memory for a take of `seconds` (the clip's first 70% looped)."""
+    from stablesync.enroll.validate import read_segment
+    from stablesync.media import read_audio
+
+    audio = read_audio(video, RATE_HZ)
+    whole = read_segment(video, audio, 0.0, 1e9, max_side=10_000)
+    cut = int(ENROLL_FRACTION * len(whole.frames))
+    order = list(range(cut)) + list(range(cut - 2, 0, -1))  # back and forth: no jump
+    n = round(seconds * whole.fps)
+    frames = [whole.frames[order[i % len(order)]] for i in range(n)]
+    step = RATE_HZ / whole.fps
+    sound = np.concatenate(
+        [whole.audio[round(order[i % len(order)] * step) :][: round(step)] for i in range(n)]
+    )
+    with tempfile.TemporaryDirectory(prefix="stablesync-enroll-bench-") as tmp:
+        scratch = Path(tmp)
+        take = write_take(scratch / "take.mp4", frames, whole.fps, sound.astype(np.float32))
+        del frames
+        _, wall_s = enroll_take(take, sound.astype(np.float32), scratch, minutes)
+    return {
+        "footage_s": seconds,
+        "minutes": minutes,
+        "enroll_wall_s": round(wall_s, 1),
+        "peak_rss_mb": _peak_rss_mb(),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.enroll", description=__doc__)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/out/enroll.json"))
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--quick", action="store_true", help="one video, half a minute of training")
+    parser.add_argument("--minutes", type=float, default=None, help="training budget per clip (default 6)")
+    parser.add_argument("--only", default=None, help="the videos whose name contains this")
+    parser.add_argument(
+        "--timing-s", type=float, default=0.0, help="also time an enroll of this much footage"
+    )
+    args = parser.parse_args(argv)
+    videos_dir = args.data / "videos"
+    if not videos_dir.is_dir():
+        print(f"enroll: skipped: no real videos at {videos_dir} (pass --data DIR)")
+        return 0
+    videos = sorted(videos_dir.glob("*.mp4"))
+    if args.only:
+        videos = [v for v in videos if args.only in v.name]
+    if args.quick:
+        videos = videos[:1]
+    minutes = args.minutes or (0.5 if args.quick else 6.0)
+    results: dict[str, Any] = {"minutes": minutes, "clips": {}}
+    for video in videos:
+        results["clips"][video.stem] = run_clip(video, minutes)
+        print(video.stem, results["clips"][video.stem], flush=True)
+        write_result(args.out, "enroll", results)
+    if args.timing_s > 0 and videos:
+        results["timing"] = run_timing(videos[0], args.timing_s, minutes)
+        print("timing", results["timing"], flush=True)
+    path = write_result(args.out, "enroll", results)
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
