@@ -57,13 +57,16 @@ def _read_video(path: Path, max_s: float) -> tuple[Frames, list[float]]:
 
 
 def _landmarks(frames: Frames) -> list[NDArray[np.float32] | None]:
-    from stablesync.face import FaceMeshTracker
+    from stablesync.face import open_tracker
 
-    with FaceMeshTracker(video=True) as tracker:
-        out: list[NDArray[np.float32] | None] = []
+    tracker = open_tracker(video=True)
+    out: list[NDArray[np.float32] | None] = []
+    try:
         for image in frames:
             faces = tracker.detect(image)
             out.append(faces[0].points if faces else None)
+    finally:
+        tracker.close()
     return out
 
 
@@ -138,11 +141,12 @@ def contact_sheet(source: Frames, output: Frames, picks: list[int], path: Path) 
     """Source above output for each picked frame, and the mouth region enlarged beside."""
     import cv2
 
-    from stablesync.face import FaceMeshTracker
+    from stablesync.face import open_tracker
     from stablesync.face.landmarks import MOUTH_OUTER
 
     columns = []
-    with FaceMeshTracker(video=False) as tracker:
+    tracker = open_tracker(video=False)
+    try:
         for i in picks:
             src, out = source[i], output[i]
             scale = 320 / src.shape[0]
@@ -161,6 +165,8 @@ def contact_sheet(source: Frames, output: Frames, picks: list[int], path: Path) 
                 ]
                 whole = np.hstack([whole, np.vstack(zoom)])
             columns.append(whole)
+    finally:
+        tracker.close()
     height = max(c.shape[0] for c in columns)
     sheet = np.hstack([np.pad(c, ((0, height - c.shape[0]), (0, 4), (0, 0))) for c in columns])
     path.parent.mkdir(parents=True, exist_ok=True)
