@@ -37,6 +37,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 # per-core workers otherwise spin in sched_yield beside onnxruntime. Set before numpy loads.
 LIVE_COMMANDS = ("demo", "run", "serve", "bench")
 BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS",)
+# Commands whose terminal is kept free of third-party log noise (`--verbose` shows it).
+QUIET_COMMANDS = ("demo", "run", "serve", "devices")
 
 
 def limit_blas_threads() -> None:
@@ -74,6 +76,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     module_name, _ = SUBCOMMANDS[name]
     if name in LIVE_COMMANDS:
         limit_blas_threads()
+    noise = None
+    if name in QUIET_COMMANDS:
+        if "--verbose" in rest:
+            rest = [a for a in rest if a != "--verbose"]
+        elif "-h" not in rest and "--help" not in rest:
+            from stablesync.noise import StderrFilter
+
+            noise = StderrFilter()
     try:
         module = importlib.import_module(module_name)
         parser = module.build_parser(f"stablesync {name}")
@@ -86,6 +96,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"stablesync {name}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if noise is not None:
+            noise.close()
 
 
 if __name__ == "__main__":
