@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import signal
 import sys
 import tempfile
 import time
@@ -144,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
         "--timing-s", type=float, default=0.0, help="also time an enroll of this much footage"
     )
     args = parser.parse_args(argv)
+    # SIGTERM (the suite's time limit) unwinds like Ctrl-C, so the scratch folder is deleted
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     videos_dir = args.data / "videos"
     if not videos_dir.is_dir():
         print(f"enroll: skipped: no real videos at {videos_dir} (pass --data DIR)")

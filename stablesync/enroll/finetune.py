@@ -53,7 +53,7 @@ class FinetuneConfig:
     threads: int = 2
     seed: int = 0
     checkpoint_every_s: float = 30.0
-    min_steps: int = 20
+    min_steps: int = 5  # even when the budget allows fewer
     calibration_steps: int = 3
 
 
