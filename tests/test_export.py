@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -61,11 +60,11 @@ def test_ort_cpu_matches_torch_engine_batched(cpu_rt_export: Path) -> None:
         assert np.abs(out - torch_engine.generate(feats, frames, mels)).max() <= 1e-4
 
 
-def test_ort_engine_runs_without_torch(cpu_rt_export: Path) -> None:
+def test_ort_engine_runs_without_torch(cpu_rt_export: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     code = (
         "import sys, numpy as np\n"
         "from export import load_engine\n"
-        f"e = load_engine({str(cpu_rt_export)!r}, 'auto')\n"
+        f"e = load_engine({str(cpu_rt_export)!r}, 'ort-cpu')\n"
         "f = e.encode_reference(np.random.rand(2, 3, 96, 96).astype(np.float32))\n"
         "x = np.random.rand(2, 3, 96, 96).astype(np.float32)\n"
         "y = e.generate(f, x, np.zeros((2, 1, 80, 16), np.float32))\n"
@@ -73,10 +72,38 @@ def test_ort_engine_runs_without_torch(cpu_rt_export: Path) -> None:
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
         "print('ok', e.backend)\n"
     )
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parent.parent))
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "ok ort-cpu"
+
+
+def test_auto_takes_the_fastest_backend_available_here(
+    cpu_rt_export: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ "auto" is the first of AUTO_ORDER available here (torch only where CUDA is); without an
+    NVIDIA GPU that is ort-cpu, chosen without importing torch."""
+    from export import backends
+
+    code = (
+        "import sys\n"
+        "from export import load_engine\n"
+        f"e = load_engine({str(cpu_rt_export)!r}, 'auto')\n"
+        "print(e.backend, 'torch' in sys.modules)\n"
+    )
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parent.parent))
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    chosen, imported_torch = res.stdout.split()
+    if not backends.nvidia_gpu_present():
+        assert (chosen, imported_torch) == ("ort-cpu", "False")
+    else:
+        assert chosen == backends.pick_auto()
+    assert chosen in backends.available_backends()
+    faster = backends.AUTO_ORDER[: backends.AUTO_ORDER.index(chosen)]
+    assert not any(b != "torch" and backends.available(b) for b in faster), faster
+    if "torch" in faster:
+        assert not backends.torch_cuda_available()
 
 
 def test_ort_sessions_sleep_when_idle(cpu_rt_export: Path) -> None:
@@ -91,7 +118,7 @@ def test_ort_sessions_sleep_when_idle(cpu_rt_export: Path) -> None:
             assert options.get_session_config_entry(key) == "0", key
 
 
-def test_live_commands_run_numpy_blas_on_one_thread() -> None:
+def test_live_commands_run_numpy_blas_on_one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
     """`stablesync demo/run/serve` set OPENBLAS_NUM_THREADS before numpy loads; other commands don't."""
     code = (
         "import os, sys\n"
@@ -103,10 +130,10 @@ def test_live_commands_run_numpy_blas_on_one_thread() -> None:
         "    pass\n"
         "print('threads', os.environ.get('OPENBLAS_NUM_THREADS'))\n"
     )
-    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
     for command, expected in (("demo", "threads 1"), ("presets", "threads None")):
         res = subprocess.run(
-            [sys.executable, "-c", code, command], capture_output=True, text=True, timeout=120, env=env
+            [sys.executable, "-c", code, command], capture_output=True, text=True, timeout=120
         )
         assert res.stdout.strip().splitlines()[-1] == expected, (command, res.stdout, res.stderr)
 

@@ -272,16 +272,18 @@ async def test_virtual_camera_receives_negotiated_frames(engine: Engine, rt_face
     assert RecordingCamera.frames[0].size == w * h * 3 // 2  # I420 bytes
 
 
-def test_no_virtual_camera_device_is_a_one_line_error_with_the_fix() -> None:
+def test_no_virtual_camera_device_is_a_one_line_error_with_the_fix(tmp_path: Path) -> None:
     from realtime.sinks.virtual_camera import VirtualCameraSink
 
-    # The platform's own backend (v4l2loopback here: no kernel module on this machine).
+    # The platform's own backend, asked for a device that does not exist: the same error whether
+    # or not this machine has a virtual camera (v4l2loopback loaded, OBS installed).
     backend = {"Linux": "v4l2loopback", "Darwin": "obs", "Windows": "obs"}[platform.system()]
-    sink = VirtualCameraSink(VirtualCameraConfig(backend=backend))
+    absent = str(tmp_path / "video99")
+    sink = VirtualCameraSink(VirtualCameraConfig(backend=backend, device=absent))
     with pytest.raises(UserError) as err:
         sink.open(640, 480)
     msg = str(err.value)
-    assert "\n" not in msg and ("modprobe v4l2loopback" in msg or "OBS" in msg)
+    assert "\n" not in msg and absent in msg and ("modprobe v4l2loopback" in msg or "OBS" in msg)
 
 
 def test_bad_inputs_are_one_line_user_errors(tmp_path: Path) -> None:
