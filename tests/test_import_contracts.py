@@ -1,0 +1,135 @@
+"""The layering of the README's table, checked without an import-linter dependency.
+
+- The real-time path never imports torch: every module under realtime/ and export/, except the
+  export modules built on PyTorch (TORCH_MODULES), imports in a fresh interpreter without torch
+  appearing in sys.modules; no module under realtime/ imports torch even inside a function.
+- Layers point one way: stablesync never imports realtime or export; export never imports
+  realtime (every import statement, at any depth, read with ast).
+  `stablesync.cli` names the front-end commands by string (`importlib`), the one way up.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# The export modules that build on PyTorch (they import torch at top level, or one of these).
+TORCH_MODULES = frozenset(
+    {"export.exporter", "export.fold", "export.graphs", "export.verify", "export.backends.torch_engine"}
+)
+
+# Packages each top-level package must not import.
+FORBIDDEN = {
+    "stablesync": ("realtime", "export"),
+    "export": ("realtime",),
+}
+
+# Known breaches, file -> the imports allowed there. `stablesync enroll` fine-tunes, then exports
+# the profile: an orchestrating command that lives inside stablesync/ (imported inside a
+# function). Each entry is a debt; none may be added silently.
+KNOWN_BREACHES = {
+    "stablesync/enroll/pipeline.py": {"export.exporter"},
+}
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _sources(package: str) -> list[Path]:
+    return sorted(p for p in (ROOT / package).rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def _imports(path: Path, top_level_only: bool = False) -> Iterator[tuple[int, str]]:
+    """(line, absolute module name) of each import statement in the file."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    nodes = tree.body if top_level_only else ast.walk(tree)
+    package = _module_name(path).rsplit(".", 1)[0] if path.name != "__init__.py" else _module_name(path)
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:  # relative: resolve against the file's package
+                base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                yield node.lineno, ".".join([*base, *([node.module] if node.module else [])])
+            elif node.module:
+                yield node.lineno, node.module
+
+
+def _is(name: str, package: str) -> bool:
+    return name == package or name.startswith(package + ".")
+
+
+def test_the_real_time_path_never_imports_torch() -> None:
+    modules = [
+        _module_name(p)
+        for pkg in ("realtime", "export")
+        for p in _sources(pkg)
+        if _module_name(p) not in TORCH_MODULES
+    ]
+    assert "realtime.session" in modules and "export.backends.ort" in modules
+    code = (
+        "import importlib, json, sys\n"
+        "for name in json.loads(sys.argv[1]):\n"
+        "    importlib.import_module(name)\n"
+        "    if any(m == 'torch' or m.startswith('torch.') for m in sys.modules):\n"
+        "        sys.exit(f'importing {name} imported torch')\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(modules)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_realtime_never_imports_torch_even_lazily() -> None:
+    found = [
+        f"{p.relative_to(ROOT)}:{line} imports {name}"
+        for p in _sources("realtime")
+        for line, name in _imports(p)
+        if _is(name, "torch")
+    ]
+    assert not found, found
+
+
+@pytest.mark.parametrize("module", sorted(TORCH_MODULES))
+def test_the_torch_based_export_modules_are_the_ones_listed(module: str) -> None:
+    """Each exception is real (it imports torch at top level, or another exception does), so the
+    list cannot keep a module that no longer needs torch out of the check above."""
+    path = ROOT / (module.replace(".", "/") + ".py")
+    names = {name for _, name in _imports(path, top_level_only=True)}
+    assert any(_is(n, "torch") or n in TORCH_MODULES for n in names), names
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_layers_import_one_way(package: str) -> None:
+    breaches = []
+    for path in _sources(package):
+        rel = str(path.relative_to(ROOT))
+        for line, name in _imports(path):
+            if any(_is(name, up) for up in FORBIDDEN[package]) and name not in KNOWN_BREACHES.get(rel, ()):
+                breaches.append(f"{rel}:{line} imports {name}")
+    assert not breaches, breaches
+
+
+def test_known_breaches_are_still_there() -> None:
+    """An entry whose import was removed is removed from the list too."""
+    for rel, allowed in KNOWN_BREACHES.items():
+        path = ROOT / rel
+        names = {name for _, name in _imports(path)} if path.is_file() else set()
+        assert allowed <= names, (rel, allowed - names)
