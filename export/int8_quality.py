@@ -7,9 +7,10 @@ Every frame of every clip in the splits is generated twice by the "ort-cpu" engi
 same reference (a seeded random frame of the clip, as `stablesync eval` draws it) and the
 clip's own audio: once with frame.onnx, once with frame_int8.onnx. Measured: PSNR of the int8
 crops against the fp32 crops; the mouth opening (inner-lip gap / eye distance, mediapipe face
-mesh on each crop) of both, their Pearson r, and each one's r with the ground-truth crops'
-opening. `--record` writes the verdict into manifest.json as `int8_check`, which the CPU engine
-reads before it runs the int8 graph. No torch.
+mesh on each crop) of both, their Pearson r, the ratio of their standard deviations (how much
+the mouth moves), and each one's r with the ground-truth crops' opening. It passes with
+>= 35 dB, r >= 0.95 and a ratio >= 0.95. `--record` writes the verdict into manifest.json
+as `int8_check`, which the CPU engine reads before it runs the int8 graph. No torch.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from stablesync.errors import UserError
 from stablesync.train.data import Clip, PreparedData, generator_mel, to_chw
 
 MIN_MOUTH_OPENING_R = 0.95  # int8 vs fp32 opening, below which the int8 graph is not used
+MIN_OPENING_STD_RATIO = 0.95  # int8's mouth movement over fp32's, below which it is not used
 BATCH = 16
 
 
@@ -79,6 +81,7 @@ def compare(directory: Path, corpus: Path, splits: list[str], seed: int = 0) -> 
                     "frames": clip.n_frames,
                     "psnr_db": psnr_db(a.astype(np.float32) / 255.0, b.astype(np.float32) / 255.0),
                     "mouth_opening_r": correlation(oa, ob),
+                    "opening_std_ratio": float(np.nanstd(ob) / np.nanstd(oa)),
                     "fp32_opening_r_truth": correlation(oa, og),
                     "int8_opening_r_truth": correlation(ob, og),
                 }
@@ -97,6 +100,7 @@ def compare(directory: Path, corpus: Path, splits: list[str], seed: int = 0) -> 
         "max_abs_diff_u8": int(np.abs(a.astype(np.int16) - b.astype(np.int16)).max()),
         "mouth_opening_r": correlation(oa, ob),
         "mouth_opening_mean_abs_diff": float(np.nanmean(np.abs(oa - ob))),
+        "opening_std_ratio": float(np.nanstd(ob) / np.nanstd(oa)),  # int8 / fp32: < 1 moves less
         "fp32_opening_r_truth": correlation(oa, og),
         "int8_opening_r_truth": correlation(ob, og),
         "clips": rows,
@@ -105,10 +109,12 @@ def compare(directory: Path, corpus: Path, splits: list[str], seed: int = 0) -> 
 
 def verdict(report: dict[str, Any], real_faces: str) -> Int8Check:
     psnr, r = float(report["psnr_db"]), float(report["mouth_opening_r"])
+    ratio = float(report["opening_std_ratio"])
     return Int8Check(
-        passed=psnr >= MIN_INT8_PSNR_DB and r >= MIN_MOUTH_OPENING_R,
+        passed=psnr >= MIN_INT8_PSNR_DB and r >= MIN_MOUTH_OPENING_R and ratio >= MIN_OPENING_STD_RATIO,
         psnr_db=round(psnr, 2),
         mouth_opening_r=round(r, 4),
+        opening_std_ratio=round(ratio, 4),
         frames=int(report["frames"]),
         inputs=str(report["inputs"]),
         real_faces=real_faces,

@@ -37,6 +37,7 @@ class Int8Check:
     passed: bool
     psnr_db: float  # generated crops, int8 vs fp32, over every frame
     mouth_opening_r: float  # Pearson r of the mouth opening measured on int8 vs fp32 crops
+    opening_std_ratio: float  # the mouth opening's std, int8 / fp32: below 1 the mouth moves less
     frames: int
     inputs: str  # the clips measured, e.g. "corpus /tmp/corp_prep split test"
     real_faces: str = ""  # the real-face benchmark run with each graph, summarised in one line

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 from numpy.typing import NDArray
 from onnxruntime.quantization import (
@@ -77,12 +78,15 @@ def quantize_frame(
     samples: SampleInputs,
     log: Callable[[str], None] = print,
     min_psnr_db: float = MIN_INT8_PSNR_DB,
+    keep_fp32: tuple[str, ...] = (),
 ) -> Manifest:
-    """Writes frame_int8.onnx into `directory` if it passes; returns the manifest (updated if kept)."""
+    """Writes frame_int8.onnx into `directory` if it passes; returns the manifest (updated if kept).
+    Nodes whose name contains one of `keep_fp32` (e.g. "audio_encoder") stay in fp32."""
     src = directory / manifest.graphs["frame"].file
     pre, dst = directory / "frame.pre.onnx", directory / "frame_int8.onnx"
     feeds = frame_feeds(directory, manifest, samples)
     quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+    excluded = [n.name for n in onnx.load(str(pre)).graph.node if any(k in n.name for k in keep_fp32)]
     quantize_static(
         str(pre),
         str(dst),
@@ -91,6 +95,7 @@ def quantize_frame(
         per_channel=True,
         activation_type=QuantType.QUInt8,
         weight_type=QuantType.QInt8,
+        nodes_to_exclude=excluded,
     )
     pre.unlink()
     fp32, int8 = open_session(src), open_session(dst)
@@ -138,10 +143,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("directory", type=Path, help="an export directory (manifest.json, frame.onnx)")
     parser.add_argument("--corpus", type=Path, required=True, help="a prepared dataset (train split used)")
     parser.add_argument("--samples", type=int, default=32, help="calibration items")
+    parser.add_argument("--keep-fp32", default="", help="comma-separated node-name parts left in fp32")
     args = parser.parse_args(argv)
     manifest = read_manifest(args.directory)
     samples = split_inputs(args.corpus, "train", args.samples, manifest.lookahead_ms)
-    manifest = quantize_frame(args.directory, manifest, samples)
+    keep = tuple(k for k in args.keep_fp32.split(",") if k)
+    manifest = quantize_frame(args.directory, manifest, samples, keep_fp32=keep)
     write_manifest(args.directory, manifest)
     return 0
 

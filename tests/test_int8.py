@@ -14,7 +14,9 @@ SHIPPED = Path(__file__).resolve().parent.parent / "stablesync" / "assets" / "we
 
 
 def _check(passed: bool) -> Int8Check:
-    return Int8Check(passed=passed, psnr_db=41.0, mouth_opening_r=0.98, frames=300, inputs="test")
+    return Int8Check(
+        passed=passed, psnr_db=41.0, mouth_opening_r=0.98, opening_std_ratio=0.97, frames=300, inputs="test"
+    )
 
 
 def _export_with_int8(tmp_path: Path, check: Int8Check | None, psnr_db: float | None = None) -> Path:
@@ -72,3 +74,12 @@ def test_no_int8_graph_is_never_usable() -> None:
 def test_the_check_survives_the_manifest_round_trip(tmp_path: Path) -> None:
     directory = _export_with_int8(tmp_path, _check(True))
     assert read_manifest(directory).int8_check == _check(True)
+
+
+def test_the_verdict_needs_the_mouth_to_move_as_much() -> None:
+    from export.int8_quality import verdict
+
+    report = {"psnr_db": 41.8, "mouth_opening_r": 0.984, "frames": 300, "inputs": "test"}
+    assert verdict({**report, "opening_std_ratio": 0.97}, "").passed
+    assert not verdict({**report, "opening_std_ratio": 0.926}, "").passed  # the shipped weights' int8
+    assert not verdict({**report, "opening_std_ratio": 0.97, "psnr_db": 30.0}, "").passed
