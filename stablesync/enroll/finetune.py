@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 PRESET = "cpu-rt"
 SYNC_FRAMES = 1  # no sync term: one frame per window, the cheapest step
 WARM_BATCH = 16
+BUDGET_FOR_STEPS = 0.85
 REFERENCE_POOL = 24  # frames of the take used as identity references
 
 
@@ -97,7 +98,7 @@ def stage_config(cfg: FinetuneConfig, steps: int, checkpoint_every: int) -> Gene
         final_lr_fraction=0.1,
         seed=cfg.seed,
         log_every=max(1, min(10, steps)),
-        val_every=max(1, checkpoint_every),
+        val_every=max(checkpoint_every, steps // 3),  # validation is a step's cost: a few per run
         val_batches=1,
         checkpoint_every=checkpoint_every,
         threads=cfg.threads,
@@ -194,7 +195,8 @@ def make_plan(cfg: FinetuneConfig, caches: FrozenCaches) -> Plan:
         plan = Plan(cfg.steps, 0.0, max(1, min(cfg.steps // 2, 50)))
     else:
         step_s = measure_step_s(cfg, caches)
-        steps = max(cfg.min_steps, int(cfg.budget_s / step_s))
+        # checkpoints, validations and the export's share of the budget are not in `step_s`
+        steps = max(cfg.min_steps, int(BUDGET_FOR_STEPS * cfg.budget_s / step_s))
         plan = Plan(steps, step_s, max(1, int(cfg.checkpoint_every_s / step_s)))
         print(
             f"enroll: {step_s:.2f} s per step: {steps} steps in the {cfg.budget_s / 60:.1f}-minute budget",
