@@ -72,6 +72,28 @@ def _is(name: str, package: str) -> bool:
     return name == package or name.startswith(package + ".")
 
 
+def _import_each(modules: list[str], banned: tuple[str, ...]) -> None:
+    """Imports the modules in turn in a fresh interpreter; fails naming the first whose import
+    brought in a banned package."""
+    code = (
+        "import importlib, json, sys\n"
+        "banned = tuple(json.loads(sys.argv[2]))\n"
+        "for name in json.loads(sys.argv[1]):\n"
+        "    importlib.import_module(name)\n"
+        "    bad = sorted({m.split('.')[0] for m in sys.modules} & set(banned))\n"
+        "    if bad:\n"
+        "        sys.exit(f'importing {name} imported {bad}')\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(modules), json.dumps(banned)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
 def test_the_real_time_path_never_imports_torch() -> None:
     modules = [
         _module_name(p)
@@ -80,21 +102,24 @@ def test_the_real_time_path_never_imports_torch() -> None:
         if _module_name(p) not in TORCH_MODULES
     ]
     assert "realtime.session" in modules and "export.backends.ort" in modules
-    code = (
-        "import importlib, json, sys\n"
-        "for name in json.loads(sys.argv[1]):\n"
-        "    importlib.import_module(name)\n"
-        "    if any(m == 'torch' or m.startswith('torch.') for m in sys.modules):\n"
-        "        sys.exit(f'importing {name} imported torch')\n"
-    )
-    proc = subprocess.run(
-        [sys.executable, "-c", code, json.dumps(modules)],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        cwd=ROOT,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    _import_each(modules, ("torch",))
+
+
+# What the real-time install leaves out (pyproject's `train` extra): the live path never needs it.
+TRAINING_ONLY = ("torch", "onnx", "safetensors", "tqdm", "onnxscript", "matplotlib", "skimage")
+RUNTIME_EXPORT = (
+    "export",
+    "export.engine",
+    "export.manifest",
+    "export.backends",
+    "export.backends.ort",
+    "export.backends.tensorrt_engine",
+)
+
+
+def test_the_real_time_path_needs_no_training_only_package() -> None:
+    modules = [*RUNTIME_EXPORT, *(_module_name(p) for p in _sources("realtime"))]
+    _import_each(modules, TRAINING_ONLY)
 
 
 def test_realtime_never_imports_torch_even_lazily() -> None:
