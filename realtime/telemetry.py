@@ -11,13 +11,42 @@ import time
 from collections import Counter, deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Required, TypedDict, get_args
 
 import numpy as np
 
 from realtime.frames import NS_PER_MS, NS_PER_S, OutputFrame
 
-SERIES = ("glass_to_glass_ms", "av_offset_ms", "track_ms", "wait_audio_ms", "infer_ms", "composite_ms")
+SeriesName = Literal[
+    "glass_to_glass_ms", "av_offset_ms", "track_ms", "wait_audio_ms", "infer_ms", "composite_ms"
+]
+SERIES: tuple[SeriesName, ...] = get_args(SeriesName)
+
+
+class Percentiles(TypedDict, total=False):
+    """One series' figures (milliseconds): `count` always, the rest when it is above 0."""
+
+    count: Required[int]
+    mean: float
+    p50: float
+    p95: float
+    p99: float
+    max: float
+
+
+class TelemetrySummary(TypedDict):
+    """`Telemetry.summary()`: each series' percentiles, the fps over the run, the frame counts
+    (`frames_out`, `mode_<mode>`, `frames_dropped`, `over_budget`, ...) and the events noted."""
+
+    glass_to_glass_ms: Percentiles
+    av_offset_ms: Percentiles
+    track_ms: Percentiles
+    wait_audio_ms: Percentiles
+    infer_ms: Percentiles
+    composite_ms: Percentiles
+    sustained_fps: float
+    counts: dict[str, int]
+    events: dict[str, int]
 
 
 @dataclass(frozen=True)
@@ -26,7 +55,7 @@ class TelemetryConfig:
     fps_window_s: float = 2.0
 
 
-def percentiles(values: list[float] | deque[float]) -> dict[str, float]:
+def percentiles(values: list[float] | deque[float]) -> Percentiles:
     if not values:
         return {"count": 0}
     arr = np.asarray(values, dtype=np.float64)
@@ -122,12 +151,19 @@ class Telemetry:
             f" noface {c['mode_noface']} err {c['mode_error']}"
         )
 
-    def summary(self) -> dict[str, Any]:
-        figures: dict[str, Any] = {name: percentiles(values) for name, values in self.series.items()}
-        figures["sustained_fps"] = round(self.sustained_fps(), 2)
-        figures["counts"] = {k: v for k, v in sorted(self.counts.items()) if not k.startswith("event:")}
-        figures["events"] = {k[6:]: v for k, v in self.counts.items() if k.startswith("event:")}
-        return figures
+    def summary(self) -> TelemetrySummary:
+        p = {name: percentiles(values) for name, values in self.series.items()}
+        return TelemetrySummary(
+            glass_to_glass_ms=p["glass_to_glass_ms"],
+            av_offset_ms=p["av_offset_ms"],
+            track_ms=p["track_ms"],
+            wait_audio_ms=p["wait_audio_ms"],
+            infer_ms=p["infer_ms"],
+            composite_ms=p["composite_ms"],
+            sustained_fps=round(self.sustained_fps(), 2),
+            counts={k: v for k, v in sorted(self.counts.items()) if not k.startswith("event:")},
+            events={k[6:]: v for k, v in self.counts.items() if k.startswith("event:")},
+        )
 
     def summary_text(self) -> str:
         s = self.summary()
@@ -150,7 +186,7 @@ class Telemetry:
     def write_json(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        data = self.summary() | (extra or {})
+        data: dict[str, Any] = {**self.summary(), **(extra or {})}
         tmp = path.with_name(path.name + ".partial")
         tmp.write_text(json.dumps(data, indent=2))
         tmp.replace(path)
