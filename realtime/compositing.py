@@ -36,30 +36,7 @@ F32 = NDArray[np.float32]
 ShapeSource = Literal["read", "held", "silent", "none"]
 # The nostrils' base and the points beside it: fixed control points, so that no warped triangle
 # reaches above the nostrils.
-NOSTRIL_BASE = (
-    2,
-    97,
-    326,
-    98,
-    327,
-    99,
-    328,
-    60,
-    290,
-    75,
-    305,
-    79,
-    309,
-    240,
-    460,
-    64,
-    294,
-    48,
-    278,
-    164,
-    167,
-    393,
-)
+NOSTRIL_BASE = (2, 97, 326, 98, 327, 99, 328, 60, 290, 75, 305, 79, 309, 240, 460, 64, 294, 48, 278)
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,10 @@ from stablesync.face.landmarks import (
 F32 = NDArray[np.float32]
 F64 = NDArray[np.float64]
 
-SUBNASALE = 2  # the point under the nose, between the nostrils
+# The nostrils' base: the point under the nose between the nostrils and the alar bases. Nothing
+# at or above the lowest of them moves.
+NOSTRILS = (2, 98, 327)
+NOSE_MARGIN = 0.3  # share of the nostrils-to-lip distance below the nostrils that does not move
 UPPER_LIP_TOP = 0  # the outer upper lip at the middle
 # Points around the nose and eyes that the generator does not change: the generated landmarks
 # are registered to the frame's on these.
@@ -117,7 +120,8 @@ class FaceFrame:
     def of(cls, points: F32, alignment: CropAlignment) -> FaceFrame:
         up = alignment.points_to_crop(points).astype(np.float64)
         y, x = up[:, 1], up[:, 0]
-        y_nose, y_lip = y[SUBNASALE], y[UPPER_LIP_TOP]
+        y_nose, y_lip = float(y[list(NOSTRILS)].max()), y[UPPER_LIP_TOP]
+        y_nose += NOSE_MARGIN * (y_lip - y_nose)  # the skin right under the nostrils stays too
         move = _smoothstep((y - y_nose) / max(y_lip - y_nose, 1e-3))
         move[y <= y_nose] = 0.0
         y_upper = y[UPPER_LIP_INNER]
