@@ -166,10 +166,11 @@ class Compositor:
         if box.empty:
             return Composite(image=frame, shape=source)
         map_x, map_y, _ = backward_maps(target_ctrl, source_ctrl, tris, box)
-        warped = cv2.remap(frame, map_x, map_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
-        region = warped.astype(np.float32)
+        warped = np.asarray(
+            cv2.remap(frame, map_x, map_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE), np.uint8
+        )
         feather_px = max(0.7, self.cfg.feather_eyes * eye_distance(points))
-        fill_interior(region, box, frame, points, target, generated, gen_points, feather_px)
+        fill_interior(warped, box, frame, points, target, generated, gen_points, feather_px)
         out = frame.copy()
-        out[box.y0 : box.y1, box.x0 : box.x1] = np.clip(region + 0.5, 0, 255).astype(np.uint8)
+        out[box.y0 : box.y1, box.x0 : box.x1] = warped
         return Composite(image=out, shape=source)

@@ -105,7 +105,7 @@ def _shade(covered: NDArray[np.bool_], depth_px: float) -> F32:
 
 
 def fill_interior(
-    warped: F32,
+    warped: NDArray[np.uint8],
     box: Box,
     frame: NDArray[np.uint8],
     points: F32,
@@ -114,7 +114,7 @@ def fill_interior(
     gen_points: F32,
     feather_px: float,
 ) -> None:
-    """Blends the generated inside of the mouth into `warped` (the box of the output, float RGB,
+    """Blends the generated inside of the mouth into `warped` (the box of the output, RGB,
     holding the frame's own inside of the mouth warped to the target), in place, under the
     target's inner-lip polygon, feathered inward by `feather_px`."""
     tris = inner_triangles()
@@ -139,4 +139,5 @@ def fill_interior(
         blurred = cv2.GaussianBlur(alpha, (0, 0), sigmaX=feather_px)
         alpha = np.clip((blurred - 0.25) * 2.0, 0.0, 1.0) * alpha
     view = warped[inner.y0 - box.y0 : inner.y1 - box.y0, inner.x0 - box.x0 : inner.x1 - box.x0]
-    view[:] = alpha[..., None] * interior + (1.0 - alpha[..., None]) * view
+    blended = alpha[..., None] * interior + (1.0 - alpha[..., None]) * view.astype(np.float32)
+    view[:] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
