@@ -95,5 +95,8 @@ def render_results(results: list[dict[str, Any]], plots: dict[str, Path], quick:
         if name in plots:
             rel = os.path.relpath(plots[name], Path(__file__).resolve().parent)
             lines += ["", f"![{name}]({rel})"]
+        for image in runs[0].get("figures", {}).get("images", []):  # pictures a benchmark made itself
+            rel = os.path.relpath(out_dir / image, Path(__file__).resolve().parent)
+            lines += ["", f"![{name}: {image}]({rel})"]
         lines.append("")
     return "\n".join(lines) + "\n"

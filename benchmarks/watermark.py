@@ -299,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     sheet = args.out.with_name("watermark_contact.png")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     contact_sheet(sheet)
-    figures["contact_sheet"] = sheet.name
+    figures["images"] = [sheet.name]  # shown under the table in RESULTS.md
     figures["samples"] = {
         "marked, H.264 0.5 Mbit/s": raw["marked_z"]["h264_0.5mbit"],
         "marked, VP8 0.5 Mbit/s": raw["marked_z"]["vp8_0.5mbit"],
