@@ -36,6 +36,7 @@ DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "real"
 RATE_HZ = 16_000
 ENROLL_FRACTION = 0.7
 KEYS = ("mouth_psnr_db", "mouth_ssim", "lmd", "r_real", "amplitude_ratio", "teal_frames", "upper_psnr_db")
+MORE_KEYS = ("sharpness_ratio", "straight_edge_frac", "lip_synced_frames")
 
 
 def _peak_rss_mb() -> float:
@@ -101,7 +102,7 @@ def run_clip(video: Path, minutes: float) -> dict[str, Any]:
         "peak_rss_mb": round(_peak_rss_mb(), 0),
     }
     for weights in ("personal", "shipped"):
-        out[weights] = {k: report[weights].get(k) for k in KEYS}
+        out[weights] = {k: report[weights].get(k) for k in KEYS + MORE_KEYS}
     out["personal_at_least_as_good"] = report["personal_at_least_as_good"]
     return out
 
