@@ -127,9 +127,9 @@ def enroll(cfg: EnrollConfig) -> dict[str, Any]:
         "name": cfg.name,
         "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "source": str(cfg.video),
-        "footage_s": split.footage_s,
-        "trained_on_s": split.split_s,
-        "held_out_s": split.footage_s - split.split_s,
+        "footage_s": round(split.footage_s, 2),
+        "trained_on_s": round(split.split_s, 2),
+        "held_out_s": round(split.footage_s - split.split_s, 2),
         "steps": plan["steps"],
         "step_s": plan["step_s"],
         "enroll_wall_s": round(time.perf_counter() - began, 1),  # of this invocation
