@@ -169,6 +169,19 @@ def enroll_task(stage: GeneratorStage, caches: FrozenCaches) -> GeneratorTask:
             picks = pool[rng.integers(len(pool), size=len(b.references))]
             return dataclasses.replace(b, references=to_chw(data.clips[0].frames[picks]))
 
+        def _inputs(self, b: GeneratorBatch) -> dict[str, torch.Tensor]:
+            """As the stage's, with G_S's and the audio encoder's outputs read from `caches`."""
+            dev = self.env.device
+            mels = torch.from_numpy(b.mels).to(dev).flatten(0, 1)
+            identity = caches.identity(self.model.silence, torch.from_numpy(b.references).to(dev))
+            return {
+                "targets": torch.from_numpy(b.targets).to(dev).flatten(0, 1),
+                "audio": caches.audio(self.model.audio_encoder, mels),
+                "identity": identity.repeat_interleave(b.targets.shape[1], 0),
+                "sync_mels": torch.from_numpy(b.sync_mels).to(dev),
+                "bsz": torch.tensor(b.targets.shape[0]),
+            }
+
     task = EnrollTask(stage, "generator", init_distributed())
     task.warm()
     return task
