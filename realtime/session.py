@@ -442,7 +442,7 @@ class LipSyncSession:
         result = self._compositor.composite(
             work.frame.image,
             gen_u8,
-            work.track.points,
+            work.track.raw_points if work.track.raw_points is not None else work.track.points,
             work.track.alignment,
             work.frame.capture_ns,
             closed=work.window.silent,

@@ -58,11 +58,14 @@ def head_pose(points: NDArray[np.float32]) -> HeadPose:
 
 @dataclass(frozen=True)
 class FaceTrack:
-    points: NDArray[np.float32]  # (468, 2) smoothed landmarks, frame pixels
+    points: NDArray[np.float32]  # (468, 2) smoothed landmarks, frame pixels (the crop's, steady)
     alignment: CropAlignment
     crop: NDArray[np.uint8]  # (S, S, 3) aligned RGB crop of this frame
     pose: HeadPose
     detected: bool  # False: landmarks reused from an earlier frame (tracking skipped)
+    # (468, 2) this frame's landmarks as found, not smoothed: where the face is in these pixels
+    # (the renderer's anchor; smoothed ones lag a moving head)
+    raw_points: NDArray[np.float32] | None = None
 
 
 def _iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
@@ -83,6 +86,7 @@ class FaceFollower:
         self._challenger_frames = 0
         self._last_seen_ns: int | None = None
         self._last_points: NDArray[np.float32] | None = None
+        self._last_raw: NDArray[np.float32] | None = None
 
     def _mesh(self) -> FaceTracker:
         if self._tracker is None:  # created on the executor thread that uses it
@@ -123,6 +127,7 @@ class FaceFollower:
         if reuse:
             assert self._last_points is not None
             points = self._last_points
+            raw = self._last_raw if self._last_raw is not None else points
             detected = False
         else:
             if (
@@ -137,11 +142,17 @@ class FaceFollower:
                 return None
             self._current = face
             self._last_seen_ns = frame.capture_ns
-            points = self._filter(face.points[:, :2], frame.capture_ns).astype(np.float32)
-            self._last_points = points
+            raw = face.points[:, :2].astype(np.float32)
+            points = self._filter(raw, frame.capture_ns).astype(np.float32)
+            self._last_points, self._last_raw = points, raw
             detected = True
         alignment = CropAlignment.from_landmarks(points, self.crop_size)
         crop = align_crop(frame.image, alignment)
         return FaceTrack(
-            points=points, alignment=alignment, crop=crop, pose=head_pose(points), detected=detected
+            points=points,
+            alignment=alignment,
+            crop=crop,
+            pose=head_pose(points),
+            detected=detected,
+            raw_points=raw,
         )
