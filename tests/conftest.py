@@ -7,6 +7,18 @@ from pathlib import Path
 
 import pytest
 
+# A test that needs one of these session fixtures (a PyTorch export, a synthesised corpus, its
+# preparation: a minute or more each on 2 cores) is slow, marked or not: `make test-fast`
+# (pytest -m "not slow") leaves it out.
+SLOW_FIXTURES = frozenset({"cpu_rt_export", "tiny_corpus", "tiny_prepared"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 # --- export (issue 5) ----------------------------------------------------------------------
 
 

@@ -55,6 +55,7 @@ def test_filterbank_matches_librosa() -> None:
     np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-9)
 
 
+@pytest.mark.slow
 def test_log_mel_matches_librosa_interior_frames() -> None:
     x = _speechlike(1.3)
     ours = log_mel(x)

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from benchmarks.latency_probe import RATE_HZ, response_frame, sound_onsets
 
@@ -33,6 +34,7 @@ def test_response_frame_is_the_half_rise_and_none_without_a_rise() -> None:
     assert response_frame(pts, noisy, onset_s=2.0) is None
 
 
+@pytest.mark.slow
 def test_bench_quick_runs_and_writes_valid_json(tmp_path: Path) -> None:
     """`stablesync bench --quick` on two of its benchmarks (the whole quick suite takes minutes):
     each writes valid JSON with the environment, and the table is regenerated."""

@@ -19,6 +19,7 @@ def _inputs() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     )
 
 
+@pytest.mark.slow
 def test_round_trip_reproduces_outputs_exactly(tmp_path: Path) -> None:
     cfg = get_preset("cpu-rt").lipsync
     model = LipSyncModel(cfg).eval()
@@ -171,6 +172,7 @@ def test_older_formats_are_migrated_and_newer_ones_refused(
     assert checkpoint.load(v2)[1] == cfg
 
 
+@pytest.mark.slow
 def test_average_is_the_mean_of_one_runs_checkpoints(tmp_path: Path) -> None:
     cfg = get_preset("cpu-rt").syncnet
     models = []

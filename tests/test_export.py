@@ -153,6 +153,7 @@ def _like_trained(model: torch.nn.Module) -> None:
                 m.bias.copy_(torch.randn(n, generator=g) * 0.1)
 
 
+@pytest.mark.slow
 def test_fold_batch_norm_keeps_the_outputs() -> None:
     import torch
 

@@ -130,6 +130,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_cli_user_errors_are_one_line(tmp_path: Path) -> None:
     res = _cli("--checkpoint", str(tmp_path / "missing.safetensors"), "--out", str(tmp_path / "o"))
     assert res.returncode == 2 and res.stderr.count("\n") == 1 and "checkpoint not found" in res.stderr

@@ -19,7 +19,9 @@ def _seed() -> None:
     torch.manual_seed(0)
 
 
-@pytest.mark.parametrize("name", list_presets())
+@pytest.mark.parametrize(
+    "name", [n if n == "cpu-rt" else pytest.param(n, marks=pytest.mark.slow) for n in list_presets()]
+)
 def test_every_preset_gives_finite_outputs_of_documented_shapes(name: str) -> None:
     preset = get_preset(name)
     s = preset.lipsync.generator.image_size
@@ -45,6 +47,7 @@ def test_every_preset_gives_finite_outputs_of_documented_shapes(name: str) -> No
     assert logits.shape == (2, 1, patches, patches) and len(feats_d) == len(preset.discriminator.channels)
 
 
+@pytest.mark.slow
 def test_split_inference_equals_whole_forward() -> None:
     model = create("cpu-rt").eval()
     ref, frames, mels = torch.rand(3, 3, 96, 96), torch.rand(3, 3, 96, 96), torch.randn(3, 1, 80, 16)

@@ -192,6 +192,7 @@ def test_three_stages_in_order(random_prepared: Path, tmp_path: Path) -> None:
     assert info["step"] in (2,)
 
 
+@pytest.mark.slow
 def test_without_adversarial_terms_the_discriminator_rests(random_prepared: Path, tmp_path: Path) -> None:
     stage, cfg = load_config(
         write_config(tmp_path / "s.toml", syncnet_toml(random_prepared, tmp_path / "sn", 2))
