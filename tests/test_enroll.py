@@ -3,6 +3,7 @@ profile in XDG_DATA_HOME, validated, resumed after an interruption, and used by 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import stat
 from pathlib import Path
@@ -131,5 +132,12 @@ def test_enroll_interrupted_resumed_exported_and_used_by_run(
     run = ["run", "--profile", "me", "--face", str(face), "--audio", str(video)]
     assert cli([*run, "--fast", "--seconds", "1", "--quiet", "--out", str(out)]) == 0
     assert out.is_file()
+    from realtime.cli_serve import build_parser, open_pipelines
+
+    serve = build_parser("stablesync serve").parse_args(["--profile", "me", "--backend", "ort-cpu"])
+    assert serve.weights == profile
+    pipelines = open_pipelines(serve)  # serve's shared engine: the profile's graphs
+    assert pipelines.mode == "ort-cpu"
+    asyncio.run(pipelines.aclose())
     assert cli(["profiles", "list"]) == 0
     assert cli(["profiles", "remove", "me"]) == 0 and not profile.exists()
