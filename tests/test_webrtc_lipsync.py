@@ -39,12 +39,22 @@ async def test_sessions_share_one_engine_and_stay_isolated(tiny_corpus: Path, cp
     face_modes, faceless_modes = face.stats[-1]["modes"], faceless.stats[-1]["modes"]
     assert face_modes.get("lipsync", 0) >= 10, face_modes  # the model drew the mouth
     assert "lipsync" not in faceless_modes and faceless_modes.get("noface", 0) > 20, faceless_modes
-    assert factory.batcher.items_run >= face_modes["lipsync"]  # through the shared batcher
+    # every lip-synced frame went through the factory's one batcher, and none of the faceless
+    # peer's frames did: it ran no more items than the face peer's frames (out, or dropped
+    # inside its pipeline after inference; plus up to a second of frames after its last stats
+    # message, which come once a second)
+    face_frames = sum(face_modes.values()) + face.stats[-1]["dropped_frames"]
+    assert face_modes["lipsync"] <= factory.batcher.items_run <= face_frames + 30, (
+        factory.batcher.items_run,
+        face.stats[-1],
+    )
     assert face.stats[-1]["backend"] == "ort-cpu"
     assert face.stats[-1]["pipeline"]["stages_p50_ms"]["infer_ms"] > 0
-    # what came back is the clip with a generated mouth: same picture above, changed below
+    # what came back is the clip: its upper face is that of one of the frames sent (below, the
+    # renderer may have moved the mouth)
     assert face.last_frame is not None
-    sent = clip.frames[: len(clip.frames)]
     top = slice(mark_height_px(256), 100)
-    best = min(float(np.abs(face.last_frame[top].astype(int) - f[top].astype(int)).mean()) for f in sent)
+    best = min(
+        float(np.abs(face.last_frame[top].astype(int) - f[top].astype(int)).mean()) for f in clip.frames
+    )
     assert best < 12.0  # VP8 twice, but the same upper face
