@@ -8,6 +8,7 @@ the stream (`pts_ns`). Images are RGB uint8 (H, W, 3); audio is mono float32 in 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -97,17 +98,18 @@ class StageTimes:
     composite_ms: float = 0.0
 
 
+# What happened to a frame: "lipsync" (generated mouth composited), "noface" (no face: passed
+# through), "late" (would have missed its deadline: passed through), "error" (the engine or a
+# stage failed: passed through), "warmup" (no reference yet: passed through).
+FrameMode = Literal["lipsync", "noface", "late", "error", "warmup"]
+
+
 @dataclass(frozen=True)
 class OutputFrame:
-    """A processed frame, ready for the sinks.
-
-    `mode` says what happened to it: "lipsync" (generated mouth composited), "noface" (no face:
-    passed through), "late" (would have missed its deadline: passed through), "error" (the engine
-    or a stage failed: passed through), "warmup" (no reference yet: passed through).
-    """
+    """A processed frame, ready for the sinks; `mode` (`FrameMode`) says what happened to it."""
 
     frame: VideoFrame
     image: RgbImage
-    mode: str
+    mode: FrameMode
     stages: StageTimes = field(default_factory=StageTimes)
     deadline_ns: int = 0

@@ -34,7 +34,16 @@ from export.engine import FloatArray, ReferenceFeatures
 from realtime.audio_windows import MelTimeline, MelWindow, WindowConfig
 from realtime.batcher import InferenceBatcher
 from realtime.compositing import CompositeConfig, Compositor
-from realtime.frames import NS_PER_MS, NS_PER_S, AudioChunk, OutputFrame, RgbImage, StageTimes, VideoFrame
+from realtime.frames import (
+    NS_PER_MS,
+    NS_PER_S,
+    AudioChunk,
+    FrameMode,
+    OutputFrame,
+    RgbImage,
+    StageTimes,
+    VideoFrame,
+)
 from realtime.slots import Channel, LatestSlot
 from realtime.telemetry import Telemetry
 from realtime.tracking import FaceFollower, FaceTrack, HeadPose, TrackingConfig
@@ -71,7 +80,7 @@ class _Work:
     frame: VideoFrame
     deadline_ns: int
     track: FaceTrack | None = None
-    mode: str | None = None  # set when the frame is passed through
+    mode: FrameMode | None = None  # set when the frame is passed through
     window: MelWindow | None = None
     future: asyncio.Future[FloatArray | None] | None = None
     times: dict[str, float] = field(default_factory=dict)
