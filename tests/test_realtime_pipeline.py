@@ -86,7 +86,10 @@ async def test_corpus_clip_is_tracked_lipsynced_and_muxed_in_sync(
         [np.abs(a.astype(int) - b.astype(int)).mean(-1) for a, b in zip(src, got, strict=False)], 0
     )
     assert diff[:40].mean() < 3.0
-    assert diff.max() > 20.0
+    # re-dubbed with its own audio, the renderer moves the frame's own mouth only a little
+    # (a pasted crop changed it by 20+ levels); where it changes most is the lower half
+    y_max = int(np.unravel_index(int(np.argmax(diff)), diff.shape)[0])
+    assert diff.max() > 5.0 and y_max > diff.shape[0] // 2, (diff.max(), y_max)
     assert not out.with_name(out.stem + ".partial.mp4").exists()
 
 
