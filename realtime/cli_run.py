@@ -5,8 +5,10 @@ delayed to match, to a virtual microphone."""
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
+from export.engine import Engine
 from export.manifest import read_manifest
 from realtime.cli_common import (
     add_engine_options,
@@ -117,6 +119,8 @@ async def _run(args: argparse.Namespace) -> RunResult:
     try:
         await open_sources(video, audio)  # every device and input before the model and any file
         engine = open_engine(args.weights, args.backend, args.threads)
+        if not args.quiet:
+            print(start_up_lines(args, video, audio, engine), file=sys.stderr)
         create_pulse = args.virtual_mic and args.mic_output is None and _linux()
         cfg = RunConfig(
             session=session_config(args, realtime=paced),
@@ -133,6 +137,45 @@ async def _run(args: argparse.Namespace) -> RunResult:
         return await Runner(engine, video, audio, cfg, paced=paced).run()
     finally:
         await close_sources(video, audio)
+
+
+def start_up_lines(args: argparse.Namespace, video: VideoSource, audio: AudioSource, engine: Engine) -> str:
+    """What this run opened and where its output goes, one line each."""
+    from stablesync.face import describe_trackers
+
+    if isinstance(video, ImageSource):
+        h, w = video.image.shape[:2]
+        source = f"photo {args.face} ({w}x{h}, {args.fps:g} fps)"
+    elif isinstance(video, CameraSource):
+        source = f"camera {video.device} ({video.width}x{video.height} at {video.fps:g} fps)"
+    else:
+        source = f"video {args.video} (looped)"
+    if isinstance(audio, MicSource):
+        rate, channels = audio.output_format
+        sound = f"microphone {args.mic or 'default'} ({rate} Hz, {channels} ch)"
+    else:
+        sound = f"audio {args.audio}"
+    graph = getattr(engine, "frame_graph", "frame")
+    lines = [
+        f"video in:  {source}",
+        f"audio in:  {sound}",
+        f"model:     {engine.manifest.preset} on {getattr(engine, 'backend', 'engine')} ({graph})",
+        f"tracking:  {describe_trackers()}",
+    ]
+    if args.out:
+        lines.append(
+            f"file:      {args.out} (written as {args.out.with_suffix('.partial.mp4').name} until done)"
+        )
+    if args.virtual_camera:
+        where = args.camera_device or "the first v4l2loopback device / OBS virtual camera"
+        lines.append(f"camera out: {where}: pick it as the camera in the call app")
+    if args.virtual_mic:
+        lines.append(
+            "mic out:   Linux: pick 'stablesync' (or the name printed next) as the microphone in the call app"
+            if args.mic_output is None
+            else f"mic out:   {args.mic_output}: pick its input side as the microphone in the call app"
+        )
+    return "\n".join(lines)
 
 
 def _linux() -> bool:

@@ -167,7 +167,9 @@ class Runner:
             mic_cfg = cfg.virtual_mic
             if cfg.create_pulse_mic:
                 pulse_mic = PulseVirtualMic()
-                await loop.run_in_executor(None, pulse_mic.create)
+                name = await loop.run_in_executor(None, pulse_mic.create)
+                if cfg.live_status:
+                    print(f"mic out:   pick '{name}' as the microphone in the call app", file=sys.stderr)
                 mic_cfg = dataclasses.replace(mic_cfg, pulse_sink=pulse_mic.sink_name)
             mic_cfg = dataclasses.replace(mic_cfg, sample_rate_hz=audio_rate_hz, channels=audio_channels)
             vmic = VirtualMicSink(mic_cfg)

@@ -255,3 +255,15 @@ def test_run_stopped_by_sigterm_exits_zero_like_serve_with_a_complete_file(
     assert out.is_file() and not partial.exists()
     with av.open(str(out)) as container:
         assert container.streams.video[0].frames > 0
+
+
+def test_run_says_what_it_opened_before_it_starts(rt_face_photo: Path, speech: Path, tmp_path: Path) -> None:
+    out = tmp_path / "said.mp4"
+    cmd = [sys.executable, "-m", "stablesync", "run", "--face", str(rt_face_photo), "--audio", str(speech)]
+    cmd += ["--fast", "--seconds", "1", "--out", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr
+    head = proc.stderr.splitlines()[:6]
+    assert head[0].startswith("video in:  photo") and str(rt_face_photo) in head[0], head
+    assert head[1].startswith("audio in:  audio") and any(h.startswith("model:     cpu-rt on ") for h in head)
+    assert any(h.startswith("file:      ") and "said.partial.mp4" in h for h in head), head
