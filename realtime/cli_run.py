@@ -64,6 +64,12 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument("--virtual-camera", action="store_true", help="send the video to a virtual camera")
     parser.add_argument("--camera-device", default=None, help="virtual camera device (e.g. /dev/video10)")
     parser.add_argument(
+        "--output-size",
+        default="1280x720",
+        help="virtual camera size WxH (default 1280x720; a frame of another shape is fitted in), or 'frame'",
+    )
+    parser.add_argument("--camera-size", default="640x480", help="webcam capture size WxH (default 640x480)")
+    parser.add_argument(
         "--virtual-mic", action="store_true", help="play the delayed audio to a virtual microphone"
     )
     parser.add_argument(
@@ -101,7 +107,10 @@ def _sources(args: argparse.Namespace, sample_rate_hz: int) -> tuple[VideoSource
         video = VideoFileSource(args.video, duration_s=duration)
     else:
         camera = args.camera if args.camera is not None else "0"
-        video = CameraSource(int(camera) if str(camera).isdigit() else camera, fps=args.fps)
+        width, height = parse_size(args.camera_size, "--camera-size")
+        video = CameraSource(
+            int(camera) if str(camera).isdigit() else camera, width=width, height=height, fps=args.fps
+        )
     return video, audio, not args.fast
 
 
@@ -126,7 +135,11 @@ async def _run(args: argparse.Namespace) -> RunResult:
             session=session_config(args, realtime=paced),
             out_path=args.out,
             fps=args.fps,
-            virtual_camera=VirtualCameraConfig(fps=args.fps, device=args.camera_device)
+            virtual_camera=VirtualCameraConfig(
+                fps=args.fps,
+                device=args.camera_device,
+                size=None if args.output_size == "frame" else parse_size(args.output_size, "--output-size"),
+            )
             if args.virtual_camera
             else None,
             virtual_mic=VirtualMicConfig(device=args.mic_output) if args.virtual_mic else None,
@@ -137,6 +150,16 @@ async def _run(args: argparse.Namespace) -> RunResult:
         return await Runner(engine, video, audio, cfg, paced=paced).run()
     finally:
         await close_sources(video, audio)
+
+
+def parse_size(text: str, flag: str) -> tuple[int, int]:
+    """'WxH' -> (W, H), both even and within 16..7680; anything else is a one-line error."""
+    parts = text.lower().split("x")
+    if len(parts) == 2 and all(p.isdigit() for p in parts):
+        w, h = int(parts[0]), int(parts[1])
+        if 16 <= w <= 7680 and 16 <= h <= 7680 and w % 2 == 0 and h % 2 == 0:
+            return w, h
+    raise UserError(f"{flag} {text}: expected WIDTHxHEIGHT, even numbers from 16 to 7680 (e.g. 1280x720)")
 
 
 def start_up_lines(args: argparse.Namespace, video: VideoSource, audio: AudioSource, engine: Engine) -> str:
@@ -189,6 +212,9 @@ def main(args: argparse.Namespace) -> int:
         raise UserError("nothing to output to: pass --virtual-camera and/or --out FILE.mp4")
     check_positive(args.fps, "--fps", "frames per second", most=240.0)
     check_positive(args.seconds, "--seconds", "seconds")
+    parse_size(args.camera_size, "--camera-size")
+    if args.output_size != "frame":
+        parse_size(args.output_size, "--output-size")
     session_config(args, realtime=True)  # --budget-ms and --lookahead-ms, before anything opens
     inputs = _inputs(args)
     check_output_path(args.out, overwrite=args.overwrite, inputs=inputs)

@@ -37,11 +37,36 @@ def no_device_fix() -> str:
     return "this platform has no pyvirtualcam backend"
 
 
+def fit_frame(image: RgbImage, size: tuple[int, int]) -> RgbImage:
+    """`image` scaled to fit inside `size` (w, h), centred; the margins are the image itself,
+    scaled to cover and blurred (no black bars). Same aspect ratio: a plain resize."""
+    w, h = size
+    ih, iw = image.shape[:2]
+    scale = min(w / iw, h / ih)
+    fw, fh = max(1, round(iw * scale)), max(1, round(ih * scale))
+    fitted = cv2.resize(image, (fw, fh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    if (fw, fh) == (w, h):
+        return np.asarray(fitted, dtype=np.uint8)
+    cover = max(w / iw, h / ih)
+    small = cv2.resize(image, (max(1, round(iw * cover / 8)), max(1, round(ih * cover / 8))))
+    small = cv2.GaussianBlur(small, (0, 0), sigmaX=4)
+    back = cv2.resize(small, (round(iw * cover), round(ih * cover)), interpolation=cv2.INTER_LINEAR)
+    y0, x0 = (back.shape[0] - h) // 2, (back.shape[1] - w) // 2
+    out = np.ascontiguousarray(back[y0 : y0 + h, x0 : x0 + w])
+    oy, ox = (h - fh) // 2, (w - fw) // 2
+    out[oy : oy + fh, ox : ox + fw] = fitted
+    return np.asarray(out, dtype=np.uint8)
+
+
 @dataclass(frozen=True)
 class VirtualCameraConfig:
     fps: float = 25.0
     device: str | None = None
     backend: str | None = None  # a pyvirtualcam backend name; None: the platform's
+    # The size call apps are sent (most reject or letterbox odd sizes such as a 256x300 photo);
+    # a frame of another shape is fitted inside it over a blurred fill of itself. None: the
+    # frame's own size.
+    size: tuple[int, int] | None = (1280, 720)
 
 
 class VirtualCameraSink:
@@ -106,7 +131,7 @@ class VirtualCameraSink:
 
         assert self._size is not None
         if (image.shape[1], image.shape[0]) != self._size:
-            image = np.asarray(cv2.resize(image, self._size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
+            image = fit_frame(image, self._size)
         if self._fmt == PixelFormat.BGR:
             return np.asarray(cv2.cvtColor(image, cv2.COLOR_RGB2BGR), dtype=np.uint8)
         if self._fmt == PixelFormat.I420:
@@ -115,7 +140,7 @@ class VirtualCameraSink:
 
     def _send(self, image: RgbImage) -> None:
         if self._camera is None:
-            self.open(image.shape[1], image.shape[0])
+            self.open(*(self.cfg.size or (image.shape[1], image.shape[0])))
         self._camera.send(self._convert(image))
         self.frames_sent += 1
 
