@@ -5,6 +5,8 @@ delayed to match, to a virtual microphone."""
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -197,6 +199,10 @@ def start_up_lines(args: argparse.Namespace, video: VideoSource, audio: AudioSou
             "mic out:   Linux: pick 'stablesync' (or the name printed next) as the microphone in the call app"
             if args.mic_output is None
             else f"mic out:   {args.mic_output}: pick its input side as the microphone in the call app"
+        )
+    if hasattr(signal, "SIGUSR1"):
+        lines.append(
+            f"pause:     kill -USR1 {os.getpid()} passes the camera through untouched (again: resumes)"
         )
     return "\n".join(lines)
 

@@ -100,8 +100,9 @@ class StageTimes:
 
 # What happened to a frame: "lipsync" (generated mouth composited), "noface" (no face: passed
 # through), "late" (would have missed its deadline: passed through), "error" (the engine or a
-# stage failed: passed through), "warmup" (no reference yet: passed through).
-FrameMode = Literal["lipsync", "noface", "late", "error", "warmup"]
+# stage failed: passed through), "warmup" (no reference yet: passed through), "bypass" (the user
+# paused the filter: passed through untouched).
+FrameMode = Literal["lipsync", "noface", "late", "error", "warmup", "bypass"]
 
 
 @dataclass(frozen=True)

@@ -111,6 +111,12 @@ class Runner:
         self._interrupted = self._interrupted or interrupted
         self._stop.set()
 
+    def _toggle_bypass(self, session: LipSyncSession) -> None:
+        session.bypass = not session.bypass
+        session.telemetry.count("bypass_toggled")
+        state = "paused: the camera passes through untouched" if session.bypass else "resumed"
+        print(f"\nlip-sync {state} (SIGUSR1 toggles)", file=sys.stderr)
+
     def _fail(self, message: str) -> None:
         if self._error is None:
             self._error = message
@@ -179,6 +185,10 @@ class Runner:
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(sig, self.request_stop)
                 installed.append(sig)
+        if hasattr(signal, "SIGUSR1"):  # pause/resume: the camera passes through untouched
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(signal.SIGUSR1, self._toggle_bypass, session)
+                installed.append(signal.SIGUSR1)
         delay_queue: asyncio.Queue[AudioChunk | None] = asyncio.Queue(maxsize=256)
 
         async def outputs() -> None:

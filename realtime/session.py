@@ -130,6 +130,7 @@ class LipSyncSession:
         self._composite_ms = 3.0
         self._tasks: list[asyncio.Task[None]] = []
         self.failure: str | None = None  # set when a stage task raised
+        self.bypass = False  # True: every frame passes through untouched (the user's pause)
 
     # --- feeding ----------------------------------------------------------------------
 
@@ -354,6 +355,8 @@ class LipSyncSession:
             work = await self._tracked.get()
             if work is None:
                 break
+            if self.bypass:
+                work.mode = "bypass"  # the user paused the filter: no inference at all
             if work.mode is None and work.track is not None:
                 try:
                     await self._prepare(work)
@@ -426,7 +429,7 @@ class LipSyncSession:
             self._composite_ms = 0.8 * self._composite_ms + 0.2 * ms
             if work.mode == "lipsync":
                 self._last_composited = image
-        elif frame.still and self._last_composited is not None:
+        elif frame.still and self._last_composited is not None and work.mode != "bypass":
             image = self._last_composited  # avatar mode: repeat the last lip-synced picture, no pop
         stages = StageTimes(
             track_ms=work.times.get("track_ms", 0.0),
