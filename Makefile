@@ -13,7 +13,7 @@ FIND_LINKS := $(if $(wildcard /opt/wheels/*.whl),--find-links /opt/wheels,)
 APT_RUNTIME := libespeak-ng1 espeak-ng libportaudio2 libgl1 libglib2.0-0
 APT_TEST := $(APT_RUNTIME) sox pulseaudio pulseaudio-utils libasound2-plugins chromium chromium-driver
 
-.PHONY: demo test test-fast bench lint typecheck unit sysdeps-runtime sysdeps-test clean venv-python
+.PHONY: demo test test-fast test-py313 bench lint typecheck unit sysdeps-runtime sysdeps-test clean venv-python
 
 # A $(VENV) made by another Python is not reused silently: say so and stop.
 venv-python:
@@ -59,6 +59,10 @@ unit: venv-python sysdeps-test $(VENV)/.stamp-all
 	bash .ci/netns.sh $(VENV)/bin/pytest -q $(PYTEST_ARGS)
 
 test: lint typecheck unit
+
+# The Python 3.13 runtime install + demo, outside the network namespace (pip needs the index).
+test-py313: $(VENV)/.stamp-all
+	$(VENV)/bin/pytest -q tests/test_trackers.py -k python313
 
 # The inner loop: the tests not marked slow (no browser, no PyTorch export or synthesised corpus,
 # no training runs, no long pipelines); `make test` runs them all, with lint and types.
