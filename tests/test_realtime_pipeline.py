@@ -86,10 +86,15 @@ async def test_corpus_clip_is_tracked_lipsynced_and_muxed_in_sync(
         [np.abs(a.astype(int) - b.astype(int)).mean(-1) for a, b in zip(src, got, strict=False)], 0
     )
     assert diff[:40].mean() < 3.0
-    # re-dubbed with its own audio, the renderer moves the frame's own mouth only a little
-    # (a pasted crop changed it by 20+ levels); where it changes most is the lower half
-    y_max = int(np.unravel_index(int(np.argmax(diff)), diff.shape)[0])
-    assert diff.max() > 5.0 and y_max > diff.shape[0] // 2, (diff.max(), y_max)
+    # re-dubbed with its own audio, the renderer moves the frame's own mouth only a little (a
+    # pasted crop changed it by 20+ levels, and the re-encode alone changes pixels by a few):
+    # around the mouth (the clip's ground-truth lip ring) the change is above the top's
+    from stablesync.face.landmarks import MOUTH_OUTER
+
+    lips = np.load(tiny_corpus / "clip00000.npz")["landmarks"][:n][:, list(MOUTH_OUTER)]
+    (x0, y0), (x1, y1) = lips.min((0, 1)).astype(int), lips.max((0, 1)).astype(int) + 1
+    mouth, top = float(diff[y0:y1, x0:x1].mean()), float(diff[:40].mean())
+    assert mouth > top + 0.5, (mouth, top)  # measured: 2.8 around the mouth, 1.9 at the top
     assert not out.with_name(out.stem + ".partial.mp4").exists()
 
 
