@@ -33,7 +33,7 @@ import numpy as np
 from export.engine import FloatArray, ReferenceFeatures
 from realtime.audio_windows import MelTimeline, MelWindow, WindowConfig
 from realtime.batcher import InferenceBatcher
-from realtime.compositing import CompositeConfig, Compositor
+from realtime.compositing import Compositor
 from realtime.frames import (
     NS_PER_MS,
     NS_PER_S,
@@ -44,35 +44,15 @@ from realtime.frames import (
     StageTimes,
     VideoFrame,
 )
+from realtime.session_config import SessionConfig as SessionConfig  # re-exported: its public home
 from realtime.slots import Channel, LatestSlot
 from realtime.telemetry import Telemetry
-from realtime.tracking import FaceFollower, FaceTrack, HeadPose, TrackingConfig
+from realtime.tracking import FaceFollower, FaceTrack, HeadPose
 from realtime.watermark import Watermarker
 
 
 class StageFailed(RuntimeError):
     """A stage task of the session raised: the stream cannot go on."""
-
-
-@dataclass(frozen=True)
-class SessionConfig:
-    budget_ms: float = 250.0  # capture -> hand-off deadline of every frame (live mode)
-    realtime: bool = True
-    lookahead_ms: float | None = None  # None: the engine manifest's
-    audio_queue_chunks: int = 64
-    stage_queue_frames: int = 8
-    output_queue_frames: int = 4
-    audio_out_chunks: int = 512
-    reference_drift: float = 1.0  # HeadPose.distance that triggers a new reference
-    drift_frames: int = 10  # ... when it lasts this many frames
-    late_window_frames: int = 25  # frames considered when deciding to skip tracking
-    # Force the lips shut on silent windows (the generator's own silent mouth otherwise). Off: on
-    # the demo the forced closing, which comes a window's length into each pause, lowered the
-    # mouth/speech correlation from 0.76 to 0.62 (best lag within 2 frames).
-    close_lips_in_silence: bool = False
-    tracking: TrackingConfig = field(default_factory=TrackingConfig)
-    composite: CompositeConfig = field(default_factory=CompositeConfig)
-    label: str | None = None  # visible corner label on the frames the filter changes (--label)
 
 
 @dataclass
@@ -88,8 +68,9 @@ class _Work:
 
 class LipSyncSession:
     def __init__(
-        self, batcher: InferenceBatcher, cfg: SessionConfig = SessionConfig(), name: str = "session"
+        self, batcher: InferenceBatcher, cfg: SessionConfig | None = None, name: str = "session"
     ) -> None:
+        cfg = cfg if cfg is not None else SessionConfig()
         manifest = batcher.engine.manifest
         self.cfg = cfg
         self.name = name
