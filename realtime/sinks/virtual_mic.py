@@ -4,8 +4,9 @@ output device, so an app that takes our camera and our microphone gets them in s
 `AudioDelayLine` releases each chunk at `capture_ns + delay` (minus the output device's own
 latency). The delay follows the session's recent median glass-to-glass latency with
 hysteresis (it changes only when the target moved more than `hysteresis_ms`), because every
-change is an audible skip or gap. `VirtualMicSink` writes to a sounddevice output stream; on
-Linux with `pulse_sink` set, the stream is routed into that PulseAudio sink (PULSE_SINK).
+change is an audible skip or gap. `VirtualMicSink` queues it for a sounddevice callback
+stream (it never waits for the device); on Linux with `pulse_sink` set, the stream is routed
+into that PulseAudio sink (PULSE_SINK).
 """
 
 from __future__ import annotations
@@ -14,13 +15,11 @@ import asyncio
 import os
 import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
-from realtime.frames import NS_PER_MS, NS_PER_S, AudioChunk, AudioSamples
+from realtime.frames import NS_PER_MS, NS_PER_S, AudioChunk
+from realtime.sinks.playout import PlayingDetector, PlayoutBuffer
 from stablesync.errors import UserError
 
 
@@ -69,14 +68,38 @@ class VirtualMicConfig:
     sample_rate_hz: int = 16_000  # the input's (`AudioChunk.playable`)
     channels: int = 1
     latency_s: float = 0.05
+    start_timeout_s: float = 3.0  # how long `open` waits for the stream to play
+    queue_s: float = 2.0  # audio queued beyond this (the stream stopped playing) is dropped
+    drain_timeout_s: float = 1.0  # how long `close` lets the queued audio play out
 
 
 class VirtualMicSink:
+    """A callback output stream fed from a `PlayoutBuffer`: `write` queues and returns at once;
+    the stream's callback plays what is queued, silence when nothing is. `open` returns once
+    the stream plays at its real rate, so the delay line's timing starts from a playing
+    stream (a sound server can hold a new stream for seconds before it plays)."""
+
     def __init__(self, cfg: VirtualMicConfig = VirtualMicConfig()) -> None:
         self.cfg = cfg
         self._stream: Any = None
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stablesync-vmic")
-        self.samples_written = 0
+        self._buffer = PlayoutBuffer(cfg.channels, int(cfg.queue_s * cfg.sample_rate_hz))
+        self._detector = PlayingDetector(cfg.sample_rate_hz)
+        self.underflows = 0  # callbacks the audio API reported late
+        self.started_playing = False
+
+    @property
+    def samples_written(self) -> int:
+        return self._buffer.frames_written
+
+    @property
+    def samples_dropped(self) -> int:
+        return self._buffer.frames_dropped
+
+    def _callback(self, out: Any, frames: int, _time: Any, status: Any) -> None:
+        self._detector.callback(frames)
+        if status.output_underflow:
+            self.underflows += 1
+        self._buffer.fill(out)
 
     def _open(self) -> None:
         import sounddevice as sd
@@ -92,6 +115,7 @@ class VirtualMicSink:
                 samplerate=self.cfg.sample_rate_hz,
                 dtype="float32",
                 latency=self.cfg.latency_s,
+                callback=self._callback,
             )
             stream.start()
         except Exception as exc:
@@ -101,28 +125,27 @@ class VirtualMicSink:
                 " Linux: a PulseAudio/PipeWire server; macOS: BlackHole; Windows: VB-Cable"
             ) from exc
         self._stream = stream
+        self.started_playing = self._detector.playing.wait(self.cfg.start_timeout_s)
 
     async def open(self) -> float:
-        """Opens the output; returns the device's output latency in seconds."""
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._open)
+        """Opens the output and waits (up to `start_timeout_s`) until it plays; returns the
+        device's output latency in seconds."""
+        await asyncio.get_running_loop().run_in_executor(None, self._open)
         return float(self._stream.latency)
 
-    def _write(self, samples: AudioSamples) -> None:
-        self._stream.write(np.ascontiguousarray(samples, dtype=np.float32))
-        self.samples_written += int(samples.shape[0])
-
     async def write(self, chunk: AudioChunk) -> None:
-        """Plays the chunk's playable audio (the input's rate and channels), converted to the
-        output's when they differ."""
-        samples = chunk.playable().converted(self.cfg.sample_rate_hz, self.cfg.channels)
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._write, samples)
+        """Queues the chunk's playable audio (the input's rate and channels, converted to the
+        output's when they differ) for the stream's next callback; never waits for the device."""
+        self._buffer.write(chunk.playable().converted(self.cfg.sample_rate_hz, self.cfg.channels))
+
+    def _close(self) -> None:
+        if self._stream is None:
+            return
+        self._buffer.wait_empty(self.cfg.drain_timeout_s)
+        self._stream.stop()
+        self._stream.close()
+        self._stream = None
 
     async def close(self) -> None:
-        def _close() -> None:
-            if self._stream is not None:
-                self._stream.stop()
-                self._stream.close()
-                self._stream = None
-
-        await asyncio.get_running_loop().run_in_executor(self._executor, _close)
-        self._executor.shutdown(wait=True)
+        """Lets the queued audio play out (up to `drain_timeout_s`), then closes the stream."""
+        await asyncio.get_running_loop().run_in_executor(None, self._close)

@@ -1,0 +1,109 @@
+"""What an output stream's callback plays: a bounded FIFO of samples the writer fills without
+waiting, and the check that the stream really plays before anything is timed against it.
+
+The callback runs on the audio API's own thread and must never wait for the writer: it takes
+what is queued and fills the rest of its buffer with silence. The writer never waits for the
+callback: when more than `capacity` frames are queued (the stream stopped consuming), the
+oldest are dropped and counted.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+
+import numpy as np
+from numpy.typing import NDArray
+
+Samples = NDArray[np.float32]  # (frames, channels)
+
+
+class PlayoutBuffer:
+    def __init__(self, channels: int, capacity_frames: int) -> None:
+        self.channels = channels
+        self.capacity_frames = capacity_frames
+        self._lock = threading.Lock()
+        self._blocks: deque[Samples] = deque()
+        self._queued_frames = 0
+        self._empty = threading.Event()
+        self._empty.set()
+        self.frames_written = 0
+        self.frames_played = 0  # of the written ones; silence is not counted
+        self.frames_dropped = 0
+
+    @property
+    def queued_frames(self) -> int:
+        return self._queued_frames
+
+    def write(self, samples: Samples) -> None:
+        """Queues (frames, channels) float32 samples; never waits."""
+        block = np.ascontiguousarray(samples, dtype=np.float32).reshape(-1, self.channels)
+        with self._lock:
+            self._blocks.append(block)
+            self._queued_frames += block.shape[0]
+            self.frames_written += block.shape[0]
+            self._empty.clear()
+            while self._queued_frames > self.capacity_frames:
+                over = self._queued_frames - self.capacity_frames
+                oldest = self._blocks[0]
+                if oldest.shape[0] <= over:
+                    self._blocks.popleft()
+                    dropped = oldest.shape[0]
+                else:
+                    self._blocks[0] = oldest[over:]
+                    dropped = over
+                self._queued_frames -= dropped
+                self.frames_dropped += dropped
+
+    def fill(self, out: Samples) -> None:
+        """Fills `out` (frames, channels) with the oldest queued samples, then silence."""
+        wanted = out.shape[0]
+        done = 0
+        with self._lock:
+            while done < wanted and self._blocks:
+                block = self._blocks[0]
+                take = min(wanted - done, block.shape[0])
+                out[done : done + take] = block[:take]
+                if take == block.shape[0]:
+                    self._blocks.popleft()
+                else:
+                    self._blocks[0] = block[take:]
+                done += take
+            self._queued_frames -= done
+            self.frames_played += done
+            if not self._blocks:
+                self._empty.set()
+        out[done:] = 0.0
+
+    def wait_empty(self, timeout_s: float) -> bool:
+        """Waits until everything written has been handed to the stream (or `timeout_s`)."""
+        return self._empty.wait(timeout_s)
+
+
+class PlayingDetector:
+    """Fed the time of each callback: says when the stream consumes at its real rate.
+
+    A started stream first asks for a few buffers at once (pre-fill), and a sound server may
+    then hold it for a while before playing it: PulseAudio's null sink, the Linux virtual
+    microphone, held it 0.9-1.9 s here (it wakes on its own schedule, up to 2 s apart). Audio
+    queued meanwhile would come out that much later than its due time. So the stream counts as
+    playing once `steady_calls` callbacks in a row have each come at least half a buffer's
+    duration after the previous one."""
+
+    def __init__(self, sample_rate_hz: int, steady_calls: int = 3) -> None:
+        self.sample_rate_hz = sample_rate_hz
+        self.steady_calls = steady_calls
+        self._last_ns: int | None = None
+        self._steady = 0
+        self.playing = threading.Event()
+
+    def callback(self, frames: int, now_ns: int | None = None) -> None:
+        now_ns = time.monotonic_ns() if now_ns is None else now_ns
+        if self._last_ns is not None:
+            gap_ns = now_ns - self._last_ns
+            half_buffer_ns = frames * 500_000_000 // self.sample_rate_hz
+            self._steady = self._steady + 1 if gap_ns >= half_buffer_ns else 0
+            if self._steady >= self.steady_calls:
+                self.playing.set()
+        self._last_ns = now_ns

@@ -1,0 +1,64 @@
+"""The virtual microphone's playout: what the callback plays, what the writer may never wait
+for, and when a new stream counts as playing (the PulseAudio run is in
+tests/test_realtime_audio_io.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from realtime.sinks.playout import PlayingDetector, PlayoutBuffer
+
+
+def test_the_callback_plays_the_queue_in_order_then_silence() -> None:
+    buf = PlayoutBuffer(channels=2, capacity_frames=100)
+    a = np.arange(10, dtype=np.float32).reshape(5, 2) + 1
+    buf.write(a)
+    buf.write(a + 100)
+    out = np.full((8, 2), -1, dtype=np.float32)
+    buf.fill(out)
+    np.testing.assert_array_equal(out[:5], a)
+    np.testing.assert_array_equal(out[5:], (a + 100)[:3])
+    out = np.full((8, 2), -1, dtype=np.float32)
+    buf.fill(out)
+    np.testing.assert_array_equal(out[:2], (a + 100)[3:])
+    assert not out[2:].any()  # nothing queued: silence, not what was there
+    assert (buf.frames_written, buf.frames_played, buf.queued_frames) == (10, 10, 0)
+    assert buf.wait_empty(0.0)
+
+
+def test_a_writer_never_waits_the_oldest_audio_is_dropped_beyond_capacity() -> None:
+    buf = PlayoutBuffer(channels=1, capacity_frames=30)
+    for k in range(5):  # nobody plays: 50 frames for a 30-frame queue
+        buf.write(np.full(10, k, dtype=np.float32))
+    assert buf.queued_frames == 30 and buf.frames_dropped == 20
+    assert not buf.wait_empty(0.0)
+    out = np.zeros((30, 1), dtype=np.float32)
+    buf.fill(out)
+    np.testing.assert_array_equal(out[:, 0], np.repeat([2.0, 3.0, 4.0], 10))  # the newest kept
+
+
+def test_a_stream_plays_once_its_callbacks_come_at_their_own_rate() -> None:
+    """As measured on PulseAudio's null sink: five pre-fill calls at once, a 1.26 s hold, then
+    a 200-frame buffer every 12.5 ms at 16 kHz."""
+    det = PlayingDetector(16_000)
+    t_ns = 0
+    for _ in range(5):
+        t_ns += 100_000
+        det.callback(200, t_ns)
+    assert not det.playing.is_set()  # pre-fill is not playing
+    t_ns += 1_260_000_000
+    det.callback(200, t_ns)
+    det.callback(200, t_ns + 12_500_000)
+    assert not det.playing.is_set()
+    det.callback(200, t_ns + 25_000_000)
+    assert det.playing.is_set()
+
+
+def test_a_stream_without_a_hold_plays_after_three_buffers() -> None:
+    det = PlayingDetector(48_000)
+    for k in range(3):
+        det.callback(480, k * 1_000)  # pre-fill
+    for k in range(1, 4):
+        assert not det.playing.is_set()
+        det.callback(480, k * 10_000_000)
+    assert det.playing.is_set()
