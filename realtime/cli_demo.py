@@ -4,6 +4,7 @@ paced at real time (or `--fast`), written to an mp4, with the latency summary.""
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import stablesync
@@ -20,6 +21,7 @@ from realtime.cli_common import (
 from realtime.engines import open_engine, resolve_weights
 from realtime.runner import RunConfig, Runner, RunResult
 from realtime.sources import AudioFileSource, ImageSource, load_audio_file, load_captured_audio, load_image
+from realtime.startup import StartUpBlock
 from stablesync.errors import UserError
 
 
@@ -67,6 +69,9 @@ async def _demo(args: argparse.Namespace) -> RunResult:
         check_face_photo(face_path, image, manifest.image_size)
     engine = open_engine(args.weights, args.backend, args.threads)
     video = ImageSource(image, fps=manifest.fps, duration_s=audio.duration_s)
+    if not args.quiet:
+        block = StartUpBlock().video(video, face_path).audio(audio, speech_path).engine(engine)
+        print(block.file(args.out).text(), file=sys.stderr)
     cfg = RunConfig(
         session=session_config(args, realtime=not args.fast),
         out_path=args.out,

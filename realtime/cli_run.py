@@ -5,8 +5,6 @@ delayed to match, to a virtual microphone."""
 from __future__ import annotations
 
 import argparse
-import os
-import signal
 import sys
 from pathlib import Path
 
@@ -45,6 +43,7 @@ from realtime.sources import (
     load_captured_audio,
     load_image,
 )
+from realtime.startup import StartUpBlock
 from stablesync.errors import UserError
 
 
@@ -131,7 +130,7 @@ async def _run(args: argparse.Namespace) -> RunResult:
         await open_sources(video, audio)  # every device and input before the model and any file
         engine = open_engine(args.weights, args.backend, args.threads)
         if not args.quiet:
-            print(start_up_lines(args, video, audio, engine), file=sys.stderr)
+            print(start_up_block(args, video, audio, engine).text(), file=sys.stderr)
         create_pulse = args.virtual_mic and args.mic_output is None and _linux()
         cfg = RunConfig(
             session=session_config(args, realtime=paced),
@@ -164,47 +163,25 @@ def parse_size(text: str, flag: str) -> tuple[int, int]:
     raise UserError(f"{flag} {text}: expected WIDTHxHEIGHT, even numbers from 16 to 7680 (e.g. 1280x720)")
 
 
-def start_up_lines(args: argparse.Namespace, video: VideoSource, audio: AudioSource, engine: Engine) -> str:
+def start_up_block(
+    args: argparse.Namespace, video: VideoSource, audio: AudioSource, engine: Engine
+) -> StartUpBlock:
     """What this run opened and where its output goes, one line each."""
-    from stablesync.face import describe_trackers
-
-    if isinstance(video, ImageSource):
-        h, w = video.image.shape[:2]
-        source = f"photo {args.face} ({w}x{h}, {args.fps:g} fps)"
-    elif isinstance(video, CameraSource):
-        source = f"camera {video.device} ({video.width}x{video.height} at {video.fps:g} fps)"
-    else:
-        source = f"video {args.video} (looped)"
-    if isinstance(audio, MicSource):
-        rate, channels = audio.output_format
-        sound = f"microphone {args.mic or 'default'} ({rate} Hz, {channels} ch)"
-    else:
-        sound = f"audio {args.audio}"
-    graph = getattr(engine, "frame_graph", "frame")
-    lines = [
-        f"video in:  {source}",
-        f"audio in:  {sound}",
-        f"model:     {engine.manifest.preset} on {getattr(engine, 'backend', 'engine')} ({graph})",
-        f"tracking:  {describe_trackers()}",
-    ]
-    if args.out:
-        lines.append(
-            f"file:      {args.out} (written as {args.out.with_suffix('.partial.mp4').name} until done)"
-        )
+    block = (
+        StartUpBlock().video(video, args.face).audio(audio, args.mic if args.audio is None else args.audio)
+    )
+    block.engine(engine).file(args.out)
     if args.virtual_camera:
         where = args.camera_device or "the first v4l2loopback device / OBS virtual camera"
-        lines.append(f"camera out: {where}: pick it as the camera in the call app")
+        block.add("camera out", f"{where}: pick it as the camera in the call app")
     if args.virtual_mic:
-        lines.append(
-            "mic out:   Linux: pick 'stablesync' (or the name printed next) as the microphone in the call app"
+        block.add(
+            "mic out",
+            "Linux: pick 'stablesync' (or the name printed next) as the microphone in the call app"
             if args.mic_output is None
-            else f"mic out:   {args.mic_output}: pick its input side as the microphone in the call app"
+            else f"{args.mic_output}: pick its input side as the microphone in the call app",
         )
-    if hasattr(signal, "SIGUSR1"):
-        lines.append(
-            f"pause:     kill -USR1 {os.getpid()} passes the camera through untouched (again: resumes)"
-        )
-    return "\n".join(lines)
+    return block.pause_signal()
 
 
 def _linux() -> bool:

@@ -15,6 +15,7 @@ import logging
 import sys
 from pathlib import Path
 
+from realtime.startup import StartUpBlock
 from realtime.webrtc.config import ServeConfig
 from realtime.webrtc.processing import PassthroughFactory, PipelineFactory
 from realtime.webrtc.server import RunningServer, serve_until_signal
@@ -80,6 +81,20 @@ def page_url(server: RunningServer, token: str | None) -> str:
     return server.url + (f"#token={token}" if token else "")
 
 
+def start_up_block(pipelines: PipelineFactory, server: RunningServer, config: ServeConfig) -> StartUpBlock:
+    """The model (or passthrough) and tracker every session shares, and where the page is."""
+    from realtime.webrtc.lipsync import LipSyncFactory
+
+    engine = pipelines.batcher.engine if isinstance(pipelines, LipSyncFactory) else None
+    block = StartUpBlock().engine(engine)
+    block.add("page", f"{page_url(server, config.token)} (up to {config.max_sessions} peers at once)")
+    if config.token:
+        block.add("access", "the page link above carries the token: share it only with those it is for")
+    else:
+        block.add("access", f"no token: only this machine ({config.host}) can open the page")
+    return block
+
+
 def main(args: argparse.Namespace) -> int:
     config = _config(args)
     level = logging.WARNING if args.quiet else logging.INFO
@@ -89,6 +104,8 @@ def main(args: argparse.Namespace) -> int:
     pipelines = open_pipelines(args)
 
     def ready(server: RunningServer) -> None:
+        if not args.quiet:
+            print(start_up_block(pipelines, server, config).text(), file=sys.stderr, flush=True)
         print(f"stablesync serve: open {page_url(server, config.token)} ({pipelines.mode})", flush=True)
 
     sessions: list[dict[str, object]] = []
