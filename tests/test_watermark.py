@@ -108,6 +108,25 @@ def test_detects_the_payload_after_compression_rescale_and_crop_and_not_unmarked
     assert not detector.detect(lumas(frames)).marked
 
 
+def test_folding_a_sum_of_frames_is_folding_each_frame_and_adding() -> None:
+    """The detector adds each second's frames up and folds the sum once (the fold is linear):
+    that must be the same tile as folding every frame, also for a clip that changes size."""
+    from realtime.watermark.detect import FrameSum
+
+    marker = Watermarker(run_id=5)
+    frames = [cv2.cvtColor(marker.mark(f), cv2.COLOR_RGB2GRAY) for f in scene(6)]
+    frames += [cv2.resize(f, (960, 720)) for f in frames[:3]]
+    detector = Detector()
+    total = FrameSum()
+    for luma in frames:
+        total.add(luma)
+    assert total.frames == 9 and sorted(total.sums) == [(480, 640), (720, 960)]
+    for period in (128.0, 150.5, 64.2):
+        each = np.sum([detector.fold(y, period) for y in frames], axis=0)
+        summed = detector.fold_sum(total, period)
+        assert np.allclose(summed, each, rtol=0, atol=1e-3 * float(np.abs(each).max())), period
+
+
 def write_png(path: Path, image: np.ndarray) -> Path:
     cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     return path

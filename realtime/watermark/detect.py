@@ -9,7 +9,8 @@
    while the folded correlation below still finds the mark. Each candidate is tried on a few
    frames (steps 2 and 3), the best refined in steps down to 0.2 %. T / tile_px is the scale.
 2. Fold: every frame is high-passed, resampled by fold_px / T and summed modulo the period onto
-   one fold_px square (all tiles of all frames add up coherently; the picture does not).
+   one fold_px square (all tiles of all frames add up coherently; the picture does not). The
+   fold is linear, so the frames of each second are added up first and their sum folded once.
 3. Correlate: the folded tile's spectrum, whitened (phase only) inside the pattern's ring, is
    correlated with the sync pattern over every cyclic offset. The peak's height in standard
    deviations of the correlation surface is the score z; a crop only moves the peak.
@@ -32,6 +33,7 @@ from numpy.typing import NDArray
 
 from realtime.watermark.pattern import PatternBank, PatternSpec
 from realtime.watermark.payload import Payload
+from realtime.watermark.period import PeriodEstimator
 
 Luma = NDArray[np.uint8]
 FloatArray = NDArray[np.float32]
@@ -93,53 +95,20 @@ def false_positive_bound(z: float, offsets: int) -> float:
     return min(1.0, offsets * 0.5 * math.erfc(z / math.sqrt(2.0)))
 
 
-class PeriodEstimator:
-    """Sums the power spectra of high-passed frames; `estimate()` finds the pattern's period."""
+class FrameSum:
+    """Frames added up in float32, one sum per frame size (a video may change size)."""
 
-    def __init__(self, cfg: DetectConfig) -> None:
-        self.cfg = cfg
+    def __init__(self) -> None:
         self.frames = 0
-        self._power: NDArray[np.float64] | None = None
-        self._window: FloatArray | None = None
+        self.sums: dict[tuple[int, ...], FloatArray] = {}
 
     def add(self, luma: Luma) -> None:
-        x = luma.astype(np.float32)
-        x -= cv2.blur(x, (9, 9))
-        if self._window is None or self._window.shape != x.shape:
-            self._window = np.outer(np.hanning(x.shape[0]), np.hanning(x.shape[1])).astype(np.float32)
-            self._power = None
-            self.frames = 0
-        spectrum = np.fft.rfft2(x * self._window)
-        power = spectrum.real**2 + spectrum.imag**2
-        self._power = power if self._power is None else self._power + power
+        total = self.sums.get(luma.shape)
+        if total is None:
+            self.sums[luma.shape] = luma.astype(np.float32)
+        else:
+            cv2.accumulate(luma, total)
         self.frames += 1
-
-    def candidates(self) -> list[float]:
-        """Likely periods in pixels, best first (empty when no frame was added or it is too small).
-
-        The summed power spectrum is divided by a blurred copy of itself (the picture's broad
-        spectrum flattens, the pattern's lattice of narrow peaks stays), so its inverse FFT,
-        the autocorrelation, shows the pattern's period above the picture's own structure."""
-        if self._power is None or self._window is None:
-            return []
-        height, width = self._window.shape
-        power = self._power.astype(np.float32)
-        whitened = power / (cv2.GaussianBlur(power, (0, 0), self.cfg.whiten_sigma_bins) + 1e-6)
-        corr = np.fft.irfft2(whitened, s=(height, width))
-        lags = np.arange(int(self.cfg.min_period_px), int(min(height, width) / 2) - 2)
-        if len(lags) < 3:
-            return []
-        profile = corr[0, lags] + corr[lags, 0] + corr[lags, lags] + corr[-lags, lags]
-        peaks = [
-            i for i in range(1, len(lags) - 1) if profile[i] >= profile[i - 1] and profile[i] > profile[i + 1]
-        ]
-        peaks.sort(key=lambda i: -profile[i])
-        periods = []
-        for i in peaks[: self.cfg.period_candidates]:
-            left, mid, right = profile[i - 1], profile[i], profile[i + 1]
-            denom = left - 2 * mid + right  # parabola through the peak and its neighbours
-            periods.append(float(lags[i]) + (0.5 * float(left - right) / float(denom) if denom < 0 else 0.0))
-        return periods
 
 
 class Detector:
@@ -150,32 +119,35 @@ class Detector:
 
     def detect(self, source: FrameSource) -> Detection:
         """One pass over `source`: the first frames (kept) give the period, then every frame is
-        folded into its segment's tile; the tiles are scored per segment and all together."""
+        added into its segment's sum; each sum is folded once and scored, and all together.
+
+        Folding is linear (float conversion, box high-pass, blur, resampling, summing modulo the
+        period), so folding a sum of frames is exactly folding each frame and adding the tiles:
+        a 10-s clip is folded 10 times instead of 250, and each trial period once, not 12 times."""
         estimator = PeriodEstimator(self.cfg)
-        trial: list[Luma] = []
+        trial = FrameSum()
         frames = iter(source())
         head: list[tuple[float, Luma]] = []
         for index, (time_s, luma) in enumerate(frames):
             head.append((time_s, luma))
             if index % self.cfg.period_stride == 0:
                 estimator.add(luma)
-                if len(trial) < self.cfg.trial_frames:
-                    trial.append(luma)
+                if trial.frames < self.cfg.trial_frames:
+                    trial.add(luma)
             if estimator.frames >= self.cfg.max_period_frames:
                 break
-        if not trial:
+        if not trial.frames:
             return Detection(frames=0, period_px=0.0, scale=0.0, overall=None)
-        candidates = estimator.candidates() + self.size_periods(*trial[0].shape[:2])
+        first_shape = next(iter(trial.sums))
+        candidates = estimator.candidates() + self.size_periods(*first_shape)
         period, tries = self.choose_period(trial, candidates)
-        tile_px = self.cfg.fold_px
-        folds: list[tuple[float, int, FloatArray]] = []  # (segment start, frames, folded tile)
+        sums: list[tuple[float, FrameSum]] = []  # (segment start, its frames added up)
         for time_s, luma in itertools.chain(head, frames):
             start_s = math.floor(time_s / self.cfg.segment_s) * self.cfg.segment_s
-            if not folds or folds[-1][0] != start_s:
-                folds.append((start_s, 0, np.zeros((tile_px, tile_px), np.float32)))
-            seg_start, count, tile = folds[-1]
-            tile += self.fold(luma, period)
-            folds[-1] = (seg_start, count + 1, tile)
+            if not sums or sums[-1][0] != start_s:
+                sums.append((start_s, FrameSum()))
+            sums[-1][1].add(luma)
+        folds = [(start, segment.frames, self.fold_sum(segment, period)) for start, segment in sums]
         total = np.sum([tile for _, _, tile in folds], axis=0).astype(np.float32)
         overall = self.score(total, tries)
         segments = [Segment(start, n, *self._decision(self.score(t, tries))) for start, n, t in folds]
@@ -201,14 +173,14 @@ class Detector:
         periods += [spec.tile_px * max(h / spec.canonical_height_px, spec.min_scale) for h in heights]
         return [p for p in dict.fromkeys(periods) if self.cfg.min_period_px <= p <= min(height, width)]
 
-    def choose_period(self, trial: list[Luma], candidates: list[float]) -> tuple[float, int]:
+    def choose_period(self, trial: FrameSum, candidates: list[float]) -> tuple[float, int]:
         """The candidate whose fold of the trial frames correlates best, refined by small steps;
         also how many periods were tried (the false-positive bound counts each)."""
         tried: dict[float, float] = {}
 
         def trial_z(period: float) -> float:
             if period not in tried:
-                tried[period] = self.score(np.sum([self.fold(y, period) for y in trial], axis=0)).z
+                tried[period] = self.score(self.fold_sum(trial, period)).z
             return tried[period]
 
         best = max(candidates, key=trial_z)
@@ -216,14 +188,20 @@ class Detector:
             best = max((best, best * (1.0 + step), best * (1.0 - step)), key=trial_z)
         return best, len(tried)
 
-    def fold(self, luma: Luma, period_px: float) -> FloatArray:
-        """`luma` band-passed, resampled so the period is `fold_px`, summed modulo the period.
+    def fold_sum(self, frames: FrameSum, period_px: float) -> FloatArray:
+        """The fold of every frame added into `frames` (each size folded once)."""
+        tiles = [self.fold(total, period_px) for total in frames.sums.values()]
+        return tiles[0] if len(tiles) == 1 else np.sum(tiles, axis=0).astype(np.float32)
+
+    def fold(self, luma: Luma | FloatArray, period_px: float) -> FloatArray:
+        """`luma` (a frame or a sum of frames) band-passed, resampled so the period is
+        `fold_px`, summed modulo the period.
 
         The tile holds the pattern's ring (at most 22 cycles) with room to spare at 64 samples,
         so frames are only ever shrunk onto it (after an anti-alias blur), never enlarged."""
         p = self.cfg.fold_px
         factor = p / period_px
-        x = luma.astype(np.float32)
+        x = np.asarray(luma, np.float32)
         box = max(3, round(self.cfg.highpass_box_px * period_px / self.spec.tile_px) | 1)
         x = np.subtract(x, cv2.blur(x, (box, box)), dtype=np.float32)
         if factor < 1.0:
