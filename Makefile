@@ -11,7 +11,7 @@ FIND_LINKS := $(if $(wildcard /opt/wheels/*.whl),--find-links /opt/wheels,)
 
 # Debian packages: speech synthesis, audio server for the virtual microphone, browser for WebRTC tests.
 APT_RUNTIME := libespeak-ng1 espeak-ng libportaudio2 libgl1 libglib2.0-0
-APT_TEST := $(APT_RUNTIME) sox pulseaudio pulseaudio-utils libasound2-plugins chromium chromium-driver
+APT_TEST := $(APT_RUNTIME) sox pulseaudio pulseaudio-utils libasound2-plugins chromium chromium-driver xvfb xdotool
 
 .PHONY: demo test test-fast test-py313 bench lint typecheck unit sysdeps-runtime sysdeps-test clean venv-python
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import math
 import os
 import sys
@@ -11,9 +12,12 @@ from collections.abc import Coroutine, Mapping
 from pathlib import Path
 from typing import Any
 
+from export.engine import Engine
 from realtime.frames import RgbImage
-from realtime.runner import RunResult
+from realtime.runner import AudioSource, RunConfig, Runner, RunResult, VideoSource
 from realtime.session import SessionConfig
+from realtime.sinks.preview import PreviewWindow, no_display_reason
+from realtime.startup import StartUpBlock
 from realtime.tracking import TrackingConfig
 from stablesync.errors import UserError
 from stablesync.face import resolve_tracker
@@ -64,6 +68,60 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
         metavar="TEXT",
         help="visible corner badge on the frames the filter changes (default text: AI lip-sync)",
     )
+
+
+def add_preview_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--preview",
+        action="store_true",
+        help="show the output in a window where a display exists (q or Esc in it stops the run)",
+    )
+    parser.add_argument(
+        "--mirror",
+        action="store_true",
+        help="with --preview: show it mirrored, as call apps show a self-view (the outputs are not)",
+    )
+
+
+def check_preview_options(args: argparse.Namespace) -> None:
+    if args.mirror and not args.preview:
+        raise UserError(
+            "--mirror: mirrors the preview window only (the virtual camera and file never are,"
+            " as in call apps); expected --preview with it"
+        )
+
+
+async def run_pipeline(
+    args: argparse.Namespace,
+    engine: Engine,
+    sources: tuple[VideoSource, AudioSource],
+    cfg: RunConfig,
+    paced: bool,
+    block: StartUpBlock,
+) -> RunResult:
+    """Runs the sources through the filter into `cfg`'s outputs, with the --preview window where
+    one can open, after printing the start-up block (unless --quiet)."""
+    # q in the window stops the run as Ctrl-C does; a window that did not open takes no frames
+    window = PreviewWindow(lambda: runner.request_stop(), mirror=args.mirror) if args.preview else None
+    if window is not None:
+        cfg = dataclasses.replace(cfg, on_output=lambda out: window.show(out.image))
+    runner = Runner(engine, *sources, cfg, paced=paced)
+    opened = False
+    if window is not None:
+        why_not = no_display_reason() or await window.open()
+        opened = why_not is None
+        mirrored = " (mirrored)" if args.mirror else ""
+        text = f"window '{window.title}'{mirrored}: q or Esc in it stops the run; closing it, only it"
+        block.add("preview", text if opened else f"none: {why_not}; running without it")
+        if args.quiet and not opened:
+            print(f"preview: none: {why_not}; running without it", file=sys.stderr)
+    if not args.quiet:
+        print(block.text(), file=sys.stderr)
+    try:
+        return await runner.run()
+    finally:
+        if window is not None and opened:
+            await window.close()
 
 
 def session_config(args: argparse.Namespace, realtime: bool) -> SessionConfig:
@@ -187,7 +245,7 @@ def report(result: RunResult, stats_json: Path | None, extra: dict[str, object])
     if result.error is not None:
         raise UserError(result.error)
     if result.interrupted:
-        print("stopped on request (Ctrl-C or SIGTERM)", file=sys.stderr)
+        print("stopped on request (Ctrl-C, SIGTERM, or q in the preview)", file=sys.stderr)
     return 0
 
 

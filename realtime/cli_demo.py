@@ -4,22 +4,24 @@ paced at real time (or `--fast`), written to an mp4, with the latency summary.""
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import stablesync
 from export.manifest import read_manifest
 from realtime.cli_common import (
     add_engine_options,
+    add_preview_options,
     check_face_photo,
     check_output_path,
+    check_preview_options,
     check_stats_path,
     report,
     run_async,
+    run_pipeline,
     session_config,
 )
 from realtime.engines import open_engine, resolve_weights
-from realtime.runner import RunConfig, Runner, RunResult
+from realtime.runner import RunConfig, RunResult
 from realtime.sources import AudioFileSource, ImageSource, load_audio_file, load_captured_audio, load_image
 from realtime.startup import StartUpBlock
 from stablesync.errors import UserError
@@ -45,6 +47,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         "--audio", type=Path, default=None, help="another speech file (default: the bundled one)"
     )
     add_engine_options(parser)
+    add_preview_options(parser)
     parser.add_argument(
         "--serve",
         nargs="?",
@@ -69,16 +72,14 @@ async def _demo(args: argparse.Namespace) -> RunResult:
         check_face_photo(face_path, image, manifest.image_size)
     engine = open_engine(args.weights, args.backend, args.threads)
     video = ImageSource(image, fps=manifest.fps, duration_s=audio.duration_s)
-    if not args.quiet:
-        block = StartUpBlock().video(video, face_path).audio(audio, speech_path).engine(engine)
-        print(block.file(args.out).text(), file=sys.stderr)
     cfg = RunConfig(
         session=session_config(args, realtime=not args.fast),
         out_path=args.out,
         fps=manifest.fps,
         live_status=not args.quiet,
     )
-    return await Runner(engine, video, audio, cfg, paced=not args.fast).run()
+    block = StartUpBlock().video(video, face_path).audio(audio, speech_path).engine(engine).file(args.out)
+    return await run_pipeline(args, engine, (video, audio), cfg, not args.fast, block)
 
 
 def _inputs(args: argparse.Namespace) -> tuple[Path, Path]:
@@ -90,10 +91,13 @@ def _inputs(args: argparse.Namespace) -> tuple[Path, Path]:
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.serve is not None and args.preview:
+        raise UserError("--preview: shows a file run's output; with --serve the page shows it, expected one")
     if args.serve is not None:  # the WebRTC page, for people without a camera (realtime/webrtc/sample.py)
         from realtime.webrtc.sample import serve_demo
 
         return serve_demo(args)
+    check_preview_options(args)
     session_config(args, realtime=not args.fast)  # --budget-ms and --lookahead-ms first
     face, speech = _inputs(args)
     inputs: dict[str, Path | None] = {"--face": face, "--audio": speech}

@@ -5,19 +5,21 @@ delayed to match, to a virtual microphone."""
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from export.engine import Engine
 from export.manifest import read_manifest
 from realtime.cli_common import (
     add_engine_options,
+    add_preview_options,
     check_face_photo,
     check_output_path,
     check_positive,
+    check_preview_options,
     check_stats_path,
     report,
     run_async,
+    run_pipeline,
     session_config,
 )
 from realtime.devices import resolve_input_device
@@ -25,13 +27,13 @@ from realtime.engines import open_engine, resolve_weights
 from realtime.runner import (
     AudioSource,
     RunConfig,
-    Runner,
     RunResult,
     VideoSource,
     close_sources,
     open_sources,
 )
 from realtime.sinks import VirtualCameraConfig
+from realtime.sinks.preview import no_display_reason
 from realtime.sinks.virtual_mic import VirtualMicConfig
 from realtime.sources import (
     AudioFileSource,
@@ -85,6 +87,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         "--fast", action="store_true", help="file inputs only: as fast as possible, no deadlines"
     )
     add_engine_options(parser)
+    add_preview_options(parser)
     return parser
 
 
@@ -129,8 +132,6 @@ async def _run(args: argparse.Namespace) -> RunResult:
     try:
         await open_sources(video, audio)  # every device and input before the model and any file
         engine = open_engine(args.weights, args.backend, args.threads)
-        if not args.quiet:
-            print(start_up_block(args, video, audio, engine).text(), file=sys.stderr)
         create_pulse = args.virtual_mic and args.mic_output is None and _linux()
         cfg = RunConfig(
             session=session_config(args, realtime=paced),
@@ -148,7 +149,8 @@ async def _run(args: argparse.Namespace) -> RunResult:
             live_status=not args.quiet,
             max_seconds=args.seconds,
         )
-        return await Runner(engine, video, audio, cfg, paced=paced).run()
+        block = start_up_block(args, video, audio, engine)
+        return await run_pipeline(args, engine, (video, audio), cfg, paced, block)
     finally:
         await close_sources(video, audio)
 
@@ -191,8 +193,10 @@ def _linux() -> bool:
 
 
 def main(args: argparse.Namespace) -> int:
-    if not (args.out or args.virtual_camera):
-        raise UserError("nothing to output to: pass --virtual-camera and/or --out FILE.mp4")
+    if not (args.out or args.virtual_camera or (args.preview and no_display_reason() is None)):
+        reason = f" (--preview: {no_display_reason()})" if args.preview else ""
+        raise UserError(f"nothing to output to{reason}: pass --virtual-camera, --out FILE.mp4 or --preview")
+    check_preview_options(args)
     check_positive(args.fps, "--fps", "frames per second", most=240.0)
     check_positive(args.seconds, "--seconds", "seconds")
     parse_size(args.camera_size, "--camera-size")
