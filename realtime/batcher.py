@@ -1,5 +1,11 @@
 """One engine, many callers: gathers the frames that are due from every session into one
-`engine.generate` call, on the batcher's own inference thread, within their deadlines.
+`engine.generate` call, on the batcher's own inference threads, within their deadlines.
+
+`BatcherConfig.workers` batches run at once, each on its own thread (onnxruntime's CPU sessions
+take concurrent calls; open the engine with one intra-op thread per worker): with two sessions on
+two cores, one session's frame no longer waits behind the other's, and single-threaded calls do
+not stall on a sibling thread the scheduler has taken away. Engines that are not thread-safe
+(TensorRT contexts, CUDA graphs) keep one worker.
 
 A request that would finish after its deadline (by the expected time of a batch that size,
 `BatchTimes`) is answered `None` at once: the caller passes the frame through instead of
@@ -11,7 +17,6 @@ runs normally. Time is read from an injectable `Clock` (`SystemClock` by default
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -36,6 +41,7 @@ class BatcherConfig:
     # every this many ms (see BatchTimes)
     decay_half_life_ms: float = 200.0
     default_ms: float = 30.0  # the estimate before anything was measured
+    workers: int = 1  # batches run at once, each on its own inference thread
 
 
 @dataclass
@@ -100,23 +106,28 @@ class InferenceBatcher:
         self.clock = clock if clock is not None else SystemClock()
         self.times = BatchTimes(cfg.ema, cfg.decay_half_life_ms, cfg.default_ms)
         self._queue: asyncio.Queue[_Request] = asyncio.Queue(maxsize=cfg.queue_size)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stablesync-infer")
-        self._task: asyncio.Task[None] | None = None
+        if cfg.workers < 1:
+            raise ValueError("BatcherConfig.workers must be at least 1")
+        self._executor = ThreadPoolExecutor(max_workers=cfg.workers, thread_name_prefix="stablesync-infer")
+        self._tasks: list[asyncio.Task[None]] = []
         self.clients = 0  # sessions currently submitting (a hint for gathering)
         self.batches_run = 0
         self.items_run = 0
         self.refused_late = 0  # requests answered None because the estimate said they would be late
 
     async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="stablesync-batcher")
+        if not self._tasks:
+            loop = asyncio.get_running_loop()
+            self._tasks = [
+                loop.create_task(self._run(), name=f"stablesync-batcher-{i}") for i in range(self.cfg.workers)
+            ]
 
     async def close(self, timeout_s: float = 5.0) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                await asyncio.wait_for(self._task, timeout_s)
-            self._task = None
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout_s)
         while not self._queue.empty():
             req = self._queue.get_nowait()
             if not req.future.done():
@@ -163,12 +174,15 @@ class InferenceBatcher:
 
     async def _gather(self) -> list[_Request]:
         batch = [await self._queue.get()]
-        while len(batch) < self.cfg.max_batch:
+        limit = self.cfg.max_batch
+        if self.cfg.workers > 1:  # each worker takes its share of the sessions' frames
+            limit = min(limit, max(1, -(-self.clients // self.cfg.workers)))
+        while len(batch) < limit:
             if not self._queue.empty():
                 batch.append(self._queue.get_nowait())
                 continue
-            if self.clients <= len(batch):
-                break
+            if self.clients <= len(batch) * self.cfg.workers:
+                break  # the other sessions' frames go to the other workers
             deadlines = [r.deadline_ns for r in batch if r.deadline_ns]
             slack_ms = self.cfg.gather_ms
             if deadlines:

@@ -12,13 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from export import load_engine
 from export.engine import Engine, FloatArray, ReferenceFeatures
 from realtime.batcher import InferenceBatcher
-from realtime.engines import default_weights_dir
 from realtime.frames import NS_PER_MS, VideoFrame
 from realtime.session import LipSyncSession, SessionConfig
 from realtime.sources import load_image
+from tests.shipped_engine import shipped_cpu_engine
 
 BUDGET_MS = 250.0
 COMPOSITE_MS = 3.0
@@ -75,10 +74,7 @@ class TimedEngine:
 
 @pytest.fixture(scope="module")
 def engine() -> Engine:
-    weights = default_weights_dir()
-    if not (weights / "manifest.json").is_file():
-        pytest.skip("no shipped cpu-rt weights")
-    return load_engine(weights, "ort-cpu", intra_op_threads=1)
+    return shipped_cpu_engine()
 
 
 async def _stream(engine: Engine, frames: int, stall_at: int) -> tuple[list[str], list[int], int]:

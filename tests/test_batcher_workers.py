@@ -1,0 +1,90 @@
+"""The batcher's parallel inference workers (`BatcherConfig.workers`): two sessions' frames are
+generated at the same time, each on its own thread, instead of one after the other or gathered
+into one call. The shipped cpu-rt engine runs for real; a barrier that both calls must reach
+together proves they overlap (no timing involved)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import numpy as np
+import pytest
+
+from export.engine import Engine, FloatArray, ReferenceFeatures
+from realtime.batcher import BatcherConfig, InferenceBatcher
+from tests.shipped_engine import shipped_cpu_engine
+
+BARRIER_TIMEOUT_S = 5.0
+
+
+class RendezvousEngine:
+    """The real engine; every `generate` after `armed` first waits at `barrier` until as many calls
+    as it has parties run at once (BrokenBarrierError after its timeout), and records each call's
+    batch size and thread."""
+
+    def __init__(self, inner: Engine) -> None:
+        self.inner, self.manifest, self.backend = inner, inner.manifest, inner.backend
+        self.barrier = threading.Barrier(1)
+        self.armed = False
+        self.batch_sizes: list[int] = []
+        self.threads: set[int] = set()
+
+    def encode_reference(self, images: FloatArray) -> ReferenceFeatures:
+        return self.inner.encode_reference(images)
+
+    def generate(self, features: ReferenceFeatures, frames: FloatArray, mels: FloatArray) -> FloatArray:
+        if self.armed:
+            self.batch_sizes.append(frames.shape[0])
+            self.threads.add(threading.get_ident())
+            self.barrier.wait()  # BrokenBarrierError when no other call overlaps this one
+        return self.inner.generate(features, frames, mels)
+
+
+@pytest.fixture(scope="module")
+def engine() -> Engine:
+    return shipped_cpu_engine()
+
+
+async def _two_sessions_one_frame_each(
+    engine: Engine, workers: int, parties: int
+) -> tuple[RendezvousEngine, list[object]]:
+    """Two sessions' frames submitted together; every engine call waits for `parties` calls."""
+    timed = RendezvousEngine(engine)
+    timed.barrier = threading.Barrier(parties, timeout=BARRIER_TIMEOUT_S)
+    batcher = InferenceBatcher(timed, BatcherConfig(workers=workers, gather_ms=50.0))  # type: ignore[arg-type]
+    await batcher.start()
+    try:
+        await batcher.warmup()
+        batcher.clients = 2
+        m = engine.manifest
+        image = np.full((3, m.image_size, m.image_size), 0.5, dtype=np.float32)
+        features = await batcher.encode_reference(image[None])
+        mel = np.full((1, m.mel.n_mels, m.window_frames), m.mel.silence_value, dtype=np.float32)
+        timed.armed = True
+        futures = [batcher.submit(features, image, mel) for _ in range(2)]
+        results = await asyncio.wait_for(
+            asyncio.gather(*futures, return_exceptions=True), BARRIER_TIMEOUT_S * 3
+        )
+    finally:
+        await batcher.close(2.0)
+    return timed, list(results)
+
+
+async def test_two_workers_generate_two_sessions_frames_at_once(engine: Engine) -> None:
+    timed, results = await _two_sessions_one_frame_each(engine, workers=2, parties=2)
+    assert all(isinstance(r, np.ndarray) for r in results), results
+    assert timed.batch_sizes == [1, 1]  # not gathered into one call: one frame per worker
+    assert len(timed.threads) == 2
+
+
+async def test_one_worker_gathers_them_into_one_call(engine: Engine) -> None:
+    """The default (one worker, e.g. a GPU engine) still batches the two sessions' frames."""
+    timed, results = await _two_sessions_one_frame_each(engine, workers=1, parties=1)
+    assert all(isinstance(r, np.ndarray) for r in results), results
+    assert timed.batch_sizes == [2]
+
+
+def test_workers_must_be_positive(engine: Engine) -> None:
+    with pytest.raises(ValueError, match="workers"):
+        InferenceBatcher(engine, BatcherConfig(workers=0))
