@@ -73,8 +73,9 @@ def open_pipelines(args: argparse.Namespace) -> PipelineFactory:
     from realtime.webrtc.lipsync import LipSyncFactory
 
     session_cfg = session_config(args, realtime=True)
-    engine = open_engine(args.weights, args.backend, args.threads)
-    return LipSyncFactory(engine, session_cfg)
+    # one onnxruntime thread per inference worker: the sessions' frames run side by side
+    engine = open_engine(args.weights, args.backend, 1)
+    return LipSyncFactory(engine, session_cfg, inference_workers=args.threads)
 
 
 def page_url(server: RunningServer, token: str | None) -> str:

@@ -2,14 +2,16 @@
 
 The reusable unit of the real-time path: `stablesync run` and `demo` drive one session from
 local sources; the WebRTC server drives one per peer connection from aiortc tracks. Sessions
-share an `InferenceBatcher` (one engine) and own everything else: a single-thread executor for
-tracking and compositing (mediapipe is not thread-safe), the mel timeline, the telemetry.
+share an `InferenceBatcher` (one engine) and own everything else: two single-thread workers,
+one tracking (the face follower's mesh) and one rendering (compositing, watermark; the
+compositor's own mesh), so one frame is tracked while the one before it is composited and the
+event loop only hands work over; the mel timeline; the telemetry.
 
 Stages (asyncio tasks, each owned and cancelled with a timeout on `close`):
   audio:   bounded queue -> MelTimeline (+ the audio output channel)
-  track:   latest-wins video slot -> face tracking and crop (executor)
+  track:   latest-wins video slot -> face tracking and crop (track worker)
   infer:   waits for the frame's mel window until its deadline allows -> batcher
-  finish:  awaits the generated crop -> compositing (executor) -> output channel
+  finish:  awaits the generated crop -> compositing and watermark (render worker) -> output channel
 A stage task that itself raises (a bug: every live fault is caught inside the stages and
 degrades to passthrough) ends the stream instead of stalling it: the outputs end and
 `next_output` raises `StageFailed` naming the stage.
@@ -83,7 +85,13 @@ class LipSyncSession:
         self.telemetry = Telemetry()
         self.watermarker = Watermarker(label=cfg.label)  # marks every frame the filter changes
         self.telemetry.note(f"watermark run id {self.watermarker.run_id_hex}")
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"stablesync-{name}")
+        # mediapipe is not thread-safe: each mesh stays on one thread
+        self._track_executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix=f"stablesync-{name}-track"
+        )
+        self._render_executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix=f"stablesync-{name}-render"
+        )
         self._follower = FaceFollower(self.size, cfg.tracking)
         self._compositor = Compositor(self.size, cfg.composite)
         live = cfg.realtime
@@ -120,7 +128,7 @@ class LipSyncSession:
         await self.batcher.start()
         await self.batcher.warmup()
         blank = VideoFrame(np.zeros((240, 320, 3), np.uint8), time.monotonic_ns(), 0, -1)
-        await loop.run_in_executor(self._executor, self._follower.track, blank)  # loads mediapipe
+        await loop.run_in_executor(self._track_executor, self._follower.track, blank)  # loads mediapipe
         self.batcher.clients += 1
         for name, coro in (
             ("audio", self._audio_stage()),
@@ -187,7 +195,9 @@ class LipSyncSession:
 
     async def next_audio(self) -> AudioChunk | None:
         """The input audio, undelayed, in order (drop-oldest when nobody reads it in live mode);
-        None after the audio ended (or a stage failed)."""
+        None after the audio ended (or a stage failed), and at once without `cfg.audio_out`."""
+        if not self.cfg.audio_out:
+            return None
         return await self._audio_out.get()
 
     def audio_delay_ns(self) -> int:
@@ -213,13 +223,13 @@ class LipSyncSession:
         self._tasks.clear()
         self.batcher.clients = max(0, self.batcher.clients - 1)
         loop = asyncio.get_running_loop()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(loop.run_in_executor(self._executor, self._close_trackers), timeout_s)
-        self._executor.shutdown(wait=False, cancel_futures=True)
-
-    def _close_trackers(self) -> None:
-        self._follower.close()
-        self._compositor.close()
+        for executor, close in (
+            (self._track_executor, self._follower.close),
+            (self._render_executor, self._compositor.close),
+        ):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(loop.run_in_executor(executor, close), timeout_s)
+            executor.shutdown(wait=False, cancel_futures=True)
 
     # --- stages -------------------------------------------------------------------------
 
@@ -253,7 +263,7 @@ class LipSyncSession:
                 self.telemetry.note(f"audio chunk skipped: {exc}")
                 continue
             self._audio_arrived.set()
-            if await self._audio_out.put(chunk) is not None:
+            if self.cfg.audio_out and await self._audio_out.put(chunk) is not None:
                 self.telemetry.count("audio_out_dropped")
         self._audio_ended = True
         self._audio_arrived.set()
@@ -275,7 +285,7 @@ class LipSyncSession:
             t0 = time.perf_counter()
             try:
                 work.track = await loop.run_in_executor(
-                    self._executor, self._follower.track, frame, self._skip_tracking(frame)
+                    self._track_executor, self._follower.track, frame, self._skip_tracking(frame)
                 )
                 if work.track is None:
                     work.mode = "noface"
@@ -398,8 +408,7 @@ class LipSyncSession:
         if generated is not None and work.track is not None and work.window is not None:
             t0 = time.perf_counter()
             try:
-                image = await loop.run_in_executor(self._executor, self._composite, work, generated)
-                image = self.watermarker.mark(image)  # also what avatar mode repeats
+                image = await loop.run_in_executor(self._render_executor, self._composite, work, generated)
                 work.mode = "lipsync"
             except Exception as exc:
                 self.telemetry.note(f"compositing failed: {type(exc).__name__}: {exc}")
@@ -446,4 +455,4 @@ class LipSyncSession:
         )
         if result.unread:
             self.telemetry.count("mouth_shape_unread")
-        return result.image
+        return self.watermarker.mark(result.image)  # also what avatar mode repeats

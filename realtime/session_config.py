@@ -18,6 +18,9 @@ class SessionConfig:
     stage_queue_frames: int = 8
     output_queue_frames: int = 4
     audio_out_chunks: int = 512
+    # keep the input audio for `next_audio` (a sink that plays it: the mp4, the virtual mic);
+    # False where nobody reads it (WebRTC sends the caller's own frames), so nothing piles up
+    audio_out: bool = True
     reference_drift: float = 1.0  # HeadPose.distance that triggers a new reference
     drift_frames: int = 10  # ... when it lasts this many frames
     late_window_frames: int = 25  # frames considered when deciding to skip tracking

@@ -3,13 +3,17 @@ every peer, one `LipSyncSession` (realtime/session.py) per peer.
 
 The batcher gathers the due frames of all sessions into one `engine.generate` call and answers
 a frame that would miss its deadline with a passthrough, so a slow or stalled peer never holds
-the others back. Frame format conversions run on a small executor owned by the factory.
+the others back. Frame format conversions run on a small executor owned by the factory. On
+onnxruntime's CPU backend the batcher runs `inference_workers` batches at once (the engine opened
+with one intra-op thread each: `stablesync serve --threads N`), so the sessions' frames are
+generated in parallel instead of one after the other.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import functools
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -26,6 +30,10 @@ from realtime.webrtc.processing import PIPELINE_AUDIO_RATE_HZ, FloatArray, Proce
 STAGE_SERIES = ("track_ms", "wait_audio_ms", "infer_ms", "composite_ms")
 RECENT_FRAMES = 125
 MAX_ORIGINALS = 32
+PARALLEL_BACKENDS = ("ort-cpu",)  # engines whose generate() may run on several threads at once
+# the stats message's "pipeline.late": frames passed through late, by why, and "over_budget"
+# (frames handed on after their deadline), as the session counts them
+LATE_COUNTS = ("window_cut_short", "late_by_estimate", "inference_past_deadline", "over_budget")
 
 
 def _to_rgb(frame: av.VideoFrame) -> RgbImage:
@@ -43,10 +51,14 @@ class LipSyncFactory:
         session_cfg: SessionConfig | None = None,
         batcher_cfg: BatcherConfig | None = None,
         convert_threads: int = 2,
+        inference_workers: int = 1,
     ) -> None:
         self.mode = engine.backend
-        self.batcher = InferenceBatcher(engine, batcher_cfg or BatcherConfig())
-        self._session_cfg = session_cfg or SessionConfig()
+        workers = inference_workers if engine.backend in PARALLEL_BACKENDS else 1
+        batcher_cfg = dataclasses.replace(batcher_cfg or BatcherConfig(), workers=workers)
+        self.batcher = InferenceBatcher(engine, batcher_cfg)
+        # the returned audio is the caller's own frames (media.DelayedAudioTrack): no copy kept
+        self._session_cfg = dataclasses.replace(session_cfg or SessionConfig(), audio_out=False)
         self._executor = ThreadPoolExecutor(max_workers=convert_threads, thread_name_prefix="stablesync-rtc")
 
     async def open_session(self, session_id: str) -> SessionPipeline:
@@ -108,7 +120,8 @@ class LipSyncPipeline:
             recent = list(telemetry.series[name])[-RECENT_FRAMES:]
             if recent:
                 stages[name] = round(float(np.median(recent)), 2)
-        return {"dropped_frames": telemetry.counts["frames_dropped"], "stages_p50_ms": stages}
+        late = {name: telemetry.counts[name] for name in LATE_COUNTS if telemetry.counts[name]}
+        return {"dropped_frames": telemetry.counts["frames_dropped"], "stages_p50_ms": stages, "late": late}
 
     async def end(self) -> None:
         await self._session.end_video()
