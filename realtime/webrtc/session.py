@@ -25,6 +25,8 @@ from aiortc import (
 )
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from realtime.delivery import DelayTarget
+from realtime.frames import NS_PER_MS
 from realtime.session import StageFailed
 from realtime.webrtc.candidates import CandidateReport
 from realtime.webrtc.config import ServeConfig
@@ -40,7 +42,7 @@ from realtime.webrtc.stats import STATS_CHANNEL, SessionStats
 
 log = logging.getLogger(__name__)
 STATS_PERIOD_S = 1.0
-DELAY_HYSTERESIS_MS = 20.0
+MIN_LATENCY_SAMPLES = 10  # frames measured before the audio delay follows the video
 TASK_CANCEL_TIMEOUT_S = 1.0
 
 
@@ -72,6 +74,7 @@ class Session:
         self.stats = SessionStats(session_id, backend=mode)
         self.pc = RTCPeerConnection(ice_configuration(config))
         self.audio_out = DelayedAudioTrack(self.epoch_ns)
+        self.delay = DelayTarget()
         self.video_out = ProcessedVideoTrack(self.epoch_ns, self.audio_out, self.stats)
         self._tasks: set[asyncio.Task[None]] = set()
         self._channel: RTCDataChannel | None = None
@@ -196,18 +199,14 @@ class Session:
 
     def _follow_video_latency(self) -> None:
         """Sets the A/V sync delay to the video's median latency including its encoding (at least
-        the audio's own receive delay), moving it only on a real change so the audio rarely glitches."""
-        floor_ms = self.audio_out.receive_delay_ns / 1e6
-        video_ms = 0.0
-        if len(self.stats.latencies_ms) >= 10:
+        the audio's own receive delay), by the delivery rule (`realtime.delivery.DelayTarget`)."""
+        latency_ns = None
+        if len(self.stats.latencies_ms) >= MIN_LATENCY_SAMPLES:
             video_ms = self.stats.latency_percentile_ms(50) + self.stats.encode_p50_ms()
-        target_ms = max(floor_ms, round(video_ms / 10.0) * 10.0)
-        if (
-            self.audio_out.sync_delay_ns == 0
-            or abs(target_ms - self.stats.sync_delay_ms) >= DELAY_HYSTERESIS_MS
-        ):
-            self.stats.sync_delay_ms = target_ms
-            self.audio_out.sync_delay_ns = int(target_ms * 1e6)
+            latency_ns = int(video_ms * NS_PER_MS)
+        delay_ns = self.delay.update(latency_ns, floor_ns=self.audio_out.receive_delay_ns)
+        self.stats.sync_delay_ms = delay_ns / NS_PER_MS
+        self.audio_out.sync_delay_ns = delay_ns
 
     def final_stats(self) -> dict[str, Any]:
         return self.stats.message(self._pipeline.figures()) | {"close_reason": self.close_reason}
