@@ -1,6 +1,7 @@
 """`stablesync serve` with N loopback WebRTC peers at once (N = 1, 2, 4, 8 by default), each for
 `--seconds` (default 60): per-session fps, glass-to-glass p50/p95 and A/V offset measured at the
-receiving peer, and the server's memory (RSS) at start and after every N.
+receiving peer, the server's CPU per session and per frame, why frames passed through (the
+server's late counts and stage times), and the server's memory (RSS) at start and after every N.
 
 `python -m benchmarks.webrtc_sessions --out benchmarks/out/webrtc_sessions.json [--seconds 60]
 [--quick] [--sessions 1,2,4,8] [--weights DIR] [--backend auto|passthrough|...]`
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -32,6 +34,12 @@ from benchmarks.common import rss_mb, write_result
 from benchmarks.inputs import bench_weights, demo_face_and_speech, speech_like
 
 SERVER_START_TIMEOUT_S = 120.0
+
+
+def cpu_s(pid: int) -> float:
+    """CPU time (user + system, every thread) a process has used so far, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _clip(width_px: int = 320) -> Any:
@@ -89,6 +97,8 @@ def _per_session(result: Any) -> dict[str, Any]:
         "dropped_frames": server.get("dropped_frames"),
         "server_latency_ms": server.get("server_latency_ms"),
         "sync_delay_ms": server.get("sync_delay_ms"),
+        "pipeline": server.get("pipeline"),
+        "modes": modes,
         "error": s["error"],
     }
 
@@ -134,9 +144,12 @@ def main(argv: list[str] | None = None) -> int:
             figures["server_rss_mb_start"] = round(rss_mb(server.pid), 1)
             for n in args.sessions:
                 rss_before = round(rss_mb(server.pid), 1)
+                cpu_before, began = cpu_s(server.pid), time.monotonic()
                 results = asyncio.run(_round(url, clip, n, seconds))
+                cpu_used, took_s = cpu_s(server.pid) - cpu_before, time.monotonic() - began
                 _wait_idle(url)
                 sessions = [_per_session(r) for r in results]
+                frames_out = sum((r.summary()["server"] or {}).get("frames_out", 0) for r in results)
                 fps = [s["fps"] for s in sessions]
                 g2g = [g for r in results for g in r.glass_to_glass_ms]
                 av = [a for r in results for a in r.av_offset_ms]
@@ -147,6 +160,11 @@ def main(argv: list[str] | None = None) -> int:
                     "glass_to_glass_ms_p95": round(float(np.percentile(g2g, 95)), 1) if g2g else None,
                     "av_offset_ms_p50": round(float(np.median(av)), 1) if av else None,
                     "lipsync_fraction_min": min(s["lipsync_fraction"] for s in sessions),
+                    # the server's CPU over the round (connecting and closing included), per session
+                    # and per frame it sent back: what a session costs whatever else the machine runs
+                    "server_cpu_cores_per_session": round(cpu_used / took_s / n, 3),
+                    "server_cpu_ms_per_frame": round(cpu_used * 1000 / max(frames_out, 1), 2),
+                    "load_average_1m": round(os.getloadavg()[0], 2),
                     "server_rss_mb_before": rss_before,
                     "server_rss_mb_after": round(rss_mb(server.pid), 1),
                 }
@@ -156,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"N={n}: fps min {r['fps_min']} mean {r['fps_mean']},"
                     f" g2g p95 {r['glass_to_glass_ms_p95']} ms,"
                     f" A/V {r['av_offset_ms_p50']} ms, lipsync >= {r['lipsync_fraction_min']:.0%},"
+                    f" server CPU {r['server_cpu_cores_per_session']} cores/session"
+                    f" ({r['server_cpu_ms_per_frame']} ms/frame), load {r['load_average_1m']},"
                     f" RSS {r['server_rss_mb_before']} -> {r['server_rss_mb_after']} MB",
                     flush=True,
                 )
