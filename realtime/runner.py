@@ -149,21 +149,11 @@ class Runner:
         session = LipSyncSession(batcher, cfg.session, name="run")
         tel = session.telemetry
         await session.start()  # loads the engine and the tracker before the clock starts
-        clock = StreamClock(paced=self.paced)
         # the outputs play the input's rate and channels; without a format, the model's audio
         audio_rate_hz, audio_channels = (
             self.audio.output_format
             if isinstance(self.audio, FormattedAudioSource)
             else (self.engine.manifest.mel.sample_rate_hz, 1)
-        )
-        file_sink = (
-            FileSink(
-                cfg.out_path,
-                clock.start_ns,
-                FileSinkConfig(fps=cfg.fps, sample_rate_hz=audio_rate_hz, channels=audio_channels),
-            )
-            if cfg.out_path
-            else None
         )
         vcam = VirtualCameraSink(cfg.virtual_camera) if cfg.virtual_camera else None
         pulse_mic: PulseVirtualMic | None = None
@@ -180,6 +170,17 @@ class Runner:
             mic_cfg = dataclasses.replace(mic_cfg, sample_rate_hz=audio_rate_hz, channels=audio_channels)
             vmic = VirtualMicSink(mic_cfg)
             delay_line.device_latency_ns = int(await vmic.open() * 1e9)
+        # the clock starts once the outputs play (the virtual microphone can take 2 s to)
+        clock = StreamClock(paced=self.paced)
+        file_sink = (
+            FileSink(
+                cfg.out_path,
+                clock.start_ns,
+                FileSinkConfig(fps=cfg.fps, sample_rate_hz=audio_rate_hz, channels=audio_channels),
+            )
+            if cfg.out_path
+            else None
+        )
         installed: list[signal.Signals] = []
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
