@@ -12,17 +12,9 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
-SYS_V4L = Path("/sys/class/video4linux")
-
-
-@dataclass(frozen=True)
-class Camera:
-    device: str  # what `--camera` takes: a path (Linux) or an index
-    name: str
-    virtual: bool  # a v4l2loopback device: a virtual camera to send to, not a webcam
+from realtime.devices import SYS_V4L, Camera, linux_cameras
 
 
 @dataclass
@@ -35,19 +27,6 @@ class Devices:
     tracker: str = ""
     backends: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-
-
-def linux_cameras(root: Path = SYS_V4L) -> list[Camera]:
-    """Video devices from sysfs: name, and whether the v4l2loopback driver made it."""
-    cameras = []
-    for entry in sorted(root.glob("video*"), key=lambda p: int(p.name[5:]) if p.name[5:].isdigit() else 0):
-        name = (entry / "name").read_text().strip() if (entry / "name").is_file() else entry.name
-        driver = (
-            (entry / "device" / "driver").resolve().name if (entry / "device" / "driver").exists() else ""
-        )
-        virtual = "loopback" in driver or "loopback" in name.lower()
-        cameras.append(Camera(device=f"/dev/{entry.name}", name=name, virtual=virtual))
-    return cameras
 
 
 def probed_cameras(max_index: int = 4) -> list[Camera]:

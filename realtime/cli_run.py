@@ -22,7 +22,7 @@ from realtime.cli_common import (
     run_pipeline,
     session_config,
 )
-from realtime.devices import resolve_input_device
+from realtime.devices import resolve_camera, resolve_input_device
 from realtime.engines import open_engine, resolve_weights
 from realtime.runner import (
     AudioSource,
@@ -53,7 +53,9 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__)
     video = parser.add_mutually_exclusive_group()
     video.add_argument(
-        "--camera", default=None, help="webcam index (default 0) or a device path/URL OpenCV opens"
+        "--camera",
+        default=None,
+        help="webcam: index (default 0), part of its name (`stablesync devices`), or a path/URL OpenCV opens",
     )
     video.add_argument(
         "--face", type=Path, default=None, help="avatar mode: this photo is the face, no camera"
@@ -110,11 +112,8 @@ def _sources(args: argparse.Namespace, sample_rate_hz: int) -> tuple[VideoSource
     elif args.video is not None:
         video = VideoFileSource(args.video, duration_s=duration)
     else:
-        camera = args.camera if args.camera is not None else "0"
         width, height = parse_size(args.camera_size, "--camera-size")
-        video = CameraSource(
-            int(camera) if str(camera).isdigit() else camera, width=width, height=height, fps=args.fps
-        )
+        video = CameraSource(resolve_camera(args.camera), width=width, height=height, fps=args.fps)
     return video, audio, not args.fast
 
 
