@@ -25,7 +25,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train": ("stablesync.train.cli", "train AVSyncNet, the silent-lip generator or the generator"),
     "average": ("stablesync.train.average", "average the weights of one run's last checkpoints"),
     "eval": ("stablesync.evaluation.cli", "evaluate a checkpoint like the paper (LSE-C/D, PSNR, SSIM, LMD)"),
-    "enroll": ("stablesync.enroll.cli", "a personal model of your face from a short recording of you"),
+    "enroll": ("realtime.cli_enroll", "a personal model of your face from a short recording of you"),
     "profiles": ("stablesync.enroll.profiles_cli", "list, show or remove the profiles made by enroll"),
     "export": ("export.cli", "export a checkpoint to ONNX (and TensorRT) for the real-time path"),
     "bench": ("benchmarks.cli", "run the benchmark suite and write JSON, plots and RESULTS.md"),

@@ -3,12 +3,14 @@
 A take is refused (a `UserError` naming the file, exit 2) when it is too short, when no face
 or two faces show in more than `max_bad_fraction` of the sampled frames, when the face is too
 dark, or when its audio is silence. Frames are sampled every `sample_every_s` seconds through
-the face mesh in still-image mode with room for two faces.
+the face mesh in still-image mode with room for two faces. A camera take is checked live with
+the same samples (`sample_face`, `TakeTally`), which also say whether the face is frontal and
+its mouth in view (guidance shown each second; not reasons to refuse a take).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +29,7 @@ class TakeChecks:
     min_face_luma: float = 40.0  # mean grey level (0-255) of the face's box
     min_speech_dbfs: float = -45.0  # loudest 10% of 100 ms windows must reach this
     min_voiced_fraction: float = 0.1  # share of 100 ms windows within 30 dB of the loudest
+    max_turn: float = 0.3  # |nose-to-eye distances differing| / eye distance; ~0.3 is 20 degrees
 
 
 @dataclass(frozen=True)
@@ -41,12 +44,86 @@ class TakeSummary:
     voiced_fraction: float
 
 
-def _face_luma(image: NDArray[np.uint8], points: NDArray[np.float32]) -> float:
+def face_luma(image: NDArray[np.uint8], points: NDArray[np.float32]) -> float:
+    """Mean grey level (0-255) of the face's box."""
     h, w = image.shape[:2]
     lo = np.clip(points[:, :2].min(0), 0, [w - 1, h - 1]).astype(int)
     hi = np.clip(points[:, :2].max(0), 0, [w - 1, h - 1]).astype(int)
     box = image[lo[1] : hi[1] + 1, lo[0] : hi[0] + 1].astype(np.float32)
     return float((box @ np.array([0.299, 0.587, 0.114], np.float32)).mean()) if box.size else 0.0
+
+
+def head_turn(points: NDArray[np.float32]) -> float:
+    """How far the head is turned left or right: the nose tip's distances to the two eye centres
+    differ by this share of the eye distance (0 frontal, about 0.3 at 20 degrees)."""
+    from stablesync.face.landmarks import NOSE_TIP, eye_centres, eye_distance
+
+    right, left = eye_centres(points)
+    nose = points[NOSE_TIP, :2]
+    gap = float(np.linalg.norm(nose - right) - np.linalg.norm(nose - left))
+    return abs(gap) / max(eye_distance(points), 1e-6)
+
+
+def mouth_in_view(points: NDArray[np.float32], height: int, width: int, margin_px: float = 2.0) -> bool:
+    """Whether the lips and the chin lie inside the picture (not cut off by its edge)."""
+    from stablesync.face.landmarks import CHIN, MOUTH_OUTER
+
+    xy = points[[*MOUTH_OUTER, CHIN], :2]
+    inside = (xy >= margin_px) & (xy <= np.array([width - 1 - margin_px, height - 1 - margin_px]))
+    return bool(inside.all())
+
+
+@dataclass(frozen=True)
+class FaceSample:
+    """One sampled frame: how many faces, and about the first one: its light, turn, mouth."""
+
+    faces: int
+    face_luma: float = 0.0
+    turn: float = 0.0
+    mouth_in_view: bool = False
+
+
+def sample_face(faces: list[NDArray[np.float32]], image: NDArray[np.uint8]) -> FaceSample:
+    """The sample of a frame from the landmarks (N, 2+) of the faces found in it."""
+    if not faces:
+        return FaceSample(0)
+    h, w = image.shape[:2]
+    first = faces[0]
+    return FaceSample(len(faces), face_luma(image, first), head_turn(first), mouth_in_view(first, h, w))
+
+
+@dataclass
+class TakeTally:
+    """Face samples added up over a take (the file's or, live, the camera's)."""
+
+    sampled: int = 0
+    no_face: int = 0
+    two_faces: int = 0
+    turned: int = 0
+    mouth_hidden: int = 0
+    lumas: list[float] = field(default_factory=list)
+
+    def add(self, sample: FaceSample, checks: TakeChecks) -> None:
+        self.sampled += 1
+        self.no_face += sample.faces == 0
+        self.two_faces += sample.faces > 1
+        if sample.faces:
+            self.lumas.append(sample.face_luma)
+            self.turned += sample.turn > checks.max_turn
+            self.mouth_hidden += not sample.mouth_in_view
+
+    def summary(self, duration_s: float, frames: int, audio: NDArray[np.float32]) -> TakeSummary:
+        loud, voiced = speech_levels(audio)
+        return TakeSummary(
+            duration_s=duration_s,
+            frames=frames,
+            sampled=self.sampled,
+            no_face=self.no_face,
+            two_faces=self.two_faces,
+            face_luma=float(np.median(self.lumas)) if self.lumas else 0.0,
+            speech_dbfs=loud,
+            voiced_fraction=voiced,
+        )
 
 
 def speech_levels(audio: NDArray[np.float32], rate_hz: int = RATE_HZ) -> tuple[float, float]:
@@ -64,8 +141,8 @@ def summarise_take(video: Path, audio: NDArray[np.float32], checks: TakeChecks) 
     from stablesync.face import FaceMeshTracker
     from stablesync.media import iter_video_frames
 
-    sampled = no_face = two = frames = 0
-    lumas: list[float] = []
+    tally = TakeTally()
+    frames = 0
     next_s, last_s = 0.0, 0.0
     with FaceMeshTracker(max_faces=2, video=False) as tracker:
         for image, t_s in iter_video_frames(video):
@@ -74,25 +151,11 @@ def summarise_take(video: Path, audio: NDArray[np.float32], checks: TakeChecks) 
             if t_s + 1e-6 < next_s:
                 continue
             next_s = t_s + checks.sample_every_s
-            sampled += 1
             faces = tracker.detect(image)
-            no_face += not faces
-            two += len(faces) > 1
-            if faces:
-                lumas.append(_face_luma(image, faces[0].points))
+            tally.add(sample_face([f.points for f in faces], image), checks)
     rate = frames / max(last_s, 1e-6) if frames > 1 else 25.0
     duration_s = last_s + 1.0 / rate if frames else 0.0
-    loud, voiced = speech_levels(audio)
-    return TakeSummary(
-        duration_s=duration_s,
-        frames=frames,
-        sampled=sampled,
-        no_face=no_face,
-        two_faces=two,
-        face_luma=float(np.median(lumas)) if lumas else 0.0,
-        speech_dbfs=loud,
-        voiced_fraction=voiced,
-    )
+    return tally.summary(duration_s, frames, audio)
 
 
 def reasons(s: TakeSummary, checks: TakeChecks) -> list[str]:

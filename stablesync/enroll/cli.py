@@ -1,4 +1,6 @@
 """`stablesync enroll NAME --video FILE [--audio FILE]`: a personal profile from a recording.
+`stablesync enroll NAME --camera N --mic DEV [--seconds 90]` records the take first: lines to
+read aloud, a live check of each second, a progress bar (realtime/cli_enroll.py), then the same.
 
 Checks the take (one line per reason it cannot be used), prepares it like `data prepare`,
 keeps its last ~15% aside, fine-tunes the shipped G_L on the rest within `--minutes`, exports
@@ -27,7 +29,20 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("name", help="profile name (letters, digits, _ - .)")
     p.add_argument("--video", type=Path, help="a recording of you speaking to the camera (60-90 s is best)")
     p.add_argument("--audio", type=Path, default=None, help="its sound, when not in the video file")
-    p.add_argument("--camera", default=None, help="record from this camera (not available yet)")
+    p.add_argument(
+        "--camera",
+        default=None,
+        help="record a guided take from this camera: index, device path, or a video file played as one",
+    )
+    p.add_argument(
+        "--mic", default=None, help="with --camera: microphone (index, part of its name, PulseAudio source)"
+    )
+    p.add_argument(
+        "--seconds", type=float, default=90.0, help="with --camera: length of the take (default 90)"
+    )
+    p.add_argument(
+        "--camera-size", default="640x480", help="with --camera: capture size WxH (default 640x480)"
+    )
     p.add_argument(
         "--minutes",
         type=float,
@@ -53,12 +68,10 @@ def main(args: argparse.Namespace) -> int:
     from stablesync.media import read_audio
 
     check_name(args.name)
-    if args.camera is not None:
-        raise UserError(
-            "--camera: recording from a camera is not implemented yet; record a video and pass --video"
-        )
     if args.video is None:
-        raise UserError("--video FILE is required (a recording of you speaking to the camera)")
+        raise UserError(
+            "--video FILE or --camera N is required (a recording of you speaking, or a take to record)"
+        )
     if not (math.isfinite(args.minutes) and args.minutes > 0):
         raise UserError(f"--minutes {args.minutes}: expected a positive number of minutes")
     if not 0.05 <= args.holdout <= 0.5:

@@ -45,20 +45,19 @@ class EnrollConfig:
     checks: TakeChecks = field(default_factory=TakeChecks)
 
 
-def _check_existing(cfg: EnrollConfig) -> Path:
-    """The profile's folder; refuses to replace a profile or an interrupted enroll unasked."""
+def check_profile_free(name: str, overwrite: bool, resume: bool) -> Path:
+    """The profile's folder; refuses to replace a profile or an interrupted enroll unasked
+    (asked before a camera take is recorded, and again before anything is written)."""
     from stablesync.enroll.profiles import profile_dir
 
-    path = profile_dir(cfg.name)
-    if cfg.overwrite:
+    path = profile_dir(name)
+    if overwrite:
         return path
-    if is_complete(path) and not cfg.resume:
+    if is_complete(path) and not resume:
+        raise UserError(f"profile {name}: exists ({path}); pass --overwrite or `stablesync profiles remove`")
+    elif (path / "work").is_dir() and not resume:
         raise UserError(
-            f"profile {cfg.name}: exists ({path}); pass --overwrite or `stablesync profiles remove`"
-        )
-    elif (path / "work").is_dir() and not cfg.resume:
-        raise UserError(
-            f"profile {cfg.name}: an interrupted enroll is in {path / 'work'}; pass --resume to continue it"
+            f"profile {name}: an interrupted enroll is in {path / 'work'}; pass --resume to continue it"
             " or --overwrite to start again"
         )
     return path
@@ -87,7 +86,7 @@ def enroll(cfg: EnrollConfig) -> dict[str, Any]:
     began = time.perf_counter()
     if not cfg.video.is_file():
         raise UserError(f"--video {cfg.video}: not found; expected a recording of you speaking")
-    out = _check_existing(cfg)
+    out = check_profile_free(cfg.name, cfg.overwrite, cfg.resume)
     work = out / "work"
     if not (cfg.resume and (work / "prepared" / "take.json").is_file()):
         summary = check_take(cfg.video, cfg.audio, cfg.checks)

@@ -43,6 +43,20 @@ def profile_dir(name: str) -> Path:
     return profiles_root() / check_name(name)
 
 
+def take_dir(name: str) -> Path:
+    """Where a camera take for NAME is kept (`$XDG_DATA_HOME/stablesync/takes/NAME`), so an
+    interrupted enroll resumes without recording again; `profiles remove` deletes it too."""
+    return profiles_root().parent / "takes" / check_name(name)
+
+
+def make_take_dir(name: str) -> Path:
+    path = take_dir(name)
+    path.mkdir(parents=True, exist_ok=True, mode=PROFILE_MODE)
+    for folder in (path.parent, path):
+        folder.chmod(PROFILE_MODE)
+    return path
+
+
 def make_profile_dir(name: str) -> Path:
     """Creates the profile folder (and its parents) readable by this user only."""
     path = profile_dir(name)
@@ -108,8 +122,9 @@ def list_profiles() -> list[ProfileInfo]:
 
 
 def remove_profile(name: str) -> Path:
-    path = profile_dir(name)
-    if not path.is_dir():
+    path, take = profile_dir(name), take_dir(name)
+    if not path.is_dir() and not take.is_dir():
         raise UserError(f"profile {name}: not found in {profiles_root()}")
-    shutil.rmtree(path)
+    shutil.rmtree(path, ignore_errors=True)
+    shutil.rmtree(take, ignore_errors=True)  # the camera take it was made from
     return path

@@ -1,0 +1,79 @@
+"""`stablesync enroll`: stablesync/enroll/cli.py's command, and the guided camera take.
+
+`stablesync enroll NAME --camera N|PATH --mic DEV [--seconds 90]` records the take with the
+real-time path's camera and microphone sources (`realtime/take_recorder.py`: lines to read,
+a live check of each second, a progress bar, one-line reasons for an unusable take), keeps it
+in `$XDG_DATA_HOME/stablesync/takes/NAME` (mode 0700), and enrolls from it exactly as from
+`--video FILE --audio FILE`. This front lives in realtime/ because stablesync never imports
+realtime. `--resume` reuses the kept take instead of recording again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import shutil
+import tempfile
+from pathlib import Path
+
+from stablesync.enroll.cli import build_parser
+from stablesync.errors import UserError
+
+__all__ = ["build_parser", "main"]
+TAKE_VIDEO, TAKE_AUDIO = "take.mp4", "take.wav"
+
+
+async def record(args: argparse.Namespace, folder: Path) -> str:
+    """Records into `folder`; -> a one-line account of the take (or a UserError why not)."""
+    from realtime.cli_run import parse_size
+    from realtime.devices import resolve_input_device
+    from realtime.sources import CameraSource, MicSource
+    from realtime.take_recorder import RecordConfig, TakeRecorder
+
+    width, height = parse_size(args.camera_size, "--camera-size")
+    device: int | str = int(args.camera) if str(args.camera).isdigit() else str(args.camera)
+    pace = isinstance(device, str) and Path(device).is_file()  # a video file: play it at 25 fps
+    camera = CameraSource(device, width=width, height=height, fps=25.0)
+    mic = MicSource(resolve_input_device(args.mic))
+    try:
+        await camera.open()  # each a one-line error before the take starts
+        await mic.open()
+        cfg = RecordConfig(seconds=args.seconds, pace=pace)
+        take = await TakeRecorder(camera, mic, folder / TAKE_VIDEO, folder / TAKE_AUDIO, cfg).record()
+    finally:
+        await camera.close()
+        await mic.close()
+    return (
+        f"enroll: take of {take.duration_s:.1f} s recorded; head turned away in {take.turned} and mouth"
+        f" out of the picture in {take.mouth_hidden} of {take.sampled} looks"
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    from stablesync.enroll import cli as enroll_cli
+    from stablesync.enroll.pipeline import check_profile_free
+    from stablesync.enroll.profiles import check_name, make_take_dir, take_dir
+
+    if args.camera is None:
+        if args.mic is not None:
+            raise UserError(f"--mic {args.mic}: only used with --camera (a take to record)")
+        return enroll_cli.main(args)
+    if args.video is not None or args.audio is not None:
+        raise UserError("--camera with --video/--audio: give one, a take to record or a recording")
+    if not (math.isfinite(args.seconds) and args.seconds > 0):
+        raise UserError(f"--seconds {args.seconds}: expected a positive number of seconds")
+    check_name(args.name)
+    check_profile_free(args.name, args.overwrite, args.resume)  # before, not after, the take
+    kept = take_dir(args.name)
+    if args.resume and (kept / TAKE_VIDEO).is_file() and (kept / TAKE_AUDIO).is_file():
+        print(f"enroll: resuming with the take kept in {kept}", flush=True)
+    else:
+        make_take_dir(args.name)
+        with tempfile.TemporaryDirectory(prefix=".recording-", dir=kept) as tmp:
+            account = asyncio.run(record(args, Path(tmp)))
+            for name in (TAKE_VIDEO, TAKE_AUDIO):
+                shutil.move(Path(tmp) / name, kept / name)
+        print(f"{account}; kept in {kept}", flush=True)
+    args.video, args.audio, args.camera = kept / TAKE_VIDEO, kept / TAKE_AUDIO, None
+    return enroll_cli.main(args)
