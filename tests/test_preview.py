@@ -123,6 +123,7 @@ async def test_the_window_shows_the_frame_mirrored_only_when_asked(xvfb: Xvfb, m
         assert _red_left_of_blue(xvfb.screen()) is (not mirror)
     finally:
         await window.close()
+    assert window.exit_code == 0  # closed cleanly at the end of its input
 
 
 async def test_showing_never_waits_for_the_window(xvfb: Xvfb) -> None:

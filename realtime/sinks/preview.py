@@ -18,6 +18,7 @@ import contextlib
 import os
 import platform
 import select
+import signal
 import socket
 import struct
 import sys
@@ -87,6 +88,7 @@ class PreviewWindow:
         self.frames_dropped = 0
         self.quit_pressed = False
         self.window_closed = False
+        self.exit_code: int | None = None  # the window's process's, once closed
 
     async def open(self, timeout_s: float = 20.0) -> str | None:
         """Starts the window's process; returns None once the window is open, else why not."""
@@ -137,10 +139,10 @@ class PreviewWindow:
         if proc.stdin is not None:
             proc.stdin.close()  # the window's process ends at the end of its input
         try:
-            await asyncio.wait_for(proc.wait(), timeout_s)
+            self.exit_code = await asyncio.wait_for(proc.wait(), timeout_s)
         except TimeoutError:
             proc.kill()
-            await proc.wait()
+            self.exit_code = await proc.wait()
         if self._events is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait_for(self._events, timeout_s)
@@ -190,6 +192,7 @@ def window_main(title: str, mirror: bool, pump_s: float = 0.05) -> int:
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the run, which then closes this
     parser = argparse.ArgumentParser(description="the --preview window (started by stablesync)")
     parser.add_argument("--title", required=True)
     parser.add_argument("--mirror", action="store_true")
