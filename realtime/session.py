@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -35,6 +34,7 @@ import numpy as np
 from export.engine import FloatArray, ReferenceFeatures
 from realtime.audio_windows import MelTimeline, MelWindow, WindowConfig
 from realtime.batcher import InferenceBatcher
+from realtime.clock import Clock
 from realtime.compositing import Compositor
 from realtime.frames import (
     NS_PER_MS,
@@ -70,9 +70,15 @@ class _Work:
 
 class LipSyncSession:
     def __init__(
-        self, batcher: InferenceBatcher, cfg: SessionConfig | None = None, name: str = "session"
+        self,
+        batcher: InferenceBatcher,
+        cfg: SessionConfig | None = None,
+        name: str = "session",
+        clock: Clock | None = None,
     ) -> None:
         cfg = cfg if cfg is not None else SessionConfig()
+        # deadlines, waits and stage times are read from this clock (the batcher's by default)
+        self.clock = clock if clock is not None else batcher.clock
         manifest = batcher.engine.manifest
         self.cfg = cfg
         self.name = name
@@ -127,7 +133,7 @@ class LipSyncSession:
         loop = asyncio.get_running_loop()
         await self.batcher.start()
         await self.batcher.warmup()
-        blank = VideoFrame(np.zeros((240, 320, 3), np.uint8), time.monotonic_ns(), 0, -1)
+        blank = VideoFrame(np.zeros((240, 320, 3), np.uint8), self.clock.monotonic_ns(), 0, -1)
         await loop.run_in_executor(self._track_executor, self._follower.track, blank)  # loads mediapipe
         self.batcher.clients += 1
         for name, coro in (
@@ -209,7 +215,7 @@ class LipSyncSession:
 
     def mark_delivered(self, out: OutputFrame, audio_delay_ns: int | None = None) -> None:
         """Call when the frame was handed to the sinks: records glass-to-glass latency and A/V offset."""
-        handed = time.monotonic_ns()
+        handed = self.clock.monotonic_ns()
         self.telemetry.record_output(out, handed, audio_delay_ns, latency=self.cfg.realtime)
         self._recent_late.append(out.mode == "late" or bool(out.deadline_ns and handed > out.deadline_ns))
         del self._recent_late[: -self.cfg.late_window_frames]
@@ -282,7 +288,7 @@ class LipSyncSession:
                 break
             deadline = frame.capture_ns + int(self.cfg.budget_ms * NS_PER_MS) if self.cfg.realtime else 0
             work = _Work(frame=frame, deadline_ns=deadline)
-            t0 = time.perf_counter()
+            t0 = self.clock.monotonic_ns()
             try:
                 work.track = await loop.run_in_executor(
                     self._track_executor, self._follower.track, frame, self._skip_tracking(frame)
@@ -292,7 +298,7 @@ class LipSyncSession:
             except Exception as exc:
                 self.telemetry.note(f"tracking failed: {type(exc).__name__}: {exc}")
                 work.mode = "error"
-            work.times["track_ms"] = (time.perf_counter() - t0) * 1000.0
+            work.times["track_ms"] = (self.clock.monotonic_ns() - t0) / NS_PER_MS
             if await self._tracked.put(work) is not None:
                 self.telemetry.count("frames_dropped")
         await self._tracked.put(None)
@@ -325,7 +331,7 @@ class LipSyncSession:
             self._audio_arrived.clear()
             if self.timeline.anchored and self.timeline.is_ready(work.frame.capture_ns):
                 return
-            timeout_s = (give_up_ns - time.monotonic_ns()) / 1e9 if self.cfg.realtime else None
+            timeout_s = (give_up_ns - self.clock.monotonic_ns()) / NS_PER_S if self.cfg.realtime else None
             if timeout_s is not None and timeout_s <= 0:
                 self.telemetry.count("window_cut_short")
                 return
@@ -361,22 +367,22 @@ class LipSyncSession:
     async def _prepare(self, work: _Work) -> None:
         assert work.track is not None
         await self._ensure_reference(work.track)
-        t0 = time.perf_counter()
+        t0 = self.clock.monotonic_ns()
         await self._wait_for_audio(work)
-        work.times["wait_audio_ms"] = (time.perf_counter() - t0) * 1000.0
+        work.times["wait_audio_ms"] = (self.clock.monotonic_ns() - t0) / NS_PER_MS
         work.window = self._window(work)
         if work.window.evicted:
             self.telemetry.count("window_evicted")
         if work.window.silent:
             self.telemetry.count("window_silent")
         rest_ns = int((self.batcher.estimate_ms(1) + self._composite_ms) * NS_PER_MS)
-        if work.deadline_ns and time.monotonic_ns() + rest_ns > work.deadline_ns:
+        if work.deadline_ns and self.clock.monotonic_ns() + rest_ns > work.deadline_ns:
             work.mode = "late"
             self.telemetry.count("late_by_estimate")  # passed through without trying the engine
             return
         assert self._features is not None
         crop = work.track.crop.astype(np.float32).transpose(2, 0, 1) / 255.0
-        work.times["submit_ns"] = float(time.monotonic_ns())
+        work.times["submit_ns"] = float(self.clock.monotonic_ns())
         work.future = self.batcher.submit(self._features, crop, work.window.mel[None], work.deadline_ns)
 
     async def _finish_stage(self) -> None:
@@ -401,12 +407,12 @@ class LipSyncSession:
             except Exception as exc:
                 self.telemetry.note(f"inference failed: {exc}")
                 work.mode = "error"
-            work.times["infer_ms"] = (time.monotonic_ns() - work.times["submit_ns"]) / NS_PER_MS
+            work.times["infer_ms"] = (self.clock.monotonic_ns() - work.times["submit_ns"]) / NS_PER_MS
             if generated is None and work.mode is None:
                 work.mode = "late"
         image = frame.image
         if generated is not None and work.track is not None and work.window is not None:
-            t0 = time.perf_counter()
+            t0 = self.clock.monotonic_ns()
             try:
                 image = await loop.run_in_executor(self._render_executor, self._composite, work, generated)
                 work.mode = "lipsync"
@@ -414,7 +420,7 @@ class LipSyncSession:
                 self.telemetry.note(f"compositing failed: {type(exc).__name__}: {exc}")
                 work.mode = "error"
                 image = frame.image
-            ms = (time.perf_counter() - t0) * 1000.0
+            ms = (self.clock.monotonic_ns() - t0) / NS_PER_MS
             work.times["composite_ms"] = ms
             self._composite_ms = 0.8 * self._composite_ms + 0.2 * ms
             if work.mode == "lipsync":
@@ -439,7 +445,7 @@ class LipSyncSession:
         if not (self.cfg.realtime and work.deadline_ns):
             return await work.future
         composite_ns = int(self._composite_ms * NS_PER_MS)
-        remaining_s = max(0.0, (work.deadline_ns - composite_ns - time.monotonic_ns()) / 1e9)
+        remaining_s = max(0.0, (work.deadline_ns - composite_ns - self.clock.monotonic_ns()) / NS_PER_S)
         return await asyncio.wait_for(work.future, remaining_s)
 
     def _composite(self, work: _Work, generated: FloatArray) -> RgbImage:

@@ -5,7 +5,6 @@ engine runs for real, and each of its batches moves the clock by a set time (one
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from realtime.batcher import InferenceBatcher
 from realtime.frames import NS_PER_MS, VideoFrame
 from realtime.session import LipSyncSession, SessionConfig
 from realtime.sources import load_image
+from tests.fake_clock import FakeClock
 from tests.shipped_engine import shipped_cpu_engine
 
 BUDGET_MS = 250.0
@@ -24,26 +24,6 @@ COMPOSITE_MS = 3.0
 FRAME_MS = 40.0  # 25 fps
 BATCH_MS = 12.0
 STALL_MS = 1500.0
-
-
-class FakeClock:
-    """A monotonic clock that moves only when told to."""
-
-    def __init__(self) -> None:
-        self.now_ns = time.monotonic_ns()
-        self._lock = threading.Lock()
-
-    def monotonic_ns(self) -> int:
-        with self._lock:
-            return self.now_ns
-
-    def advance_ms(self, ms: float) -> None:
-        with self._lock:
-            self.now_ns += int(ms * NS_PER_MS)
-
-    def set_ns(self, now_ns: int) -> None:
-        with self._lock:
-            self.now_ns = max(self.now_ns, now_ns)
 
 
 class TimedEngine:
