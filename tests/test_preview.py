@@ -210,15 +210,18 @@ def test_without_a_display_one_line_says_so_and_the_run_goes_on(
         assert out.is_file()
 
 
-def test_mirror_without_preview_and_a_preview_only_run_without_display_are_one_line_errors(
+def test_mirror_without_preview_preview_only_without_display_and_with_serve_are_one_line_errors(
     rt_face_photo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    face = ["--face", str(rt_face_photo)]
     for args, said in (
-        (["--out", "x.mp4", "--mirror"], "--mirror: mirrors the preview window only"),
-        (["--preview"], "nothing to output to (--preview: no display"),
+        (["run", *face, "--out", "x.mp4", "--mirror"], "--mirror: mirrors the preview window only"),
+        (["run", *face, "--preview"], "nothing to output to (--preview: no display"),
+        (["demo", "--mirror"], "--mirror: mirrors the preview window only"),
+        (["demo", "--serve", "--preview"], "with --serve the page shows it"),
     ):
-        assert cli_main(["run", "--face", str(rt_face_photo), *args]) == 2
+        assert cli_main(args) == 2
         err = capsys.readouterr().err.strip()
         assert err.count("\n") == 0 and said in err, err
