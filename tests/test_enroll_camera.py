@@ -17,6 +17,7 @@ import pytest
 import stablesync
 from stablesync.cli import main as cli
 from stablesync.enroll.script import LINES, PAUSE, Script, syllables
+from stablesync.errors import UserError
 from stablesync.media import Mp4Writer, read_audio, write_wav
 
 DEMO = Path(stablesync.__file__).parent / "assets" / "demo"
@@ -184,3 +185,40 @@ def test_bad_camera_takes_are_one_line_exit_2(
     assert len(err) == 1 and "unusable take" in err[0] and reason in err[0], err
     assert not (xdg / "profiles" / "me").exists()
     assert not any((xdg / "takes" / "me").iterdir())  # nothing of the refused take is kept
+
+
+def test_take_keeps_capture_times_nearest_frame_per_instant_and_sound_on_the_clock(tmp_path: Path) -> None:
+    """A 30 fps camera into the 25 fps take: each instant k/25 s gets the frame captured
+    nearest to it; microphone chunks are placed where their capture times say (here the first
+    arrives 0.1 s into the take: the take's sound starts with 0.1 s of silence)."""
+    import asyncio
+
+    from realtime.frames import AudioChunk, VideoFrame
+    from realtime.take_recorder import RecordConfig, TakeRecorder
+    from stablesync.media import iter_video_frames
+
+    recorder = TakeRecorder(
+        object(), object(), tmp_path / "t.mp4", tmp_path / "t.wav", RecordConfig(seconds=1.0)
+    )  # type: ignore[arg-type]
+    start = recorder.clock.start_ns
+    frame_ns = [5_000_000 + round(i * 1e9 / 30) for i in range(32)]
+    tone = (0.5 * np.sin(np.arange(320) / 3.0)).astype(np.float32)
+
+    async def feed() -> None:
+        for i in range(80):  # 1.6 s of 20 ms chunks, from 0.1 s on
+            await recorder._on_audio(AudioChunk(tone, 16_000, start + 100_000_000 + i * 20_000_000, 0))
+        for i, t_ns in enumerate(frame_ns):
+            image = np.full((64, 64, 3), 7 * i, np.uint8)
+            await recorder._on_frame(VideoFrame(image, start + t_ns, t_ns, i))
+        await recorder._drain()
+
+    asyncio.run(feed())
+    with pytest.raises(UserError, match=r"unusable take: too short .*no face"):  # 1 s, never looked at
+        recorder._finish()  # ... but the files are written first
+    values = [round(float(f.mean())) for f, _ in iter_video_frames(recorder.video_path)]
+    nearest = [int(np.argmin([abs(t - k * 40_000_000) for t in frame_ns])) for k in range(25)]
+    assert len(values) == 25
+    assert all(abs(v - 7 * i) <= 2 for v, i in zip(values, nearest, strict=True)), (values, nearest)
+    sound = read_audio(recorder.audio_path)
+    assert sound.shape[0] == 16_000
+    assert np.abs(sound[:1590]).max() == 0.0 and np.abs(sound[1610:1900]).max() > 0.4

@@ -164,13 +164,15 @@ def reasons(s: TakeSummary, checks: TakeChecks) -> list[str]:
     if s.duration_s < checks.min_duration_s:
         out.append(f"too short ({s.duration_s:.1f} s; at least {checks.min_duration_s:g} s, 60-90 s is best)")
     bad = checks.max_bad_fraction * max(s.sampled, 1)
-    if s.no_face > bad:
+    if s.sampled == 0:
+        out.append("no face (no frame could be looked at)")
+    elif s.no_face > bad:
         out.append(
             f"no face in {s.no_face} of {s.sampled} sampled frames (face the camera, whole face in view)"
         )
     if s.two_faces > bad:
         out.append(f"two faces in {s.two_faces} of {s.sampled} sampled frames (only you in view)")
-    if s.no_face <= bad and s.face_luma < checks.min_face_luma:
+    if s.sampled and s.no_face <= bad and s.face_luma < checks.min_face_luma:
         out.append(f"too dark (face brightness {s.face_luma:.0f} of 255; at least {checks.min_face_luma:g})")
     if s.speech_dbfs < checks.min_speech_dbfs or s.voiced_fraction < checks.min_voiced_fraction:
         out.append(
