@@ -46,19 +46,19 @@ def test_a_stream_plays_once_its_callbacks_come_at_their_own_rate() -> None:
         t_ns += 100_000
         det.callback(200, t_ns)
     assert not det.playing.is_set()  # pre-fill is not playing
-    t_ns += 1_260_000_000
-    det.callback(200, t_ns)
-    det.callback(200, t_ns + 12_500_000)
-    assert not det.playing.is_set()
-    det.callback(200, t_ns + 25_000_000)
-    assert det.playing.is_set()
+    det.callback(200, t_ns + 1_260_000_000)
+    assert det.playing.is_set()  # the first buffer after the hold: it plays from now on
 
 
-def test_a_stream_without_a_hold_plays_after_three_buffers() -> None:
-    det = PlayingDetector(48_000)
-    for k in range(3):
-        det.callback(480, k * 1_000)  # pre-fill
-    for k in range(1, 4):
+def test_a_stream_without_a_hold_plays_after_two_buffers_even_asked_in_bursts() -> None:
+    for burst in (1, 2):  # PipeWire's pulse server may ask for two buffers at a time
+        det = PlayingDetector(48_000)
+        for k in range(3):
+            det.callback(480, k * 1_000)  # pre-fill
         assert not det.playing.is_set()
-        det.callback(480, k * 10_000_000)
-    assert det.playing.is_set()
+        calls = 0
+        while not det.playing.is_set() and calls < 8:  # `burst` buffers every burst x 10 ms
+            t_ns = (calls // burst + 1) * burst * 10_000_000 + calls % burst * 1_000
+            det.callback(480, t_ns)
+            calls += 1
+        assert det.playing.is_set() and calls <= 2, (burst, calls)

@@ -88,22 +88,21 @@ class PlayingDetector:
     then hold it for a while before playing it: PulseAudio's null sink, the Linux virtual
     microphone, held it 0.9-1.9 s here (it wakes on its own schedule, up to 2 s apart). Audio
     queued meanwhile would come out that much later than its due time. So the stream counts as
-    playing once `steady_calls` callbacks in a row have each come at least half a buffer's
-    duration after the previous one."""
+    playing once, over its last `window_calls` callbacks, it took at most twice as much audio
+    as the time they spanned (pre-fill takes many buffers at once; a server that asks in
+    bursts of two still counts)."""
 
-    def __init__(self, sample_rate_hz: int, steady_calls: int = 3) -> None:
+    def __init__(self, sample_rate_hz: int, window_calls: int = 4) -> None:
         self.sample_rate_hz = sample_rate_hz
-        self.steady_calls = steady_calls
-        self._last_ns: int | None = None
-        self._steady = 0
+        self._calls: deque[tuple[int, int]] = deque(maxlen=window_calls)  # (time ns, frames)
         self.playing = threading.Event()
 
     def callback(self, frames: int, now_ns: int | None = None) -> None:
         now_ns = time.monotonic_ns() if now_ns is None else now_ns
-        if self._last_ns is not None:
-            gap_ns = now_ns - self._last_ns
-            half_buffer_ns = frames * 500_000_000 // self.sample_rate_hz
-            self._steady = self._steady + 1 if gap_ns >= half_buffer_ns else 0
-            if self._steady >= self.steady_calls:
-                self.playing.set()
-        self._last_ns = now_ns
+        self._calls.append((now_ns, frames))
+        if len(self._calls) < (self._calls.maxlen or 2):
+            return
+        span_ns = now_ns - self._calls[0][0]
+        taken_ns = sum(f for _, f in list(self._calls)[1:]) * 1_000_000_000 // self.sample_rate_hz
+        if span_ns > 0 and 2 * span_ns >= taken_ns:
+            self.playing.set()
