@@ -27,7 +27,10 @@ def main(args: argparse.Namespace) -> int:
     if args.action == "list":
         found = list_profiles()
         if not found:
-            print(f"no profiles in {profiles_root()} (make one with `stablesync enroll NAME --video FILE`)")
+            print(
+                f"no profiles in {profiles_root()} (make one with `stablesync enroll NAME --camera 0"
+                " --mic DEV` or `--video FILE`)"
+            )
         for info in found:
             print(info.summary())
         return 0
