@@ -1,5 +1,6 @@
-"""Clocks. `Clock` is what the parts that measure time take (the batcher), so a test can give
-them a clock it moves itself; `SystemClock` is `time.monotonic_ns`.
+"""Clocks. `Clock` is what the parts that measure time take (the batcher, the session), so a
+test can give them a clock it moves itself; `PacingClock` also sleeps (the WebRTC tracks, which
+release media at set times); `SystemClock` is `time.monotonic_ns` and `asyncio.sleep`.
 
 `StreamClock` is the shared time line of one run: every source stamps its frames from the
 same start.
@@ -23,11 +24,18 @@ class Clock(Protocol):
     def monotonic_ns(self) -> int: ...
 
 
+class PacingClock(Clock, Protocol):
+    async def sleep(self, seconds: float) -> None: ...
+
+
 class SystemClock:
     """The process's monotonic clock."""
 
     def monotonic_ns(self) -> int:
         return time.monotonic_ns()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
 
 
 @dataclass(frozen=True)

@@ -40,11 +40,10 @@ def test_serve_delays_its_returned_audio_by_the_rule() -> None:
     floor_ms = session.audio_out.receive_delay_ns / NS_PER_MS
     session._follow_video_latency()  # nothing measured yet: the floor
     assert session.audio_out.sync_delay_ns == session.audio_out.receive_delay_ns
-    session.stats.latencies_ms.extend([150.0] * MIN_LATENCY_SAMPLES)
-    session.stats.encode_ms.extend([10.0] * MIN_LATENCY_SAMPLES)
+    session.stats.latencies_ms.extend([160.0] * MIN_LATENCY_SAMPLES)  # measured after encoding
     session._follow_video_latency()
-    assert session.audio_out.sync_delay_ns == ms(160)  # latency + encoding
+    assert session.audio_out.sync_delay_ns == ms(160)
     assert session.stats.sync_delay_ms == 160.0
-    session.stats.latencies_ms.extend([160.0] * 100)  # 170 ms with encoding: within the hysteresis
+    session.stats.latencies_ms.extend([170.0] * 100)  # within the hysteresis
     session._follow_video_latency()
     assert session.audio_out.sync_delay_ns == ms(160) and floor_ms < 160

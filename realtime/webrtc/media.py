@@ -5,25 +5,28 @@
   aiortc's receiver holds audio back by a fixed prefetch of 4 packets (80 ms) and video not at
   all, so audio "captured" at `arrival - 4 packets` pairs with video arriving at that instant.
   Silence fills gaps, and a backlog beyond `MAX_BACKLOG_FRAMES` is dropped: latency never grows.
-- `ProcessedVideoTrack`: processed frames in order; pts = (arrival - epoch + sync delay) at
-  90 kHz, the RTP time of the audio captured with it, which is what lets a browser play the two
-  in sync from the RTCP sender reports.
+- `ProcessedVideoTrack`: processed frames in order (a bounded drop-oldest `Channel`: when the
+  encoder lags, the oldest waiting frame goes); pts = (arrival - epoch + sync delay) at 90 kHz,
+  the RTP time of the audio captured with it, which is what lets a browser play the two in sync
+  from the RTCP sender reports. A frame's latency is recorded at its true hand-off: when aiortc's
+  sender, having encoded and sent it, asks for the next one.
 
 Both follow `MediaStreamTrack.recv()`: pts and time_base set, `MediaStreamError` once stopped.
+Both read time from a `PacingClock` (the system's by default), so a test can drive their pacing.
 """
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import fractions
-import time
 
 import av
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from numpy.typing import NDArray
 
+from realtime.clock import PacingClock, SystemClock
+from realtime.slots import Channel
 from realtime.webrtc.stats import SessionStats
 
 AUDIO_RATE_HZ = 48_000
@@ -42,9 +45,10 @@ Int16Array = NDArray[np.int16]
 class DelayedAudioTrack(MediaStreamTrack):  # type: ignore[misc]
     kind = "audio"
 
-    def __init__(self, epoch_ns: int) -> None:
+    def __init__(self, epoch_ns: int, clock: PacingClock | None = None) -> None:
         super().__init__()
         self.epoch_ns = epoch_ns
+        self.clock = clock if clock is not None else SystemClock()
         self.sync_delay_ns = 0  # audio and video leave this long after capture; >= receive_delay_ns
         self.receive_delay_ns = AIORTC_AUDIO_PREFETCH_PACKETS * AUDIO_FRAME_NS
         self._pending: collections.deque[tuple[int, Int16Array]] = collections.deque(
@@ -77,7 +81,7 @@ class DelayedAudioTrack(MediaStreamTrack):  # type: ignore[misc]
     async def recv(self) -> av.AudioFrame:
         if self.readyState != "live":
             raise MediaStreamError
-        now_ns = time.monotonic_ns()
+        now_ns = self.clock.monotonic_ns()
         if self._next_index is None:
             self._next_index = max(0, -(-(now_ns - self.epoch_ns) // AUDIO_FRAME_NS))
         due_ns = self.epoch_ns + self._next_index * AUDIO_FRAME_NS
@@ -85,7 +89,7 @@ class DelayedAudioTrack(MediaStreamTrack):  # type: ignore[misc]
             self._next_index = (now_ns - self.epoch_ns) // AUDIO_FRAME_NS
             due_ns = self.epoch_ns + self._next_index * AUDIO_FRAME_NS
         if due_ns > now_ns:
-            await asyncio.sleep((due_ns - now_ns) / 1e9)
+            await self.clock.sleep((due_ns - now_ns) / 1e9)
         if self.readyState != "live":
             raise MediaStreamError
         self._release(due_ns)
@@ -105,39 +109,45 @@ class DelayedAudioTrack(MediaStreamTrack):  # type: ignore[misc]
 class ProcessedVideoTrack(MediaStreamTrack):  # type: ignore[misc]
     kind = "video"
 
-    def __init__(self, epoch_ns: int, audio: DelayedAudioTrack, stats: SessionStats) -> None:
+    def __init__(
+        self,
+        epoch_ns: int,
+        audio: DelayedAudioTrack,
+        stats: SessionStats,
+        clock: PacingClock | None = None,
+    ) -> None:
         super().__init__()
         self.epoch_ns = epoch_ns
+        self.clock = clock if clock is not None else SystemClock()
         self._audio = audio
         self._stats = stats
-        self._queue: asyncio.Queue[tuple[av.VideoFrame, int] | None] = asyncio.Queue(MAX_VIDEO_QUEUE)
+        self._queue: Channel[tuple[av.VideoFrame, int]] = Channel(MAX_VIDEO_QUEUE, blocking=False)
+        self._ended = False
         self._last_pts = -1
-        self._returned_ns: int | None = None
+        self._handed: tuple[int, int] | None = None  # (arrival, returned) of the frame being sent
 
     def push(self, frame: av.VideoFrame, arrival_ns: int) -> None:
         """Queues a processed frame; when the encoder lags, the oldest queued frame is dropped."""
-        if self._queue.full():
-            dropped = self._queue.get_nowait()
-            if dropped is None:  # already ended
-                self._queue.put_nowait(None)
-                return
+        if self._ended:
+            return
+        if self._queue.put_nowait((frame, arrival_ns)) is not None:
             self._stats.dropped_frames += 1
-        self._queue.put_nowait((frame, arrival_ns))
 
     def end(self) -> None:
-        while self._queue.full():
-            self._queue.get_nowait()
-        self._queue.put_nowait(None)
+        if not self._ended:
+            self._ended = True
+            self._queue.end_nowait()
 
     async def recv(self) -> av.VideoFrame:
         if self.readyState != "live":
             raise MediaStreamError
-        if self._returned_ns is not None:  # aiortc's sender encodes and sends, then asks again
-            self._stats.encode_ms.append((time.monotonic_ns() - self._returned_ns) / 1e6)
-        self._returned_ns = None
+        if self._handed is not None:  # aiortc's sender encoded and sent that one, now asks again
+            arrival_ns, returned_ns = self._handed
+            self._stats.frame_out(arrival_ns, returned_ns, self.clock.monotonic_ns())
+            self._handed = None
         item = await self._queue.get()
         if item is None:
-            self._queue.put_nowait(None)
+            self._queue.end_nowait()  # every later call ends too
             self.stop()
             raise MediaStreamError
         frame, arrival_ns = item
@@ -146,8 +156,7 @@ class ProcessedVideoTrack(MediaStreamTrack):  # type: ignore[misc]
         self._last_pts = pts
         frame.pts = pts
         frame.time_base = VIDEO_TIME_BASE
-        self._returned_ns = time.monotonic_ns()
-        self._stats.frame_out(arrival_ns, self._returned_ns)
+        self._handed = (arrival_ns, self.clock.monotonic_ns())
         return frame
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -25,6 +24,7 @@ from aiortc import (
 )
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from realtime.clock import PacingClock, SystemClock
 from realtime.delivery import DelayTarget
 from realtime.frames import NS_PER_MS
 from realtime.session import StageFailed
@@ -65,17 +65,19 @@ class Session:
         pipeline: SessionPipeline,
         on_closed: Callable[[Session], None],
         mode: str,
+        clock: PacingClock | None = None,
     ) -> None:
         self.id = session_id
+        self.clock = clock if clock is not None else SystemClock()
         self._config = config
         self._pipeline = pipeline
         self._on_closed = on_closed
-        self.epoch_ns = time.monotonic_ns()
-        self.stats = SessionStats(session_id, backend=mode)
+        self.epoch_ns = self.clock.monotonic_ns()
+        self.stats = SessionStats(session_id, started_ns=self.epoch_ns, backend=mode)
         self.pc = RTCPeerConnection(ice_configuration(config))
-        self.audio_out = DelayedAudioTrack(self.epoch_ns)
+        self.audio_out = DelayedAudioTrack(self.epoch_ns, self.clock)
         self.delay = DelayTarget()
-        self.video_out = ProcessedVideoTrack(self.epoch_ns, self.audio_out, self.stats)
+        self.video_out = ProcessedVideoTrack(self.epoch_ns, self.audio_out, self.stats, self.clock)
         self._tasks: set[asyncio.Task[None]] = set()
         self._channel: RTCDataChannel | None = None
         self._connected = False
@@ -129,7 +131,7 @@ class Session:
         state = self.pc.connectionState
         if state == "connected":
             self._connected = True
-            self._last_media_ns = time.monotonic_ns()
+            self._last_media_ns = self.clock.monotonic_ns()
         elif state in ("failed", "closed"):
             self.request_close(f"connection {state}")
 
@@ -139,7 +141,7 @@ class Session:
         with contextlib.suppress(MediaStreamError):
             while True:
                 frame = await recv_video(track)
-                now_ns = time.monotonic_ns()
+                now_ns = self.clock.monotonic_ns()
                 self._last_media_ns = now_ns
                 self.stats.frame_in(now_ns)
                 if staleness.is_stale(frame, now_ns):
@@ -154,7 +156,7 @@ class Session:
         with contextlib.suppress(MediaStreamError):
             while True:
                 frame = await recv_audio(track)
-                now_ns = time.monotonic_ns()
+                now_ns = self.clock.monotonic_ns()
                 self._last_media_ns = now_ns
                 self.audio_out.push(frame, now_ns)
                 # the audio's capture-equivalent time: aiortc holds it back a few packets (media.py)
@@ -191,7 +193,7 @@ class Session:
             channel = self._channel
             if channel is not None and channel.readyState == "open":
                 channel.send(self.stats.encode(self._pipeline.figures()))
-            idle_s = (time.monotonic_ns() - self._last_media_ns) / 1e9
+            idle_s = (self.clock.monotonic_ns() - self._last_media_ns) / 1e9
             if not self._connected and idle_s > self._config.connect_timeout_s:
                 self.request_close("the peer never connected")
             elif self._connected and idle_s > self._config.idle_timeout_s:
@@ -202,8 +204,7 @@ class Session:
         the audio's own receive delay), by the delivery rule (`realtime.delivery.DelayTarget`)."""
         latency_ns = None
         if len(self.stats.latencies_ms) >= MIN_LATENCY_SAMPLES:
-            video_ms = self.stats.latency_percentile_ms(50) + self.stats.encode_p50_ms()
-            latency_ns = int(video_ms * NS_PER_MS)
+            latency_ns = int(self.stats.latency_percentile_ms(50) * NS_PER_MS)  # encoding included
         delay_ns = self.delay.update(latency_ns, floor_ns=self.audio_out.receive_delay_ns)
         self.stats.sync_delay_ms = delay_ns / NS_PER_MS
         self.audio_out.sync_delay_ns = delay_ns

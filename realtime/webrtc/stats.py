@@ -5,10 +5,10 @@ Once a second the server sends one JSON text message on the data channel labelle
 
     {"type": "stats", "session": str, "uptime_s": float,
      "fps_in": float, "fps_out": float,          # video frames per second received / sent
-     "server_latency_ms": {"p50", "p95", "max"},  # frame received -> handed to the encoder
+     "server_latency_ms": {"p50", "p95", "max"},  # frame received -> encoded and sent
      "encode_ms": float,       # p50 time aiortc's sender takes to encode and send a video frame
      "sync_delay_ms": float,   # both returned tracks are timestamped this long after capture
-     "av_offset_ms": float,    # video latency p50 + encode - sync delay: > 0 video leaves after the audio
+     "av_offset_ms": float,    # video latency p50 - sync delay: > 0 video leaves after the audio
                                # it matches, < 0 before it (a receiver playing by timestamps waits)
      "late_frames": int, "dropped_frames": int,   # totals: missed deadline / replaced by newer
      "frames_out": int, "modes": {mode: count},   # "lipsync" or why a frame passed through
@@ -63,10 +63,13 @@ class SessionStats:
         self.frames_in += 1
         self._in_times_ns.append(now_ns)
 
-    def frame_out(self, arrival_ns: int, now_ns: int) -> None:
+    def frame_out(self, arrival_ns: int, returned_ns: int, sent_ns: int) -> None:
+        """A frame that arrived at `arrival_ns`, handed to aiortc's sender at `returned_ns`, was
+        encoded and sent by `sent_ns`: its latency is measured at that true hand-off."""
         self.frames_out += 1
-        self._out_times_ns.append(now_ns)
-        self.latencies_ms.append((now_ns - arrival_ns) / 1e6)
+        self._out_times_ns.append(sent_ns)
+        self.latencies_ms.append((sent_ns - arrival_ns) / 1e6)
+        self.encode_ms.append((sent_ns - returned_ns) / 1e6)
 
     def encode_p50_ms(self) -> float:
         return float(np.median(np.fromiter(self.encode_ms, dtype=np.float64))) if self.encode_ms else 0.0
@@ -92,9 +95,7 @@ class SessionStats:
             },
             "encode_ms": round(self.encode_p50_ms(), 2),
             "sync_delay_ms": round(self.sync_delay_ms, 2),
-            "av_offset_ms": round(p50 + self.encode_p50_ms() - self.sync_delay_ms, 2)
-            if self.latencies_ms
-            else 0.0,
+            "av_offset_ms": round(p50 - self.sync_delay_ms, 2) if self.latencies_ms else 0.0,
             "late_frames": self.modes["late"],
             "dropped_frames": self.dropped_frames + int(pipeline.get("dropped_frames", 0)),
             "frames_out": self.frames_out,

@@ -1,0 +1,115 @@
+"""The returned tracks' pacing (realtime/webrtc/media.py) on a clock the test moves: the audio
+track releases one 20 ms frame per 20 ms of the clock, each carrying the audio captured the
+sync delay earlier, skips ahead after a stall instead of bursting, and drops a backlog; the
+video track stamps frames on the audio's time line, drops the oldest when the encoder lags and
+measures each frame's latency when aiortc's sender has encoded and sent it. No sleeping."""
+
+from __future__ import annotations
+
+import av
+import numpy as np
+import pytest
+from aiortc.mediastreams import MediaStreamError
+
+from realtime.frames import NS_PER_MS
+from realtime.webrtc.media import (
+    AUDIO_FRAME_NS,
+    AUDIO_FRAME_SAMPLES,
+    AUDIO_RATE_HZ,
+    MAX_VIDEO_QUEUE,
+    DelayedAudioTrack,
+    ProcessedVideoTrack,
+)
+from realtime.webrtc.stats import SessionStats
+from tests.fake_clock import FakeClock
+
+SYNC_DELAY_MS = 100
+
+
+def audio_frame(value: int) -> av.AudioFrame:
+    """20 ms of 48 kHz mono audio holding one constant sample value (its label)."""
+    samples = np.full((1, AUDIO_FRAME_SAMPLES), value, np.int16)
+    frame = av.AudioFrame.from_ndarray(samples, format="s16", layout="mono")
+    frame.sample_rate = AUDIO_RATE_HZ
+    return frame
+
+
+def label(frame: av.AudioFrame) -> int:
+    values = np.unique(frame.to_ndarray())
+    assert values.size == 1, values  # never two captured frames (or silence) mixed in one
+    return int(values[0])
+
+
+async def test_audio_is_paced_by_the_clock_and_delayed_by_the_sync_delay() -> None:
+    clock = FakeClock()
+    epoch = clock.monotonic_ns()
+    track = DelayedAudioTrack(epoch, clock)
+    track.sync_delay_ns = SYNC_DELAY_MS * int(NS_PER_MS)
+    receive_ms = track.receive_delay_ns // int(NS_PER_MS)  # aiortc holds the caller's audio back
+    for i in range(20):  # frame i arrives (i + 1) * 20 ms + receive delay after the epoch
+        track.push(audio_frame(1000 + i), epoch + ((i + 1) * 20 + receive_ms) * int(NS_PER_MS))
+    out = [await track.recv() for _ in range(12)]
+    assert [f.pts for f in out] == [n * AUDIO_FRAME_SAMPLES for n in range(12)]
+    assert clock.monotonic_ns() - epoch == 11 * AUDIO_FRAME_NS  # one frame per 20 ms of the clock
+    # frame i was captured 20 * (i + 1) ms after the epoch: it leaves SYNC_DELAY_MS later
+    labels = [label(f) for f in out]
+    first = (SYNC_DELAY_MS + 20) // 20
+    assert labels[:first] == [0] * first  # silence until the first audio is due
+    assert labels[first:] == [1000 + i for i in range(12 - first)]
+
+
+async def test_audio_skips_ahead_after_a_stall_and_drops_the_backlog() -> None:
+    clock = FakeClock()
+    epoch = clock.monotonic_ns()
+    track = DelayedAudioTrack(epoch, clock)
+    track.sync_delay_ns = track.receive_delay_ns
+    for i in range(40):
+        track.push(audio_frame(1000 + i), epoch + (i * 20 + 80) * int(NS_PER_MS))
+    await track.recv()
+    clock.advance_ms(300.0)  # the event loop stalled for 15 frames' time
+    after = await track.recv()
+    assert after.pts == 15 * AUDIO_FRAME_SAMPLES  # real time again, no burst of 15 late frames
+    assert track.samples_dropped > 0  # the audio released meanwhile did not pile up
+    assert label(await track.recv()) == label(after) + 1  # then in order
+
+
+def video_frame() -> av.VideoFrame:
+    return av.VideoFrame.from_ndarray(np.zeros((32, 32, 3), np.uint8), format="rgb24")
+
+
+async def test_video_is_stamped_on_the_audio_time_line_and_measured_after_encoding() -> None:
+    clock = FakeClock()
+    epoch = clock.monotonic_ns()
+    audio = DelayedAudioTrack(epoch, clock)
+    audio.sync_delay_ns = SYNC_DELAY_MS * int(NS_PER_MS)
+    stats = SessionStats("s")
+    track = ProcessedVideoTrack(epoch, audio, stats, clock)
+    clock.advance_ms(40.0)
+    arrival = clock.monotonic_ns()  # 40 ms after the epoch
+    clock.advance_ms(150.0)  # in the pipeline
+    track.push(video_frame(), arrival)
+    frame = await track.recv()
+    assert frame.pts == (40 + SYNC_DELAY_MS) * 90  # 90 kHz: arrival + sync delay
+    assert stats.frames_out == 0  # not yet sent
+    clock.advance_ms(12.0)  # aiortc encodes and sends it, then asks for the next
+    track.push(video_frame(), arrival + 40 * int(NS_PER_MS))
+    await track.recv()
+    assert stats.frames_out == 1
+    assert list(stats.latencies_ms) == [pytest.approx(150.0 + 12.0)]  # arrival -> encoded and sent
+    assert list(stats.encode_ms) == [pytest.approx(12.0)]
+
+
+async def test_video_drops_the_oldest_frame_when_the_encoder_lags_then_ends() -> None:
+    clock = FakeClock()
+    epoch = clock.monotonic_ns()
+    stats = SessionStats("s")
+    track = ProcessedVideoTrack(epoch, DelayedAudioTrack(epoch, clock), stats, clock)
+    for i in range(MAX_VIDEO_QUEUE + 2):
+        track.push(video_frame(), epoch + i * 40 * int(NS_PER_MS))
+    assert stats.dropped_frames == 2
+    pts = [(await track.recv()).pts for _ in range(MAX_VIDEO_QUEUE)]
+    assert pts == [(2 + i) * 40 * 90 for i in range(MAX_VIDEO_QUEUE)]  # the newest, in order
+    track.end()
+    track.push(video_frame(), epoch)  # after the end: ignored
+    with pytest.raises(MediaStreamError):
+        await track.recv()
