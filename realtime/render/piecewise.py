@@ -43,6 +43,17 @@ class Box:
         hi = np.ceil(points.max(0)).astype(int) + margin + 1
         return cls(max(int(lo[0]), 0), max(int(lo[1]), 0), min(int(hi[0]), width), min(int(hi[1]), height))
 
+    def aligned(self, step: int, width: int, height: int) -> Box:
+        """This box grown (right/down, else left/up) to sides that are multiples of `step`,
+        within the frame; itself when the frame is too small for that."""
+        if step <= 1:
+            return self
+        sides = [-(-(hi - lo) // step) * step for lo, hi in ((self.x0, self.x1), (self.y0, self.y1))]
+        if sides[0] > width or sides[1] > height:
+            return self
+        x0, y0 = min(self.x0, width - sides[0]), min(self.y0, height - sides[1])
+        return Box(x0, y0, x0 + sides[0], y0 + sides[1])
+
 
 def triangulate(points: NDArray[np.floating]) -> Triangles:  # type: ignore[type-arg]
     """Delaunay triangles of (N, 2) points."""
@@ -75,24 +86,53 @@ def triangle_affines(
     return affines.astype(np.float32), usable
 
 
-def backward_maps(dst: F32, src: F32, tris: Triangles, box: Box) -> tuple[F32, F32, NDArray[np.bool_]]:
+def backward_maps(
+    dst: F32, src: F32, tris: Triangles, box: Box, step: int = 1
+) -> tuple[F32, F32, NDArray[np.bool_]]:
     """(map_x, map_y, covered) over `box`, for cv2.remap: where `covered`, the source position of
-    each pixel of the destination shape; elsewhere the pixel's own position (identity)."""
+    each pixel of the destination shape; elsewhere the pixel's own position (identity).
+
+    `step` > 1 evaluates the warp exactly on a grid `step` times coarser (sample j at pixel
+    x0 + step j + (step - 1) / 2, cv2.resize's convention) and interpolates it bilinearly: the warp
+    is continuous and piecewise linear, so that differs from the exact maps only near triangle
+    edges, by a fraction of the change of slope there. `box`'s sides must then be multiples of
+    `step` (`Box.aligned`)."""
     h, w = box.shape
+    if step > 1 and (h % step or w % step):
+        raise ValueError(f"box {w}x{h} is not a multiple of step {step}")
     affines, usable = triangle_affines(dst, src, tris)
-    index = np.zeros((h, w), np.int32)
-    offset = np.array([box.x0, box.y0], np.float32)
+    gh, gw = h // step, w // step
+    index = np.zeros((gh, gw), np.int32)
+    offset = np.array([box.x0 + (step - 1) / 2.0, box.y0 + (step - 1) / 2.0], np.float32)
     # 4 bits of sub-pixel precision: the rasterised edges follow the true ones
-    corners = np.round((dst[tris] - offset) * 16.0).astype(np.int32)
+    corners = np.round((dst[tris] - offset) * (16.0 / step)).astype(np.int32)
     for k in np.flatnonzero(usable):
         cv2.fillConvexPoly(index, corners[k], (int(k) + 1,), lineType=cv2.LINE_8, shift=4)
     # per-triangle coefficients as lookup tables, entry 0 the identity (pixels outside every triangle)
     table = np.zeros((len(tris) + 1, 2, 3), np.float32)
     table[0] = [[1, 0, 0], [0, 1, 0]]
     table[1:] = affines
-    xs = np.arange(box.x0, box.x1, dtype=np.float32)[None, :]
-    ys = np.arange(box.y0, box.y1, dtype=np.float32)[:, None]
+    xs = (offset[0] + step * np.arange(gw, dtype=np.float32))[None, :]
+    ys = (offset[1] + step * np.arange(gh, dtype=np.float32))[:, None]
     coef = [np.take(table[:, r, c], index) for r in range(2) for c in range(3)]
-    map_x = coef[0] * xs + coef[1] * ys + coef[2]
-    map_y = coef[3] * xs + coef[4] * ys + coef[5]
-    return map_x.astype(np.float32), map_y.astype(np.float32), index > 0
+    map_x = (coef[0] * xs + coef[1] * ys + coef[2]).astype(np.float32)
+    map_y = (coef[3] * xs + coef[4] * ys + coef[5]).astype(np.float32)
+    if step == 1:
+        return map_x, map_y, index > 0
+    map_x = np.asarray(cv2.resize(map_x, (w, h), interpolation=cv2.INTER_LINEAR), np.float32)
+    map_y = np.asarray(cv2.resize(map_y, (w, h), interpolation=cv2.INTER_LINEAR), np.float32)
+    # outside the triangles at full resolution the maps are exactly the identity again (the
+    # interpolation would move pixels up to a coarse cell beyond the moving region)
+    covered_u8 = np.zeros((h, w), np.uint8)
+    full = np.round((dst[tris[usable]] - np.array([box.x0, box.y0], np.float32)) * 16.0).astype(np.int32)
+    # one call for all triangles: fillPoly's even-odd rule drops some shared edges, the
+    # polylines put them back
+    cv2.fillPoly(covered_u8, list(full), (1,), lineType=cv2.LINE_8, shift=4)
+    cv2.polylines(covered_u8, list(full), True, (1,), 1, lineType=cv2.LINE_8, shift=4)
+    covered = covered_u8 > 0
+    outside = ~covered
+    grid_x = np.broadcast_to(np.arange(box.x0, box.x1, dtype=np.float32)[None, :], (h, w))
+    grid_y = np.broadcast_to(np.arange(box.y0, box.y1, dtype=np.float32)[:, None], (h, w))
+    np.copyto(map_x, grid_x, where=outside)
+    np.copyto(map_y, grid_y, where=outside)
+    return map_x, map_y, covered

@@ -2,23 +2,22 @@
 frame's own face that follows it.
 
 The generator decides the mouth's shape; this module reads that shape back from the generated
-crop with the face mesh (the crop enlarged 2x with a replicated border, where the mesh finds the
-face reliably), smooths it over time, and turns it into target positions of the frame's own
-landmarks: points below the nostrils move toward the generated ones, points at or above the
-nostrils stay exactly where they are.
+crop with the face landmark model (`stablesync.face.crop_landmarks`), smooths it over time, and
+turns it into target positions of the frame's own landmarks: points below the nostrils move
+toward the generated ones, points at or above the nostrils stay exactly where they are.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 from numpy.typing import NDArray
 
 from realtime.smoothing import OneEuroConfig, OneEuroFilter
-from stablesync.face import CropAlignment, FaceTracker, open_tracker
+from stablesync.face import CropAlignment
 from stablesync.face.align import TEMPLATE, anchor_points, similarity
+from stablesync.face.crop_landmarks import CropLandmarks
 from stablesync.face.landmarks import (
     LOWER_LIP_INNER,
     MOUTH_CORNER_LEFT,
@@ -51,52 +50,40 @@ STABLE = (1, 2, 4, 5, 195, 98, 327, 64, 294, 33, 133, 263, 362, 168, 6)
 
 @dataclass(frozen=True)
 class ShapeConfig:
-    upscale: int = 2  # the crop is enlarged this much for the mesh
-    border: float = 0.25  # replicated border, in crop sizes, on each side
     max_eye_error: float = (
         0.08  # eyes found further than this (crop sizes) from where the crop puts them: wrong face
     )
-    # The generated inner-lip gap is scaled by this in the frame. The generator, trained with
-    # pixel losses, opens the mouth less than the speaker: re-dubbing 12 synthetic corpus clips
-    # (seed 7) with their own audio through this renderer, the source's opening std was 1.25x
-    # the output's (median; mean 1.23). Real faces were not used to choose it.
-    opening_gain: float = 1.25
     smoothing: OneEuroConfig = field(default_factory=lambda: OneEuroConfig(min_cutoff_hz=4.0, beta=1.0))
 
 
 class GeneratedShape:
-    """Reads the face mesh off generated crops, one stream at a time (mediapipe is not
-    thread-safe: call from one thread)."""
+    """Reads the face mesh off generated crops, one stream at a time (call from one thread)."""
 
     def __init__(self, crop_size: int, cfg: ShapeConfig = ShapeConfig()) -> None:
         self.crop_size = crop_size
         self.cfg = cfg
-        self._mesh: FaceTracker | None = None
+        self._reader: CropLandmarks | None = None
         self._filter = OneEuroFilter(cfg.smoothing)
 
     def close(self) -> None:
-        if self._mesh is not None:
-            self._mesh.close()
-            self._mesh = None
+        self._reader = None
 
     def reset(self) -> None:
         self._filter.reset()
+        if self._reader is not None:
+            self._reader.reset()
 
     def measure(self, generated: NDArray[np.uint8], t_ns: int) -> F32 | None:
         """(468, 2) landmarks of the generated (S, S, 3) crop in crop pixels, smoothed over time;
         None when no face is found there or it is not where the crop put the face."""
-        s, up = self.crop_size, self.cfg.upscale
-        pad = round(self.cfg.border * s * up)
-        enlarged = cv2.resize(generated, (s * up, s * up), interpolation=cv2.INTER_CUBIC)
-        big = np.asarray(cv2.copyMakeBorder(enlarged, pad, pad, pad, pad, cv2.BORDER_REPLICATE), np.uint8)
-        if self._mesh is None:
-            self._mesh = open_tracker(max_faces=1, video=True)  # mediapipe where installed, else LiteRT
-        faces = self._mesh.detect(big)
-        if not faces:
+        if self._reader is None:
+            self._reader = CropLandmarks(self.crop_size)
+        points = self._reader.read(generated)
+        if points is None:
             return None
-        points = (faces[0].points[:, :2] - pad) / up
-        eyes = anchor_points(points)[:2] / s
+        eyes = anchor_points(points)[:2] / self.crop_size
         if float(np.abs(eyes - TEMPLATE[:2]).max()) > self.cfg.max_eye_error:
+            self._reader.reset()
             return None
         return self._filter(points, t_ns).astype(np.float32)
 

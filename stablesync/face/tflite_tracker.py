@@ -36,6 +36,19 @@ def _sigmoid(x: float) -> float:
     return float(1.0 / (1.0 + np.exp(-np.clip(x, -100.0, 100.0))))
 
 
+def landmarks_in(
+    landmarker: Model, frame: NDArray[np.uint8], roi: Roi, min_presence: float
+) -> NDArray[np.float32] | None:
+    """(468, 3) landmarks in frame pixels of the face the landmark model finds in `roi`; None
+    when its face-presence score is below `min_presence`."""
+    size = landmarker.input_size
+    tensor = roi.crop(frame, size).astype(np.float32) * (1.0 / 255.0)
+    outputs = sorted(landmarker.run(tensor), key=lambda t: t.size, reverse=True)
+    if _sigmoid(float(outputs[1].reshape(-1)[0])) < min_presence:
+        return None
+    return roi.project(outputs[0].reshape(NUM_POINTS, 3), size)
+
+
 class TFLiteFaceTracker:
     """`video=True` tracks across frames; False detects afresh in every image."""
 
@@ -114,12 +127,7 @@ class TFLiteFaceTracker:
         return rois
 
     def _landmarks(self, frame: NDArray[np.uint8], roi: Roi) -> NDArray[np.float32] | None:
-        size = self._landmarker.input_size
-        tensor = roi.crop(frame, size).astype(np.float32) * (1.0 / 255.0)
-        outputs = sorted(self._landmarker.run(tensor), key=lambda t: t.size, reverse=True)
-        if _sigmoid(float(outputs[1].reshape(-1)[0])) < self.min_tracking:
-            return None
-        return roi.project(outputs[0].reshape(NUM_POINTS, 3), size)
+        return landmarks_in(self._landmarker, frame, roi, self.min_tracking)
 
     def close(self) -> None:
         self._previous = []
