@@ -4,8 +4,9 @@
 `BatcherConfig.workers` batches run at once, each on its own thread (onnxruntime's CPU sessions
 take concurrent calls; open the engine with one intra-op thread per worker): with two sessions on
 two cores, one session's frame no longer waits behind the other's, and single-threaded calls do
-not stall on a sibling thread the scheduler has taken away. Engines that are not thread-safe
-(TensorRT contexts, CUDA graphs) keep one worker.
+not stall on a sibling thread the scheduler has taken away. A worker leaves the next frame to a
+free worker; when none is free it takes what is queued as one batch, so a backlog still runs
+batched. Engines that are not thread-safe (TensorRT contexts, CUDA graphs) keep one worker.
 
 A request that would finish after its deadline (by the expected time of a batch that size,
 `BatchTimes`) is answered `None` at once: the caller passes the frame through instead of
@@ -110,6 +111,7 @@ class InferenceBatcher:
             raise ValueError("BatcherConfig.workers must be at least 1")
         self._executor = ThreadPoolExecutor(max_workers=cfg.workers, thread_name_prefix="stablesync-infer")
         self._tasks: list[asyncio.Task[None]] = []
+        self._idle_workers = 0  # workers waiting for a first frame
         self.clients = 0  # sessions currently submitting (a hint for gathering)
         self.batches_run = 0
         self.items_run = 0
@@ -173,13 +175,16 @@ class InferenceBatcher:
         return future
 
     async def _gather(self) -> list[_Request]:
-        batch = [await self._queue.get()]
-        limit = self.cfg.max_batch
-        if self.cfg.workers > 1:  # each worker takes its share of the sessions' frames
-            limit = min(limit, max(1, -(-self.clients // self.cfg.workers)))
-        while len(batch) < limit:
+        self._idle_workers += 1
+        try:
+            batch = [await self._queue.get()]
+        finally:
+            self._idle_workers -= 1
+        while len(batch) < self.cfg.max_batch:
+            if self._idle_workers:
+                break  # another worker is free: the next frame runs there, at the same time
             if not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+                batch.append(self._queue.get_nowait())  # a backlog runs as one batch
                 continue
             if self.clients <= len(batch) * self.cfg.workers:
                 break  # the other sessions' frames go to the other workers

@@ -88,3 +88,53 @@ async def test_one_worker_gathers_them_into_one_call(engine: Engine) -> None:
 def test_workers_must_be_positive(engine: Engine) -> None:
     with pytest.raises(ValueError, match="workers"):
         InferenceBatcher(engine, BatcherConfig(workers=0))
+
+
+class GatedEngine:
+    """The real engine; the first `len(gates)` calls after `armed` each wait for their own gate,
+    so the test decides when each worker is busy and when it is free."""
+
+    def __init__(self, inner: Engine, gates: int) -> None:
+        self.inner, self.manifest, self.backend = inner, inner.manifest, inner.backend
+        self.gates = [threading.Event() for _ in range(gates)]
+        self.armed = False
+        self.batch_sizes: list[int] = []
+        self._lock = threading.Lock()
+
+    def encode_reference(self, images: FloatArray) -> ReferenceFeatures:
+        return self.inner.encode_reference(images)
+
+    def generate(self, features: ReferenceFeatures, frames: FloatArray, mels: FloatArray) -> FloatArray:
+        if self.armed:
+            with self._lock:
+                call = len(self.batch_sizes)
+                self.batch_sizes.append(frames.shape[0])
+            if call < len(self.gates):
+                self.gates[call].wait(BARRIER_TIMEOUT_S)
+        return self.inner.generate(features, frames, mels)
+
+
+async def test_a_backlog_runs_as_one_batch_when_no_worker_is_free(engine: Engine) -> None:
+    gated = GatedEngine(engine, gates=2)
+    batcher = InferenceBatcher(gated, BatcherConfig(workers=2, gather_ms=0.0))  # type: ignore[arg-type]
+    await batcher.start()
+    try:
+        await batcher.warmup()
+        batcher.clients = 2
+        m = engine.manifest
+        image = np.full((3, m.image_size, m.image_size), 0.5, dtype=np.float32)
+        features = await batcher.encode_reference(image[None])
+        mel = np.full((1, m.mel.n_mels, m.window_frames), m.mel.silence_value, dtype=np.float32)
+        gated.armed = True
+        busy = [batcher.submit(features, image, mel) for _ in range(2)]  # one per worker, held
+        while len(gated.batch_sizes) < 2:
+            await asyncio.sleep(0.01)
+        backlog = [batcher.submit(features, image, mel) for _ in range(3)]  # no worker free
+        gated.gates[0].set()  # one worker comes free: it takes the whole backlog
+        results = await asyncio.wait_for(asyncio.gather(*busy[:1], *backlog), 30)
+        gated.gates[1].set()
+        results.append(await asyncio.wait_for(busy[1], 30))
+    finally:
+        await batcher.close(2.0)
+    assert all(isinstance(r, np.ndarray) for r in results)
+    assert gated.batch_sizes == [1, 1, 3]
