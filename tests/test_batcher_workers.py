@@ -46,6 +46,19 @@ def engine() -> Engine:
     return shipped_cpu_engine()
 
 
+async def _two_sessions_started(
+    batcher: InferenceBatcher,
+) -> tuple[ReferenceFeatures, FloatArray, FloatArray]:
+    """Warms the batcher up for two sessions; what `submit` takes for one grey frame."""
+    await batcher.warmup()
+    batcher.clients = 2
+    m = batcher.engine.manifest
+    image = np.full((3, m.image_size, m.image_size), 0.5, dtype=np.float32)
+    features = await batcher.encode_reference(image[None])
+    mel = np.full((1, m.mel.n_mels, m.window_frames), m.mel.silence_value, dtype=np.float32)
+    return features, image, mel
+
+
 async def _two_sessions_one_frame_each(
     engine: Engine, workers: int, parties: int
 ) -> tuple[RendezvousEngine, list[object]]:
@@ -55,12 +68,7 @@ async def _two_sessions_one_frame_each(
     batcher = InferenceBatcher(timed, BatcherConfig(workers=workers, gather_ms=50.0))  # type: ignore[arg-type]
     await batcher.start()
     try:
-        await batcher.warmup()
-        batcher.clients = 2
-        m = engine.manifest
-        image = np.full((3, m.image_size, m.image_size), 0.5, dtype=np.float32)
-        features = await batcher.encode_reference(image[None])
-        mel = np.full((1, m.mel.n_mels, m.window_frames), m.mel.silence_value, dtype=np.float32)
+        features, image, mel = await _two_sessions_started(batcher)
         timed.armed = True
         futures = [batcher.submit(features, image, mel) for _ in range(2)]
         results = await asyncio.wait_for(
@@ -119,12 +127,7 @@ async def test_a_backlog_runs_as_one_batch_when_no_worker_is_free(engine: Engine
     batcher = InferenceBatcher(gated, BatcherConfig(workers=2, gather_ms=0.0))  # type: ignore[arg-type]
     await batcher.start()
     try:
-        await batcher.warmup()
-        batcher.clients = 2
-        m = engine.manifest
-        image = np.full((3, m.image_size, m.image_size), 0.5, dtype=np.float32)
-        features = await batcher.encode_reference(image[None])
-        mel = np.full((1, m.mel.n_mels, m.window_frames), m.mel.silence_value, dtype=np.float32)
+        features, image, mel = await _two_sessions_started(batcher)
         gated.armed = True
         busy = [batcher.submit(features, image, mel) for _ in range(2)]  # one per worker, held
         while len(gated.batch_sizes) < 2:
