@@ -20,6 +20,7 @@ from typing import Any
 
 import av
 import numpy as np
+from av.video.reformatter import Interpolation
 
 from export.engine import Engine
 from realtime.batcher import BatcherConfig, InferenceBatcher
@@ -30,6 +31,11 @@ from realtime.webrtc.processing import PIPELINE_AUDIO_RATE_HZ, FloatArray, Proce
 STAGE_SERIES = ("track_ms", "wait_audio_ms", "infer_ms", "composite_ms")
 RECENT_FRAMES = 125
 MAX_ORIGINALS = 32
+# swscale's default YUV<->RGB path truncates (about 1 level per channel, most on blue), so a
+# lip-synced frame came back warmer and more saturated than a passed-through one; the accurate
+# path keeps them alike (tests/test_webrtc_colour.py)
+DECODE_FLAGS = Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
+ENCODE_FLAGS = Interpolation.BILINEAR | Interpolation.ACCURATE_RND
 PARALLEL_BACKENDS = ("ort-cpu",)  # engines whose generate() may run on several threads at once
 # the stats message's "pipeline.late": frames passed through late, by why, and "over_budget"
 # (frames handed on after their deadline), as the session counts them
@@ -37,11 +43,17 @@ LATE_COUNTS = ("window_cut_short", "late_by_estimate", "inference_past_deadline"
 
 
 def _to_rgb(frame: av.VideoFrame) -> RgbImage:
-    return np.asarray(frame.to_ndarray(format="rgb24"), dtype=np.uint8)
+    """The decoded frame as RGB, by its own matrix and range tags (BT.601 limited when untagged)."""
+    return np.asarray(frame.reformat(format="rgb24", interpolation=DECODE_FLAGS).to_ndarray(), dtype=np.uint8)
 
 
 def _from_rgb(image: RgbImage) -> av.VideoFrame:
-    return av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+    """A processed picture as the encoder takes it: I420, BT.601 limited range (what a VP8
+    receiver assumes), converted here rather than by the encoder's default path."""
+    rgb = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+    return rgb.reformat(
+        format="yuv420p", dst_colorspace="ITU601", dst_color_range="MPEG", interpolation=ENCODE_FLAGS
+    )
 
 
 class LipSyncFactory:
