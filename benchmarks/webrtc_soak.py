@@ -2,15 +2,21 @@
 beside it a second session is opened and closed every `--churn-period-s` (10 s; every third
 one vanishes: its process is killed, no goodbye). Recorded per minute: the long session's
 glass-to-glass p50 (at the peer, from the frame marks), the server's own latency p50, the
-share of frames sent back "late", its fps, and the server's RSS, open file descriptors and
-threads. At the end, after every session has gone: fds and threads against their level after
-one warm-up session (before the soak). Writes NAME.json and a time-series plot NAME_per_minute.png.
+share of frames sent back "late", its fps, the server's RSS, open file descriptors (and of what
+kind: sockets, pipes, eventfds, files) and threads at the minute's end, the lowest and highest RSS,
+fds and threads of the minute (sampled every `SAMPLE_S`: the lowest is the floor between churn
+sessions, where a leak shows first), and the machine's load average (the machine may be shared:
+latency that follows the load is the load's). At the end, after every session has gone: fds and
+threads against their level after one warm-up session (before the soak), and why each session
+the server served was closed (from its log: a vanished peer must end as "no media", not "never
+connected"). Writes NAME.json and a time-series plot NAME_per_minute.png.
 
 `python -m benchmarks.webrtc_soak --out benchmarks/out/webrtc_soak.json [--minutes 30] [--quick]
 [--weights DIR] [--backend auto|passthrough|...]`
 
 Compares the first and the last `window` minutes (5, or a third of a shorter run): p50 latency,
-late share, RSS; a flat call has differences near zero.
+late share, RSS, fds, threads; `criteria` holds issue 21's bounds (p50 latency within 10 ms, late
+share within 2 points, RSS within 10 MB, fds and threads back to their baseline after churn).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -38,6 +45,13 @@ MAX_SESSIONS = 4
 CHURN_SECONDS = 5.0  # how long each churn session sends
 VANISH_EVERY = 3  # every third churn session is killed instead of closed
 TASK_CANCEL_TIMEOUT_S = 5.0
+SAMPLE_S = 5.0  # the server's fds and threads are sampled this often within each minute
+VANISH_CONNECT_TIMEOUT_S = 20.0  # a vanishing client (a fresh process) must have reached the server by then
+# issue 21's bounds for the last `window` minutes against the first
+MAX_LATENCY_CHANGE_MS = 10.0
+MAX_LATE_SHARE_CHANGE = 0.02
+MAX_RSS_CHANGE_MB = 10.0
+CLOSING = re.compile(r"session \w+: closing \((.*)\)$")  # realtime/webrtc/session.py's log line
 
 
 def process_figures(pid: int) -> dict[str, float]:
@@ -52,6 +66,28 @@ def process_figures(pid: int) -> dict[str, float]:
     except OSError:
         fds = -1
     return {"rss_mb": round(rss_mb(pid), 1), "fds": fds, "threads": threads}
+
+
+def fd_kinds(pid: int) -> dict[str, int]:
+    """How many of a process's open fds are sockets, pipes, eventfds, files... (their link targets
+    with the inode numbers dropped: "socket", "pipe", "anon_inode:[eventfd]", "file", "/dev/...")."""
+    kinds: collections.Counter[str] = collections.Counter()
+    with contextlib.suppress(OSError):
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                target = os.readlink(fd)
+            except OSError:  # closed while listed
+                continue
+            kinds[_fd_kind(target)] += 1
+    return dict(kinds.most_common())
+
+
+def _fd_kind(target: str) -> str:
+    if target.startswith("/dev/"):
+        return target
+    if target.startswith("/"):
+        return "file"
+    return re.sub(r":\[\d+\]$", "", target)  # "socket:[123]" -> "socket"; "anon_inode:[eventfd]" stays
 
 
 def thread_names(pid: int) -> dict[str, int]:
@@ -119,6 +155,37 @@ class Churn:
     clean: int = 0
     vanished: int = 0
     refused: int = 0
+    vanish_unconfirmed: int = 0  # killed before the server was seen holding its session
+
+
+async def _sessions(url: str) -> int:
+    try:
+        return int((await asyncio.to_thread(_status, url))["sessions"])
+    except (OSError, ValueError, KeyError):
+        return -1
+
+
+async def vanish(url: str, counts: Churn) -> None:
+    """A client in its own process that reaches the server, sends for `CHURN_SECONDS` and is killed
+    (no goodbye: its packets just stop). The process takes seconds to start on a loaded machine,
+    so the sending time counts from when the server holds one more session."""
+    before = await _sessions(url)
+    cmd = [sys.executable, "-m", "realtime.webrtc.client", url, "--seconds", "60"]
+    proc = await asyncio.create_subprocess_exec(*cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + VANISH_CONNECT_TIMEOUT_S
+        while time.monotonic() < deadline and proc.returncode is None:
+            if await _sessions(url) > before:
+                break
+            await asyncio.sleep(0.2)
+        else:
+            counts.vanish_unconfirmed += 1  # killed all the same; the close reasons tell what it was
+        await asyncio.sleep(CHURN_SECONDS)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        await proc.wait()
+    counts.vanished += 1
 
 
 async def churn(url: str, clip: Any, period_s: float, counts: Churn) -> None:
@@ -130,14 +197,7 @@ async def churn(url: str, clip: Any, period_s: float, counts: Churn) -> None:
         began = time.monotonic()
         index += 1
         if index % VANISH_EVERY == 0:
-            cmd = [sys.executable, "-m", "realtime.webrtc.client", url, "--seconds", "60"]
-            proc = await asyncio.create_subprocess_exec(
-                *cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-            )
-            await asyncio.sleep(CHURN_SECONDS)
-            proc.kill()  # no goodbye: its packets just stop
-            await proc.wait()
-            counts.vanished += 1
+            await vanish(url, counts)
         else:
             result = await run_client(url, clip, CHURN_SECONDS, settle_s=0.5)
             if result.error is None:
@@ -147,12 +207,20 @@ async def churn(url: str, clip: Any, period_s: float, counts: Churn) -> None:
         await asyncio.sleep(max(0.0, period_s - (time.monotonic() - began)))
 
 
-def minute_record(peer: LongPeer, g2g_from: int, stats_from: int, pid: int, minute: int) -> dict[str, Any]:
-    """The long session's figures since the previous minute (`*_from`: where its lists stood)."""
+def minute_record(
+    peer: LongPeer, g2g_from: int, stats_from: int, pid: int, minute: int, samples: list[dict[str, float]]
+) -> dict[str, Any]:
+    """The long session's figures since the previous minute (`*_from`: where its lists stood);
+    `samples`: the server's process figures taken through the minute (lowest and highest kept)."""
     g2g = peer.result.glass_to_glass_ms[g2g_from:]
     stats = peer.result.stats[stats_from:]
     before = peer.result.stats[stats_from - 1] if stats_from else {"frames_out": 0, "late_frames": 0}
     record: dict[str, Any] = {"minute": minute, **process_figures(pid)}
+    for key in ("rss_mb", "fds", "threads"):
+        values = [s[key] for s in samples if s[key] >= 0] + [record[key]]
+        record[f"{key}_min"], record[f"{key}_max"] = min(values), max(values)
+    record["fd_kinds"] = fd_kinds(pid)
+    record["load_average_1m"] = round(os.getloadavg()[0], 2)
     record["glass_to_glass_ms_p50"] = round(float(np.median(g2g)), 1) if g2g else None
     if stats:
         frames = stats[-1]["frames_out"] - before["frames_out"]
@@ -169,7 +237,8 @@ async def soak(url: str, clip: Any, pid: int, minutes: int, churn_period_s: floa
 
     await run_client(url, clip, CHURN_SECONDS, settle_s=0.5)  # warm-up: lazily made pools, codecs
     await asyncio.to_thread(_wait_idle, url, 30.0)
-    baseline = process_figures(pid)
+    await asyncio.sleep(2.0)  # the closed session finishes its last tasks
+    baseline: dict[str, Any] = {**process_figures(pid), "fd_kinds": fd_kinds(pid)}
     peer = LongPeer(url, clip)
     await peer.open()
     counts = Churn()
@@ -177,9 +246,16 @@ async def soak(url: str, clip: Any, pid: int, minutes: int, churn_period_s: floa
     per_minute = []
     g2g_from = stats_from = 0
     try:
+        minute_end = time.monotonic()
         for minute in range(1, minutes + 1):
-            await asyncio.sleep(60.0)
-            record = minute_record(peer, g2g_from, stats_from, pid, minute)
+            minute_end += 60.0
+            samples = []
+            while (left := minute_end - time.monotonic()) > SAMPLE_S / 2:
+                await asyncio.sleep(min(SAMPLE_S, left))
+                samples.append(process_figures(pid))
+            await asyncio.sleep(max(0.0, minute_end - time.monotonic()))
+            record = minute_record(peer, g2g_from, stats_from, pid, minute, samples)
+            record["server_sessions"] = await _sessions(url)
             record["churn"] = dataclasses.asdict(counts)
             per_minute.append(record)
             g2g_from, stats_from = len(peer.result.glass_to_glass_ms), len(peer.result.stats)
@@ -202,10 +278,32 @@ def compare(per_minute: list[dict[str, Any]], window: int) -> dict[str, Any]:
 
     first, last = per_minute[:window], per_minute[-window:]
     out: dict[str, Any] = {"window_minutes": window}
-    for key in ("glass_to_glass_ms_p50", "server_latency_ms_p50", "late_share", "rss_mb", "fds", "threads"):
+    keys = ("glass_to_glass_ms_p50", "server_latency_ms_p50", "late_share", "load_average_1m", "rss_mb")
+    for key in (*keys, "rss_mb_min", "fds", "fds_min", "threads", "threads_min"):
         a, b = median(first, key), median(last, key)
         out[key] = {"first": a, "last": b, "change": None if a is None or b is None else round(b - a, 4)}
     return out
+
+
+def criteria(change: dict[str, Any], baseline: dict[str, Any], end: dict[str, Any]) -> dict[str, bool | None]:
+    """Issue 21's bounds: each True (met), False (missed) or None (not measured). Latency and late
+    share may get worse by at most their bound (better is fine); RSS may move by 10 MB either way;
+    fds and threads, with every session gone, at most their level after the warm-up session."""
+
+    def within(key: str, bound: float, both_ways: bool = False) -> bool | None:
+        value = change[key]["change"]
+        if value is None:
+            return None
+        return bool(abs(value) <= bound if both_ways else value <= bound)
+
+    return {
+        "glass_to_glass_p50_within_10_ms": within("glass_to_glass_ms_p50", MAX_LATENCY_CHANGE_MS),
+        "server_latency_p50_within_10_ms": within("server_latency_ms_p50", MAX_LATENCY_CHANGE_MS),
+        "late_share_within_2_points": within("late_share", MAX_LATE_SHARE_CHANGE),
+        "rss_within_10_mb": within("rss_mb", MAX_RSS_CHANGE_MB, both_ways=True),
+        "fds_back_to_baseline": end["fds"] <= baseline["fds"] if end["fds"] >= 0 else None,
+        "threads_back_to_baseline": end["threads"] <= baseline["threads"],
+    }
 
 
 def plot(per_minute: list[dict[str, Any]], path: Path, title: str) -> None:
@@ -218,10 +316,11 @@ def plot(per_minute: list[dict[str, Any]], path: Path, title: str) -> None:
     panels = [
         ("latency p50 (ms)", ("glass_to_glass_ms_p50", "server_latency_ms_p50")),
         ("late share", ("late_share",)),
-        ("server RSS (MB)", ("rss_mb",)),
-        ("server fds / threads", ("fds", "threads")),
+        ("server RSS (MB)", ("rss_mb", "rss_mb_min")),
+        ("server fds / threads", ("fds", "fds_min", "threads", "threads_min")),
+        ("load average (1 min)", ("load_average_1m",)),
     ]
-    fig, axes = plt.subplots(len(panels), 1, figsize=(7, 9), sharex=True)
+    fig, axes = plt.subplots(len(panels), 1, figsize=(7, 11), sharex=True)
     for ax, (label, keys) in zip(axes, panels, strict=True):
         for key in keys:
             ax.plot(
@@ -239,6 +338,25 @@ def plot(per_minute: list[dict[str, Any]], path: Path, title: str) -> None:
     plt.close(fig)
 
 
+def log_figures(log_path: Path) -> dict[str, Any]:
+    """From the server's log: its size, its tracebacks, and why each session was closed (the
+    session's "closing (REASON)" line, numbers dropped: "no media for 5.2 s" -> "no media for N s").
+    A vanished peer must end as "no media", not "the peer never connected"."""
+    try:
+        lines = log_path.read_text(errors="replace").splitlines()
+    except OSError:
+        return {}
+    reasons: collections.Counter[str] = collections.Counter()
+    for line in lines:
+        if match := CLOSING.search(line):
+            reasons[re.sub(r"\d+(\.\d+)?", "N", match.group(1))] += 1
+    return {
+        "lines": len(lines),
+        "tracebacks": sum(line.startswith("Traceback") for line in lines),
+        "close_reasons": dict(reasons.most_common()),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.webrtc_soak", description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out/webrtc_soak.json"))
@@ -254,22 +372,25 @@ def main(argv: list[str] | None = None) -> int:
     figures: dict[str, Any] = {"minutes": minutes, "churn_period_s": args.churn_period_s, "clip": clip.name}
     with tempfile.TemporaryDirectory() as tmp:
         weights, figures["weights"] = _weights(args, Path(tmp))
-        server, url = _start_server(args, weights, Path(tmp) / "server.log")
+        log_path = Path(tmp) / "server.log"
+        server, url = _start_server(args, weights, log_path)
         try:
             figures["backend"] = _status(url)["mode"]
             figures |= asyncio.run(soak(url, clip, server.pid, minutes, args.churn_period_s))
             _wait_idle(url, timeout_s=30.0)
             time.sleep(2.0)  # closing sessions finish their last tasks
-            figures["after_all_sessions"] = process_figures(server.pid)
+            figures["after_all_sessions"] = {**process_figures(server.pid), "fd_kinds": fd_kinds(server.pid)}
             figures["thread_names_after"] = thread_names(server.pid)
         finally:
             server.terminate()
             try:
-                server.wait(timeout=10)
+                server.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 server.kill()
+        figures["server_log"] = log_figures(log_path)
     per_minute = figures["per_minute"]
     figures["compare"] = compare(per_minute, max(1, min(5, len(per_minute) // 3)))
+    figures["criteria"] = criteria(figures["compare"], figures["baseline"], figures["after_all_sessions"])
     figures["samples"] = {
         "glass-to-glass p50 per minute": [
             r["glass_to_glass_ms_p50"] for r in per_minute if r["glass_to_glass_ms_p50"]
@@ -283,7 +404,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"fds {base['fds']} -> {end['fds']}, threads {base['threads']} -> {end['threads']},"
         f" RSS {base['rss_mb']} -> {end['rss_mb']} MB;"
-        f" first vs last: {json.dumps(figures['compare'])} -> {path}"
+        f" first vs last: {json.dumps(figures['compare'])}; criteria {json.dumps(figures['criteria'])};"
+        f" server log {json.dumps(figures['server_log'])} -> {path}"
     )
     return 0
 
