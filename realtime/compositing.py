@@ -24,6 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from realtime.render.mouth import fill_interior, inner_triangles
+from realtime.render.opening import OpeningConfig, OpeningRange
 from realtime.render.piecewise import Box, Triangles, backward_maps, triangulate
 from realtime.render.shape import MIN_LIP_SPAN, GeneratedShape, ShapeConfig, target_shape
 from stablesync.face import CropAlignment
@@ -35,6 +36,7 @@ from stablesync.face.landmarks import (
     MOUTH_OUTER,
     NOSE_TIP,
     eye_distance,
+    mouth_opening,
 )
 
 F32 = NDArray[np.float32]
@@ -49,11 +51,7 @@ NOSTRIL_BASE = (2, 97, 326, 98, 327, 99, 328, 60, 290, 75, 305, 79, 309, 240, 46
 @dataclass(frozen=True)
 class CompositeConfig:
     shape: ShapeConfig = field(default_factory=ShapeConfig)
-    # The generated inner-lip gap is scaled by this in the frame. The generator, trained with
-    # pixel losses, opens the mouth less than the speaker: re-dubbing 12 synthetic corpus clips
-    # (seed 7) with their own audio through this renderer, the source's opening std was 1.25x
-    # the output's (median; mean 1.23). Real faces were not used to choose it.
-    opening_gain: float = 1.25
+    opening: OpeningConfig = field(default_factory=OpeningConfig)
     ring_scale: float = 1.2  # fixed ring: the jaw line pushed out from the nose tip by this factor
     hold_frames: int = 8  # the last generated shape is reused this long when it cannot be read
     retriangulate_frames: int = 25  # the mesh's triangulation is rebuilt this often
@@ -105,6 +103,7 @@ class Compositor:
         self.cfg = cfg
         self.crop_size = crop_size
         self.shape = GeneratedShape(crop_size, cfg.shape)
+        self._opening = OpeningRange(cfg.opening)
         self._held: F32 | None = None
         self._held_age = 0
         self._tris: Triangles | None = None
@@ -183,11 +182,15 @@ class Compositor:
     ) -> Composite:
         """`frame` with its mouth in the shape of the generated (S, S, 3) crop; `points` are the
         frame's (468, 2) landmarks and `alignment` the crop's; `closed` closes the lips (silence)."""
+        self._opening.observe_own(mouth_opening(points))
         gen_points, source = self._generated_shape(generated, t_ns, closed)
         if gen_points is None:
             return Composite(image=frame, shape=source)
         points = points[:, :2].astype(np.float32)
-        target = target_shape(points, gen_points, alignment, self.cfg.opening_gain, closed)
+        generated_opening = mouth_opening(gen_points)
+        wanted = self._opening.map(generated_opening, speaking=source == "read")
+        gain = wanted / max(generated_opening, 1e-6)
+        target = target_shape(points, gen_points, alignment, gain, closed)
         source_ctrl = control_points(points, self.cfg.ring_scale)
         target_ctrl = control_points(target, self.cfg.ring_scale)
         target_ctrl[len(points) :] = source_ctrl[len(points) :]  # the ring stays put

@@ -12,6 +12,7 @@ import pytest
 from numpy.typing import NDArray
 
 from realtime.compositing import CompositeConfig, Compositor
+from realtime.render.opening import OpeningConfig
 from stablesync.evaluation.real_face import upper_face_mask
 from stablesync.face import CropAlignment, FaceMeshTracker, align_crop
 from stablesync.media import iter_video_frames
@@ -44,7 +45,10 @@ def _render(
     frame: Image, donor: Image, points: NDArray[np.float32], closed: bool = False
 ) -> tuple[Image, bool, CropAlignment]:
     alignment = CropAlignment.from_landmarks(points, 96)
-    compositor = Compositor(96)
+    # the gain that makes corpus outputs open as their sources do (the opening read off a 96-px
+    # crop reads about 1.25x small: 12 corpus clips); the opening range's own mapping to a
+    # speaker's range is tested in tests/test_opening_range.py
+    compositor = Compositor(96, CompositeConfig(opening=OpeningConfig(start_gain=1.25)))
     try:
         result = compositor.composite(
             frame, align_crop(donor, alignment), points, alignment, 0, closed=closed

@@ -50,7 +50,7 @@ def _sample(image: NDArray[np.uint8], points: F32) -> F32:
     return np.asarray(out[0], np.float32)
 
 
-def _soft_cap(y: F32, cap: float) -> F32:
+def soft_cap(y: F32, cap: float) -> F32:
     """`y` unchanged up to 70% of `cap`, then bending smoothly to approach `cap`."""
     knee = 0.7 * cap
     room = max(cap - knee, 1e-3)
@@ -80,7 +80,7 @@ def recolour(
     lips_ycc = cv2.cvtColor((lips_frame[None] / 255.0).clip(0, 1).astype(np.float32), cv2.COLOR_RGB2YCrCb)
     lip_cr, lip_cb = float(lips_ycc[0, :, 1].mean()), float(lips_ycc[0, :, 2].mean())
     skin = float(_luma(_sample(frame, points[list(SKIN)])).mean()) / 255.0
-    y = _soft_cap(ycc[..., 0] * ratio, TEETH_TO_SKIN * skin)
+    y = soft_cap(ycc[..., 0] * ratio, TEETH_TO_SKIN * skin)
     cb = np.minimum(ycc[..., 2], 0.5 - WARMTH)
     cr = np.maximum(ycc[..., 1], 0.5 + WARMTH + 0.17 * (0.5 - cb))
     dark = LIP_TINT + (1.0 - LIP_TINT) * np.clip(1.0 - y / 0.35, 0.0, 1.0) * 0.7
