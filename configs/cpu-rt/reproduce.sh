@@ -33,3 +33,8 @@ $S eval --checkpoint runs/cpu-rt/ft-polish/last.safetensors --data runs/data/pre
     --out runs/cpu-rt/heldout.json --threads 2
 $S export --checkpoint runs/cpu-rt/ft-polish/last.safetensors --fp16-weights \
     --out runs/cpu-rt/export --corpus runs/data/prepared --threads 2
+# the AVSyncNet ships beside the weights (fp16), so that eval works on the export as it stands
+.venv/bin/python -c "import sys, torch; from stablesync import checkpoint; \
+m, c = checkpoint.load(sys.argv[1], expect_arch='avsyncnet'); \
+checkpoint.save(sys.argv[2], m, c, dtype=torch.float16)" \
+    runs/cpu-rt/ft-syncnet/best.safetensors runs/cpu-rt/export/syncnet.safetensors
