@@ -1,14 +1,21 @@
 """The delivery rule (`realtime.delivery.DelayTarget`): the audio delay follows the video's
-latency, rounded, above the transport's floor, and moves only past the hysteresis; and `serve`
-sets its returned audio's delay by it. Pure arithmetic on given latencies: no clock, no timing."""
+latency, rounded, above the transport's floor, and moves only past the hysteresis; `serve` sets
+its returned audio's delay by it and `run`'s delay line releases the audio by it. Given
+latencies and a fake clock: no timing."""
 
 from __future__ import annotations
 
+import asyncio
+
+import numpy as np
+
 from realtime.delivery import DelayRule, DelayTarget
-from realtime.frames import NS_PER_MS
+from realtime.frames import NS_PER_MS, AudioChunk
+from realtime.sinks.virtual_mic import AudioDelayLine
 from realtime.webrtc.config import ServeConfig
 from realtime.webrtc.processing import PassthroughSession
 from realtime.webrtc.session import MIN_LATENCY_SAMPLES, Session
+from tests.fake_clock import FakeClock
 
 
 def ms(value: float) -> int:
@@ -47,3 +54,28 @@ def test_serve_delays_its_returned_audio_by_the_rule() -> None:
     session.stats.latencies_ms.extend([170.0] * 100)  # within the hysteresis
     session._follow_video_latency()
     assert session.audio_out.sync_delay_ns == ms(160) and floor_ms < 160
+
+
+async def test_run_s_delay_line_releases_each_chunk_at_capture_plus_the_rule_s_delay() -> None:
+    """`run`'s virtual-microphone delay line, on a fake clock: each chunk leaves at its capture
+    time plus the delay the rule applies, the delay moving only past the 25 ms hysteresis."""
+    clock = FakeClock()
+    start = clock.monotonic_ns()
+    line = AudioDelayLine(clock=clock)
+    # 100 ms apart, so a delay that shrinks never makes a chunk due before the previous one left
+    chunks = [
+        AudioChunk(np.zeros(320, np.float32), 16_000, start + ms(100 * i), ms(100 * i)) for i in range(6)
+    ]
+    queue: asyncio.Queue[AudioChunk | None] = asyncio.Queue()
+    for chunk in [*chunks, None]:
+        queue.put_nowait(chunk)
+    targets = iter([150, 160, 174, 176, 150, 120])  # the video latency each time a chunk is due
+    written: list[int] = []
+
+    async def write(chunk: AudioChunk) -> None:
+        written.append(clock.monotonic_ns() - chunk.capture_ns)
+
+    await line.run(queue.get, lambda: ms(next(targets)), write)
+    # 150 | 160, 170 (174 rounded): within 25 ms, held | 180: moves | 150: back | 120: moves
+    assert [w / NS_PER_MS for w in written] == [150, 150, 150, 180, 150, 120]
+    assert line.applied_delay_ns == ms(120) and line.delay.changes == 3

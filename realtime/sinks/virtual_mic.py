@@ -2,9 +2,10 @@
 output device, so an app that takes our camera and our microphone gets them in sync.
 
 `AudioDelayLine` releases each chunk at `capture_ns + delay` (minus the output device's own
-latency). The delay follows the session's recent median glass-to-glass latency with
-hysteresis (it changes only when the target moved more than `hysteresis_ms`), because every
-change is an audible skip or gap. `VirtualMicSink` queues it for a sounddevice callback
+latency), on a `PacingClock` (the system's by default). The delay follows the session's recent
+median glass-to-glass latency by the delivery rule (`realtime.delivery.DelayTarget`, also what
+`serve` uses): it changes only when the target moved by `hysteresis_ms`, because every change
+is an audible skip or gap. `VirtualMicSink` queues it for a sounddevice callback
 stream (it never waits for the device); on Linux with `pulse_sink` set, the stream is routed
 into that PulseAudio sink (PULSE_SINK).
 """
@@ -13,12 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from realtime.frames import NS_PER_MS, NS_PER_S, AudioChunk
+from realtime.clock import PacingClock, SystemClock
+from realtime.delivery import DelayRule, DelayTarget
+from realtime.frames import NS_PER_S, AudioChunk
 from realtime.sinks.playout import PlayingDetector, PlayoutBuffer
 from stablesync.errors import UserError
 
@@ -30,17 +32,19 @@ class DelayConfig:
 
 
 class AudioDelayLine:
-    def __init__(self, cfg: DelayConfig = DelayConfig()) -> None:
+    def __init__(self, cfg: DelayConfig = DelayConfig(), clock: PacingClock | None = None) -> None:
         self.cfg = cfg
-        self.applied_delay_ns = 0
+        self.clock = clock if clock is not None else SystemClock()
+        self.delay = DelayTarget(DelayRule(hysteresis_ms=cfg.hysteresis_ms, max_delay_ms=cfg.max_delay_ms))
         self.device_latency_ns = 0
         self.chunks_out = 0
 
+    @property
+    def applied_delay_ns(self) -> int:
+        return self.delay.applied_ns or 0
+
     def update(self, target_ns: int) -> int:
-        target_ns = min(max(target_ns, 0), int(self.cfg.max_delay_ms * NS_PER_MS))
-        if abs(target_ns - self.applied_delay_ns) > self.cfg.hysteresis_ms * NS_PER_MS:
-            self.applied_delay_ns = target_ns
-        return self.applied_delay_ns
+        return self.delay.update(target_ns)
 
     async def run(
         self,
@@ -54,9 +58,9 @@ class AudioDelayLine:
                 return
             delay = self.update(target_delay_ns())
             due_ns = chunk.capture_ns + delay - self.device_latency_ns
-            wait_ns = due_ns - time.monotonic_ns()
+            wait_ns = due_ns - self.clock.monotonic_ns()
             if wait_ns > 0:
-                await asyncio.sleep(wait_ns / NS_PER_S)
+                await self.clock.sleep(wait_ns / NS_PER_S)
             await write(chunk)
             self.chunks_out += 1
 
