@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.common import rss_mb, write_result
-from benchmarks.webrtc_sessions import _clip, _start_server, _status, _wait_idle, _weights
+from benchmarks.webrtc_sessions import _clip, _start_server, _status, _wait_idle, _weights, cpu_s
 
 MAX_SESSIONS = 4
 CHURN_SECONDS = 5.0  # how long each churn session sends
@@ -227,6 +227,15 @@ def minute_record(
         late = stats[-1]["late_frames"] - before["late_frames"]
         server_p50 = np.median([s["server_latency_ms"]["p50"] for s in stats])
         record["server_latency_ms_p50"] = round(float(server_p50), 1)
+        # where the server's latency goes (a drift shows in one of them): aiortc's encode-and-send,
+        # the pipeline's stages (medians of the per-second figures), the audio's sync delay
+        record["encode_ms_p50"] = round(float(np.median([s.get("encode_ms", 0.0) for s in stats])), 1)
+        stages: dict[str, list[float]] = collections.defaultdict(list)
+        for s in stats:
+            for name, ms in (s.get("pipeline") or {}).get("stages_p50_ms", {}).items():
+                stages[name].append(ms)
+        record["stages_p50_ms"] = {name: round(float(np.median(v)), 1) for name, v in stages.items()}
+        record["sync_delay_ms"] = stats[-1].get("sync_delay_ms")
         record["late_share"] = round(late / frames, 4) if frames > 0 else None
         record["fps_out"] = round(frames / 60.0, 2)
     return record
@@ -247,6 +256,7 @@ async def soak(url: str, clip: Any, pid: int, minutes: int, churn_period_s: floa
     g2g_from = stats_from = 0
     try:
         minute_end = time.monotonic()
+        cpu_before = cpu_s(pid)
         for minute in range(1, minutes + 1):
             minute_end += 60.0
             samples = []
@@ -256,6 +266,9 @@ async def soak(url: str, clip: Any, pid: int, minutes: int, churn_period_s: floa
             await asyncio.sleep(max(0.0, minute_end - time.monotonic()))
             record = minute_record(peer, g2g_from, stats_from, pid, minute, samples)
             record["server_sessions"] = await _sessions(url)
+            cpu_now = cpu_s(pid)
+            record["server_cpu_cores"] = round((cpu_now - cpu_before) / 60.0, 2)  # of the machine's
+            cpu_before = cpu_now
             record["churn"] = dataclasses.asdict(counts)
             per_minute.append(record)
             g2g_from, stats_from = len(peer.result.glass_to_glass_ms), len(peer.result.stats)

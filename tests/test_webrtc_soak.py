@@ -19,7 +19,14 @@ linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="re
 
 
 def _stats(frames_out: int, late: int, p50: float) -> dict[str, Any]:
-    return {"frames_out": frames_out, "late_frames": late, "server_latency_ms": {"p50": p50}}
+    return {
+        "frames_out": frames_out,
+        "late_frames": late,
+        "server_latency_ms": {"p50": p50},
+        "encode_ms": 9.0,
+        "pipeline": {"stages_p50_ms": {"infer_ms": p50 / 2}},
+        "sync_delay_ms": p50,
+    }
 
 
 def _row(
@@ -53,6 +60,8 @@ def test_minute_record_takes_the_minute_s_frames_and_late_ones_against_the_previ
     assert record["late_share"] == pytest.approx((750 - 150) / (3000 - 1500))
     assert record["server_latency_ms_p50"] == 125.0
     assert record["fps_out"] == 25.0
+    assert record["stages_p50_ms"] == {"infer_ms": 62.5} and record["encode_ms_p50"] == 9.0
+    assert record["sync_delay_ms"] == 130.0
     assert record["fds_min"] == 3 and record["fds_max"] == 900  # the samples' range, the end's too
     assert record["threads_min"] == 1 and record["threads_max"] == 40
     assert record["load_average_1m"] >= 0.0 and record["rss_mb"] > 0
