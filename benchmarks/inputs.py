@@ -12,13 +12,12 @@ from numpy.typing import NDArray
 
 def demo_face_and_speech() -> tuple[Path, NDArray[np.float32] | None]:
     """The bundled demo face and speech; the grace_hopper sample photo and None when absent."""
-    import stablesync
+    from stablesync.bundled import DEMO_DIR
 
-    demo = Path(stablesync.__file__).resolve().parent / "assets" / "demo"
-    if (demo / "face.png").is_file() and (demo / "speech.wav").is_file():
+    if (DEMO_DIR / "face.png").is_file() and (DEMO_DIR / "speech.wav").is_file():
         from stablesync.media import read_audio
 
-        return demo / "face.png", read_audio(demo / "speech.wav")
+        return DEMO_DIR / "face.png", read_audio(DEMO_DIR / "speech.wav")
     import matplotlib
 
     return Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg", None

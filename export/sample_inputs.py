@@ -19,10 +19,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from stablesync.audio import MelConfig, log_mel, mel_window, mel_window_start, prepare_audio
+from stablesync.bundled import DEMO_DIR
 from stablesync.errors import UserError
 
 FloatArray = NDArray[np.float32]
-DEMO_DIR = Path(__file__).resolve().parent.parent / "stablesync" / "assets" / "demo"
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import stablesync
 from export.manifest import read_manifest
 from realtime.cli_common import (
     add_engine_options,
@@ -24,16 +23,8 @@ from realtime.engines import open_engine, resolve_weights
 from realtime.runner import RunConfig, RunResult
 from realtime.sources import AudioFileSource, ImageSource, load_audio_file, load_captured_audio, load_image
 from realtime.startup import StartUpBlock
+from stablesync.bundled import demo_assets
 from stablesync.errors import UserError
-
-
-def demo_assets() -> tuple[Path, Path]:
-    root = Path(stablesync.__file__).resolve().parent / "assets" / "demo"
-    face, speech = root / "face.png", root / "speech.wav"
-    for path in (face, speech):
-        if not path.is_file():
-            raise UserError(f"demo asset {path} is missing; reinstall stablesync (`make demo` installs it)")
-    return face, speech
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:

@@ -17,7 +17,7 @@ import numpy as np
 import onnxruntime as ort
 
 from export.backends import engine_cache_dir
-from export.engine import FloatArray, ReferenceFeatures
+from export.interface import FloatArray, ReferenceFeatures
 from export.manifest import Manifest, check_graph_file, int8_usable
 from stablesync.errors import UserError
 

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from export.backends import engine_cache_dir
-from export.engine import FloatArray, ReferenceFeatures
+from export.interface import FloatArray, ReferenceFeatures
 from export.manifest import Manifest, check_graph_file
 from stablesync.errors import UserError
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from export.engine import FloatArray, ReferenceFeatures
 from export.fold import as_exported
 from export.graphs import weights_sha256
+from export.interface import FloatArray, ReferenceFeatures
 from export.manifest import Manifest
 from stablesync import checkpoint
 from stablesync.errors import UserError

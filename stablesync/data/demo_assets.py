@@ -8,18 +8,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import cv2
 import numpy as np
 
 from stablesync.audio import resample
+from stablesync.bundled import DEMO_DIR
 from stablesync.data.espeak import EspeakSynth, run_isolated
 from stablesync.data.faces import real_photo
 from stablesync.face import FaceMeshTracker
 from stablesync.media import write_wav
 
-DEMO_DIR = Path(__file__).resolve().parent.parent / "assets" / "demo"
 SENTENCES = ("Good video calls need clear sound and a steady picture.", "Please mute your microphone.")
 
 

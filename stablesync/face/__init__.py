@@ -10,7 +10,6 @@ from stablesync.face.align import CropAlignment, align_crop, crop_transform, pas
 from stablesync.face.factory import (
     TRACKER_KINDS,
     FaceTracker,
-    TrackerUnavailable,
     describe_trackers,
     mediapipe_available,
     open_tracker,
@@ -27,7 +26,7 @@ from stablesync.face.landmarks import (
 )
 from stablesync.face.model_files import ModelFiles, find_models
 from stablesync.face.tflite_tracker import TFLiteFaceTracker
-from stablesync.face.tracker import FaceMeshTracker, TrackedFace
+from stablesync.face.tracker import FaceMeshTracker, TrackedFace, TrackerUnavailable
 
 __all__ = [
     "LEFT_EYE",

@@ -10,8 +10,7 @@ from typing import Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from stablesync.errors import UserError
-from stablesync.face.tracker import TrackedFace
+from stablesync.face.tracker import TrackedFace, TrackerUnavailable
 
 TRACKER_KINDS = ("auto", "mediapipe", "tflite")
 
@@ -20,10 +19,6 @@ class FaceTracker(Protocol):
     def detect(self, frame_rgb: NDArray[np.uint8]) -> list[TrackedFace]: ...
 
     def close(self) -> None: ...
-
-
-class TrackerUnavailable(UserError):
-    """The named tracker is unknown or not installed (a one-line CLI error)."""
 
 
 def mediapipe_available() -> bool:

@@ -11,6 +11,12 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from stablesync.errors import UserError
+
+
+class TrackerUnavailable(UserError):
+    """The named tracker is unknown or not installed (a one-line CLI error)."""
+
 
 @dataclass(frozen=True)
 class TrackedFace:
@@ -42,8 +48,6 @@ class FaceMeshTracker:
         try:
             import mediapipe as mp
         except ImportError as exc:  # Python >= 3.13: no mediapipe with the face mesh models
-            from stablesync.face.factory import TrackerUnavailable
-
             raise TrackerUnavailable(
                 "mediapipe is not installed: make trackers with stablesync.face.open_tracker, "
                 "which falls back to the LiteRT tracker"
