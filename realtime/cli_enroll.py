@@ -2,7 +2,8 @@
 
 `stablesync enroll NAME --camera N|PATH --mic DEV [--seconds 90]` records the take with the
 real-time path's camera and microphone sources (`realtime/take_recorder.py`: lines to read,
-a live check of each second, a progress bar, one-line reasons for an unusable take), keeps it
+a live check of each second, a progress bar, one-line reasons for an unusable take; the same
+over the camera picture in a preview window where a display exists), keeps it
 in `$XDG_DATA_HOME/stablesync/takes/NAME` (mode 0700), and enrolls from it exactly as from
 `--video FILE --audio FILE`. This front lives in realtime/ because stablesync never imports
 realtime. `--resume` reuses the kept take instead of recording again.
@@ -15,10 +16,15 @@ import asyncio
 import math
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from stablesync.enroll.cli import build_parser
 from stablesync.errors import UserError
+
+if TYPE_CHECKING:
+    from realtime.sinks.preview import PreviewWindow
 
 __all__ = ["build_parser", "main"]
 TAKE_VIDEO, TAKE_AUDIO = "take.mp4", "take.wav"
@@ -36,18 +42,39 @@ async def record(args: argparse.Namespace, folder: Path) -> str:
     pace = isinstance(device, str) and Path(device).is_file()  # a video file: play it at 25 fps
     camera = CameraSource(device, width=width, height=height, fps=25.0)
     mic = MicSource(resolve_input_device(args.mic))
+    window = None
     try:
         await camera.open()  # each a one-line error before the take starts
         await mic.open()
         cfg = RecordConfig(seconds=args.seconds, pace=pace)
-        take = await TakeRecorder(camera, mic, folder / TAKE_VIDEO, folder / TAKE_AUDIO, cfg).record()
+        recorder = TakeRecorder(camera, mic, folder / TAKE_VIDEO, folder / TAKE_AUDIO, cfg)
+        window = await open_preview(recorder.stop)
+        recorder.preview = window
+        take = await recorder.record()
     finally:
         await camera.close()
         await mic.close()
+        if window is not None:
+            await window.close()
     return (
         f"enroll: take of {take.duration_s:.1f} s recorded; head turned away in {take.turned} and mouth"
         f" out of the picture in {take.mouth_hidden} of {take.sampled} looks"
     )
+
+
+async def open_preview(on_quit: Callable[[], None]) -> PreviewWindow | None:
+    """The preview window where a display exists (q or Esc ends the take), else None and a line
+    saying why (the terminal shows the same)."""
+    from realtime.sinks.preview import PreviewWindow, no_display_reason
+
+    reason = no_display_reason()
+    window = PreviewWindow(on_quit, title="stablesync enroll") if reason is None else None
+    if window is not None:
+        reason = await window.open()
+    if reason is None:
+        return window
+    print(f"enroll: no preview window ({reason}); the lines to read are shown here", flush=True)
+    return None
 
 
 def main(args: argparse.Namespace) -> int:

@@ -6,7 +6,9 @@ output instant k/25 s gets the camera frame captured nearest to it (a 30 fps cam
 frames, a slow one repeats them), so picture and sound keep the times they were captured at.
 The sound is the microphone's 16 kHz mono (what the model hears), placed on the same clock
 (the median over its chunks of where its first sample lies) and written as a WAV beside the
-mp4 (and into it, for playing).
+mp4 (and into it, for playing). The take starts with the microphone's first chunk (its stream
+took up to a second to start here), so the first line is not read into a microphone that is
+not recording yet.
 
 While it records it shows the line to read (`stablesync.enroll.script`), a progress bar and,
 each second, what is wrong with that second: no face, two faces, the head turned away, the
@@ -14,7 +16,9 @@ mouth out of the picture, too dark, too quiet. The face is looked at every half 
 latest frame, on one worker thread; skipped while a look is still running), with the samples
 and the take-level reasons of the file checks (`stablesync.enroll.checks`): the finished take
 is refused in one line for the reasons a file is (too short, no face, two faces, too dark,
-silence). A video file given as the camera is played at 25 fps (the camera source reads files
+silence). Where a display exists the camera picture, with the line and the verdict drawn on
+it, goes to a preview window (`realtime.sinks.preview`, never waited for; q or Esc ends the
+take). A video file given as the camera is played at 25 fps (the camera source reads files
 as fast as it can), which is how the tests drive this path without a webcam.
 """
 
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -44,6 +49,10 @@ class Source(Protocol):
     async def run(self, emit: Any, clock: StreamClock) -> None: ...
 
 
+class Preview(Protocol):
+    def show(self, image: RgbImage) -> None: ...
+
+
 @dataclass(frozen=True)
 class RecordConfig:
     seconds: float = 90.0
@@ -51,6 +60,7 @@ class RecordConfig:
     rate_hz: int = 16_000  # the microphone chunks' model samples
     pace: bool = False  # a video file as the camera: wait for each output instant
     no_frame_timeout_s: float = 10.0  # past the take's length with no frame: the camera is silent
+    mic_wait_s: float = 3.0  # the take starts with the microphone's first chunk, or after this
     max_pending_writes: int = 25  # frames queued for the encoder before the camera waits
     checks: TakeChecks = field(default_factory=TakeChecks)
 
@@ -84,11 +94,17 @@ class TakeRecorder:
         self._tracker: Any = None
         self._look: asyncio.Future[FaceSample] | None = None
         self._next_look_ns = 0
+        self._t0_ns: int | None = None  # when the take starts (monotonic): the mic's first chunk
         self._latest: FaceSample | None = None
         self._chunks: list[NDArray[np.float32]] = []
         self._offsets_ns: list[float] = []  # per chunk: where sample 0 lies on the take's clock
         self._samples = 0
         self._done = asyncio.Event()
+        self.preview: Preview | None = None  # a window showing the take (never waited for)
+
+    def stop(self) -> None:
+        """Ends the take now (the preview window's q or Esc); what was recorded is checked."""
+        self._done.set()
 
     async def record(self) -> RecordedTake:
         """Records until `seconds` of video are written; -> the take, or a UserError why not."""
@@ -98,7 +114,6 @@ class TakeRecorder:
         self._tracker = await loop.run_in_executor(
             self._looker, lambda: open_tracker(max_faces=2, video=False)
         )
-        self.display.start()
         self.clock = StreamClock()
         tasks = [
             asyncio.create_task(self.camera.run(self._on_frame, self.clock)),
@@ -108,7 +123,7 @@ class TakeRecorder:
         try:
             await asyncio.wait(
                 [*tasks, done_wait],
-                timeout=self.cfg.seconds + self.cfg.no_frame_timeout_s,
+                timeout=self.cfg.seconds + self.cfg.no_frame_timeout_s + self.cfg.mic_wait_s,
                 return_when=asyncio.FIRST_COMPLETED,
             )
         finally:
@@ -127,27 +142,47 @@ class TakeRecorder:
         finally:
             self._encoder.shutdown(wait=False)
 
+    def _begin(self, t0_ns: int) -> None:
+        """The take starts: a microphone stream can take a second to start delivering, and the
+        take's first line must not be read into a microphone that is not recording yet."""
+        self._t0_ns = t0_ns
+        self.display.start()
+
     async def _on_frame(self, frame: VideoFrame) -> None:
         if self._done.is_set():
             return
-        t_ns = frame.capture_ns - self.clock.start_ns
+        if self._t0_ns is None:
+            if frame.capture_ns - self.clock.start_ns < self.cfg.mic_wait_s * NS_PER_S:
+                if self.cfg.pace:
+                    await asyncio.sleep(self.slot_ns / NS_PER_S)
+                return  # waiting for the microphone
+            self._begin(frame.capture_ns)  # it is silent: the take's checks will say so
+        assert self._t0_ns is not None
+        t_ns = frame.capture_ns - self._t0_ns
         image = self._fit(frame.image)
         previous = self._last
         cut_ns = t_ns if previous is None else (previous[1] + t_ns) / 2  # nearer the old or the new
         while self.written < self.total_slots and self.written * self.slot_ns < cut_ns:
             await self._write(image if previous is None else previous[0])
         self._last = (image, t_ns)
+        if self.preview is not None:
+            self.preview.show(self.display.overlay(image))
         if self._look is None and t_ns >= self._next_look_ns:
             self._next_look_ns = t_ns + round(self.cfg.checks.sample_every_s * NS_PER_S)
             self._start_look(image)
         if self.written >= self.total_slots:
             self._done.set()
-        elif self.cfg.pace:
-            await self.clock.wait_for_pts(round(self.written * self.slot_ns))
+        elif self.cfg.pace:  # a file: the next frame is read when its instant is due
+            delay_ns = self._t0_ns + self.written * self.slot_ns - time.monotonic_ns()
+            if delay_ns > 0:
+                await asyncio.sleep(delay_ns / NS_PER_S)
 
     async def _on_audio(self, chunk: AudioChunk) -> None:
         samples = np.asarray(chunk.samples, np.float32)
-        start_ns = chunk.capture_ns - self.clock.start_ns
+        if self._t0_ns is None:
+            self._begin(chunk.capture_ns)
+        assert self._t0_ns is not None
+        start_ns = chunk.capture_ns - self._t0_ns
         self._offsets_ns.append(start_ns - self._samples * NS_PER_S / self.cfg.rate_hz)
         self._chunks.append(samples)
         self._samples += samples.shape[0]

@@ -19,6 +19,7 @@ from stablesync.cli import main as cli
 from stablesync.enroll.script import LINES, PAUSE, Script, syllables
 from stablesync.errors import UserError
 from stablesync.media import Mp4Writer, read_audio, write_wav
+from tests.test_preview import Xvfb, _wait_for, _xdotool, xvfb  # noqa: F401  (xvfb: a fixture)
 
 DEMO = Path(stablesync.__file__).parent / "assets" / "demo"
 
@@ -190,35 +191,95 @@ def test_bad_camera_takes_are_one_line_exit_2(
 def test_take_keeps_capture_times_nearest_frame_per_instant_and_sound_on_the_clock(tmp_path: Path) -> None:
     """A 30 fps camera into the 25 fps take: each instant k/25 s gets the frame captured
     nearest to it; microphone chunks are placed where their capture times say (here the first
-    arrives 0.1 s into the take: the take's sound starts with 0.1 s of silence)."""
+    arrives 0.1 s into the take: the take's sound starts with 0.1 s of silence). A take waits
+    for its microphone's first chunk before it starts (unless it stays silent for mic_wait_s)."""
     import asyncio
 
     from realtime.frames import AudioChunk, VideoFrame
     from realtime.take_recorder import RecordConfig, TakeRecorder
     from stablesync.media import iter_video_frames
 
-    recorder = TakeRecorder(
-        object(), object(), tmp_path / "t.mp4", tmp_path / "t.wav", RecordConfig(seconds=1.0)
-    )  # type: ignore[arg-type]
-    start = recorder.clock.start_ns
-    frame_ns = [5_000_000 + round(i * 1e9 / 30) for i in range(32)]
+    def recorder(name: str, cfg: RecordConfig) -> TakeRecorder:
+        return TakeRecorder(object(), object(), tmp_path / f"{name}.mp4", tmp_path / f"{name}.wav", cfg)  # type: ignore[arg-type]
+
+    take = recorder("t", RecordConfig(seconds=1.0, mic_wait_s=0.0))  # the first frame starts it
+    start = take.clock.start_ns + 5_000_000
+    frame_ns = [round(i * 1e9 / 30) for i in range(32)]
     tone = (0.5 * np.sin(np.arange(320) / 3.0)).astype(np.float32)
+    waiting = recorder("w", RecordConfig(seconds=1.0))
 
     async def feed() -> None:
-        for i in range(80):  # 1.6 s of 20 ms chunks, from 0.1 s on
-            await recorder._on_audio(AudioChunk(tone, 16_000, start + 100_000_000 + i * 20_000_000, 0))
         for i, t_ns in enumerate(frame_ns):
             image = np.full((64, 64, 3), 7 * i, np.uint8)
-            await recorder._on_frame(VideoFrame(image, start + t_ns, t_ns, i))
-        await recorder._drain()
+            await take._on_frame(VideoFrame(image, start + t_ns, t_ns, i))
+        for i in range(80):  # 1.6 s of 20 ms chunks, from 0.1 s on
+            await take._on_audio(AudioChunk(tone, 16_000, start + 100_000_000 + i * 20_000_000, 0))
+        await take._drain()
+        base = waiting.clock.start_ns
+        await waiting._on_frame(VideoFrame(np.zeros((64, 64, 3), np.uint8), base + 5_000_000, 0, 0))
+        assert waiting.written == 0 and waiting._t0_ns is None  # no sound yet: not started
+        await waiting._on_audio(AudioChunk(tone, 16_000, base + 300_000_000, 0))
+        assert waiting._t0_ns == base + 300_000_000
+        await waiting._drain()
 
     asyncio.run(feed())
     with pytest.raises(UserError, match=r"unusable take: too short .*no face"):  # 1 s, never looked at
-        recorder._finish()  # ... but the files are written first
-    values = [round(float(f.mean())) for f, _ in iter_video_frames(recorder.video_path)]
+        take._finish()  # ... but the files are written first
+    values = [round(float(f.mean())) for f, _ in iter_video_frames(take.video_path)]
     nearest = [int(np.argmin([abs(t - k * 40_000_000) for t in frame_ns])) for k in range(25)]
     assert len(values) == 25
     assert all(abs(v - 7 * i) <= 2 for v, i in zip(values, nearest, strict=True)), (values, nearest)
-    sound = read_audio(recorder.audio_path)
+    sound = read_audio(take.audio_path)
     assert sound.shape[0] == 16_000
     assert np.abs(sound[:1590]).max() == 0.0 and np.abs(sound[1610:1900]).max() > 0.4
+
+
+@pytest.mark.timeout(240)
+def test_camera_take_shows_in_a_preview_window_and_q_ends_it(
+    request: pytest.FixtureRequest,
+    pulse_server: str,
+    tmp_path: Path,
+    xdg: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """On a real X server (Xvfb): the camera picture shows in the window (mirrored, with the line
+    to read drawn on it) while the take records, and q in the window ends the take early."""
+    import re
+    import threading
+    import time
+
+    from stablesync.enroll import pipeline
+
+    screen: Xvfb = request.getfixturevalue("xvfb")
+    monkeypatch.setattr(pipeline, "enroll", lambda cfg: {})  # the take's hand-off is tested above
+    camera = camera_file(tmp_path / "cam.mp4", 2.0)
+    speech = write_wav(tmp_path / "speech.wav", np.tile(read_audio(DEMO / "speech.wav"), 3), 16_000)
+    args = ["enroll", "me", "--camera", str(camera), "--mic", f"{pulse_server}.monitor", "--seconds", "60"]
+    codes: list[int] = []
+    run = threading.Thread(target=lambda: codes.append(cli(args)))
+    run.start()
+    player = None
+    try:
+        _xdotool("search", "--sync", "--name", "stablesync enroll", "mousemove", "--window", "%1", "20", "20")
+        player = subprocess.Popen(["paplay", "-d", pulse_server, str(speech)])  # the take starts now
+
+        def camera_on_screen() -> bool:  # the take's grey background, darkened under the text bands
+            pixels = screen.screen().astype(int)
+            grey = (np.abs(pixels - 110).max(axis=2) <= 6).sum()
+            band = (np.abs(pixels - 38).max(axis=2) <= 4).sum()
+            return bool(grey > 20_000 and band > 3_000)
+
+        _wait_for(camera_on_screen, 30.0)
+        time.sleep(2.0)  # a take long enough to be usable
+        _xdotool("key", "q")
+    finally:
+        run.join(120)
+        if player is not None:
+            player.terminate()
+            player.wait(10)
+    assert codes == [0]
+    out = capsys.readouterr().out
+    assert "no preview window" not in out
+    took = re.search(r"enroll: take of ([\d.]+) s recorded", out)
+    assert took is not None and 1.5 <= float(took.group(1)) < 30.0, out[-500:]
