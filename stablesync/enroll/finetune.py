@@ -1,11 +1,14 @@
 """Fine-tuning the shipped G_L on the take within a time budget (the `generator` stage).
 
 The run is `stablesync.train`'s generator stage (its loop: progress bar with ETA, checkpoints,
-exact `--resume`) with `init` and `silent` = the shipped lipsync checkpoint. The shipped set
-carries no AVSyncNet, only its audio encoder, so there is no sync expert to judge the take:
-the sync and adversarial terms are off and G_L learns the person's mouth from L1, 1 - SSIM and
-the adaptive triplet loss on the lower half. The AVSyncNet the stage needs for its audio
-encoder is written from the shipped checkpoint's (its visual half is never used).
+exact `--resume`) with `init` and `silent` = the shipped lipsync checkpoint. G_L learns the
+person's mouth from L1, 1 - SSIM and the adaptive triplet loss on the lower half, and keeps it
+moving with the speech by the paper's stabilized sync loss, judged by the AVSyncNet shipped
+beside the weights (`syncnet.safetensors`; 5 consecutive frames per window). Without that file
+(an older export) the sync term is off and the AVSyncNet the stage needs for its audio encoder
+is written from the shipped checkpoint's (its visual half never runs): fitting a few seconds of
+footage by pixels alone, the mouth then nearly stops moving after a few hundred steps. The
+adversarial term is off (a fresh discriminator does not settle in minutes).
 G_S stays the shipped one: it only ever sees digital silence, which a real take hardly holds.
 
 The time budget becomes a number of steps: a few steps of a throwaway copy of the task are
@@ -36,7 +39,9 @@ if TYPE_CHECKING:
     from stablesync.train.generator_stage import GeneratorTask
 
 PRESET = "cpu-rt"
-SYNC_FRAMES = 1  # no sync term: one frame per window, the cheapest step
+SYNC_FRAMES = 5  # frames per window the sync term judges (the preset's)
+NO_SYNC_FRAMES = 1  # without a sync term: one frame per window, the cheapest step
+SYNC_WEIGHT = 2.0  # the paper's weight of L_ss (as configs/cpu-rt/finetune/generator.toml)
 WARM_BATCH = 16
 BUDGET_FOR_STEPS = 0.85
 REFERENCE_POOL = 24  # frames of the take used as identity references
@@ -65,8 +70,14 @@ class Plan:
     checkpoint_every: int
 
 
+def shipped_syncnet(cfg: FinetuneConfig) -> Path | None:
+    """The AVSyncNet shipped beside `cfg.init`, if any: the sync term's judge."""
+    path = cfg.init.parent / "syncnet.safetensors"
+    return path if path.is_file() else None
+
+
 def _syncnet_path(cfg: FinetuneConfig) -> Path:
-    return cfg.out_dir.parent / "audio_syncnet.safetensors"
+    return shipped_syncnet(cfg) or cfg.out_dir.parent / "audio_syncnet.safetensors"
 
 
 def write_audio_syncnet(init: Path, path: Path) -> None:
@@ -80,7 +91,7 @@ def write_audio_syncnet(init: Path, path: Path) -> None:
         return
     preset = get_preset(PRESET).syncnet
     # its visual half is never run: the smallest one that builds
-    visual = dataclasses.replace(preset.visual, n_frames=SYNC_FRAMES, channels=(8,), blocks=(1,))
+    visual = dataclasses.replace(preset.visual, n_frames=NO_SYNC_FRAMES, channels=(8,), blocks=(1,))
     net_cfg = dataclasses.replace(preset, visual=visual)
     net = AVSyncNet(net_cfg)
     adopt_audio_encoder(net, str(init))
@@ -103,6 +114,7 @@ def stage_config(cfg: FinetuneConfig, steps: int, checkpoint_every: int) -> Gene
         checkpoint_every=checkpoint_every,
         threads=cfg.threads,
     )
+    judged = shipped_syncnet(cfg) is not None
     return GeneratorStage(
         data=str(cfg.prepared),
         out_dir=str(cfg.out_dir),
@@ -111,9 +123,16 @@ def stage_config(cfg: FinetuneConfig, steps: int, checkpoint_every: int) -> Gene
         silent=str(cfg.init),
         init=str(cfg.init),
         use_silent=True,
-        sync_loss="none",
-        sync_frames=SYNC_FRAMES,
-        weights=LossWeights(gan=0.0, pixel=10.0, perceptual=1.0, feature_matching=0.0, sync=0.0, triplet=0.5),
+        sync_loss="stabilized" if judged else "none",
+        sync_frames=SYNC_FRAMES if judged else NO_SYNC_FRAMES,
+        weights=LossWeights(
+            gan=0.0,
+            pixel=10.0,
+            perceptual=1.0,
+            feature_matching=0.0,
+            sync=SYNC_WEIGHT if judged else 0.0,
+            triplet=0.5,
+        ),
         schedule=schedule,
     )
 
@@ -227,7 +246,8 @@ def finetune(cfg: FinetuneConfig, resume: bool) -> Path:
     from stablesync.typed_config import to_dict
 
     torch.set_num_threads(cfg.threads)
-    write_audio_syncnet(cfg.init, _syncnet_path(cfg))
+    if shipped_syncnet(cfg) is None:
+        write_audio_syncnet(cfg.init, _syncnet_path(cfg))
     state = cfg.out_dir / "state.safetensors"
     if state.is_file() and not resume:
         raise UserError(f"{cfg.out_dir}: an interrupted enroll is there; pass --resume (or --overwrite)")
