@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from realtime.watermark.config import DetectConfig
 from realtime.watermark.pattern import PatternBank, PatternSpec
 from realtime.watermark.payload import Payload
 from realtime.watermark.period import PeriodEstimator
@@ -38,25 +39,6 @@ from realtime.watermark.period import PeriodEstimator
 Luma = NDArray[np.uint8]
 FloatArray = NDArray[np.float32]
 FrameSource = Callable[[], Iterable[tuple[float, Luma]]]  # (time_s, luma) of every frame, in order
-
-
-@dataclass(frozen=True)
-class DetectConfig:
-    threshold_z: float = 6.0  # sync peak height (standard deviations) that counts as marked
-    min_period_px: float = 28.0  # searched periods of the pattern in the analysed frames
-    max_period_frames: int = 30  # frames used to find the period (every `period_stride`-th)
-    period_stride: int = 3
-    whiten_sigma_bins: float = 3.0  # blur of the power spectrum dividing it (flattens the picture's)
-    period_candidates: int = 4  # autocorrelation peaks tried by folding `trial_frames` frames
-    trial_frames: int = 12
-    highpass_box_px: int = 15  # mean filter subtracted, at the tile's scale (keeps the ring)
-    fold_px: int = 64  # the folded tile's side (the pattern's period resampled to this)
-    antialias_sigma_px: float = 0.5  # blur before shrinking, in folded-tile pixels
-    segment_s: float = 1.0  # length of the per-second decisions
-    common_heights_px: tuple[int, ...] = (360, 480, 540, 720, 1080)  # periods tried for crops
-    refine_steps: tuple[float, ...] = (0.008, 0.004, 0.002)  # relative period steps around the best
-    repair_bits: int = 10  # when the CRC fails, flip up to `repair_flips` of the least sure bits
-    repair_flips: int = 2
 
 
 @dataclass(frozen=True)
@@ -112,8 +94,8 @@ class FrameSum:
 
 
 class Detector:
-    def __init__(self, cfg: DetectConfig = DetectConfig(), spec: PatternSpec | None = None) -> None:
-        self.cfg = cfg
+    def __init__(self, cfg: DetectConfig | None = None, spec: PatternSpec | None = None) -> None:
+        self.cfg = cfg or DetectConfig()
         self.spec = spec or PatternSpec()
         self.bank = PatternBank(self.spec)
 

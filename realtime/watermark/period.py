@@ -6,15 +6,12 @@ A pattern repeating every T pixels puts peaks in the frames' autocorrelation at 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import cv2
 import numpy as np
 import scipy.fft
 from numpy.typing import NDArray
 
-if TYPE_CHECKING:
-    from realtime.watermark.detect import DetectConfig
+from realtime.watermark.config import DetectConfig
 
 Luma = NDArray[np.uint8]
 FloatArray = NDArray[np.float32]
