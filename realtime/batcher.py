@@ -112,10 +112,22 @@ class InferenceBatcher:
         self._executor = ThreadPoolExecutor(max_workers=cfg.workers, thread_name_prefix="stablesync-infer")
         self._tasks: list[asyncio.Task[None]] = []
         self._idle_workers = 0  # workers waiting for a first frame
-        self.clients = 0  # sessions currently submitting (a hint for gathering)
+        self._active = 0  # workers gathering or running a batch
+        self._freed = asyncio.Event()  # set when a worker finished its batch
+        self._clients = 0
         self.batches_run = 0
         self.items_run = 0
         self.refused_late = 0  # requests answered None because the estimate said they would be late
+
+    @property
+    def clients(self) -> int:
+        """Sessions currently submitting: a hint for gathering, and how many batches may run at once."""
+        return self._clients
+
+    @clients.setter
+    def clients(self, value: int) -> None:
+        self._clients = value
+        self._freed.set()  # a waiting worker may now have a place
 
     async def start(self) -> None:
         if not self._tasks:
@@ -204,38 +216,50 @@ class InferenceBatcher:
         return batch
 
     async def _run(self) -> None:
+        """One worker: waits for a free place (at most one batch per session runs at once, so one
+        session's consecutive frames never share the CPU), gathers a batch and runs it."""
         loop = asyncio.get_running_loop()
         while True:
-            batch = await self._gather()
-            now = self.clock.monotonic_ns()
-            live: list[_Request] = []
-            for req in batch:
-                if req.future.done():  # the caller gave up (cancelled)
-                    continue
-                expected_end = now + int(self.estimate_ms(len(batch)) * NS_PER_MS)
-                if req.deadline_ns and expected_end > req.deadline_ns:
-                    self.refused_late += 1
-                    req.future.set_result(None)
-                else:
-                    live.append(req)
-            if not live:
-                continue
-            features = live[0].features if len(live) == 1 else stack_features([r.features for r in live])
-            frames = np.stack([r.frame for r in live]).astype(np.float32, copy=False)
-            mels = np.stack([r.mel for r in live]).astype(np.float32, copy=False)
-            t0 = self.clock.monotonic_ns()
+            while self._active >= max(1, self.clients):
+                self._freed.clear()
+                await self._freed.wait()
+            self._active += 1
             try:
-                out = await loop.run_in_executor(self._executor, self.engine.generate, features, frames, mels)
-            except Exception as exc:  # the engine failed: fail this batch only
-                for req in live:
-                    if not req.future.done():
-                        req.future.set_exception(InferenceError(f"{type(exc).__name__}: {exc}"))
+                await self._run_batch(await self._gather(), loop)
+            finally:
+                self._active -= 1
+                self._freed.set()
+
+    async def _run_batch(self, batch: list[_Request], loop: asyncio.AbstractEventLoop) -> None:
+        now = self.clock.monotonic_ns()
+        live: list[_Request] = []
+        for req in batch:
+            if req.future.done():  # the caller gave up (cancelled)
                 continue
-            t1 = self.clock.monotonic_ns()
-            n = len(live)
-            self.times.record(n, (t1 - t0) / NS_PER_MS, t1)
-            self.batches_run += 1
-            self.items_run += n
-            for i, req in enumerate(live):
+            expected_end = now + int(self.estimate_ms(len(batch)) * NS_PER_MS)
+            if req.deadline_ns and expected_end > req.deadline_ns:
+                self.refused_late += 1
+                req.future.set_result(None)
+            else:
+                live.append(req)
+        if not live:
+            return
+        features = live[0].features if len(live) == 1 else stack_features([r.features for r in live])
+        frames = np.stack([r.frame for r in live]).astype(np.float32, copy=False)
+        mels = np.stack([r.mel for r in live]).astype(np.float32, copy=False)
+        t0 = self.clock.monotonic_ns()
+        try:
+            out = await loop.run_in_executor(self._executor, self.engine.generate, features, frames, mels)
+        except Exception as exc:  # the engine failed: fail this batch only
+            for req in live:
                 if not req.future.done():
-                    req.future.set_result(out[i])
+                    req.future.set_exception(InferenceError(f"{type(exc).__name__}: {exc}"))
+            return
+        t1 = self.clock.monotonic_ns()
+        n = len(live)
+        self.times.record(n, (t1 - t0) / NS_PER_MS, t1)
+        self.batches_run += 1
+        self.items_run += n
+        for i, req in enumerate(live):
+            if not req.future.done():
+                req.future.set_result(out[i])

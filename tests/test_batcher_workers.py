@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -46,12 +47,13 @@ def engine() -> Engine:
     return shipped_cpu_engine()
 
 
-async def _two_sessions_started(
-    batcher: InferenceBatcher,
+async def _sessions_started(
+    batcher: InferenceBatcher, sessions: int = 2
 ) -> tuple[ReferenceFeatures, FloatArray, FloatArray]:
-    """Warms the batcher up for two sessions; what `submit` takes for one grey frame."""
+    """Warms the batcher up, then counts `sessions` sessions in (as `LipSyncSession.start`
+    does: the workers already wait); what `submit` takes for one grey frame."""
     await batcher.warmup()
-    batcher.clients = 2
+    batcher.clients = sessions
     m = batcher.engine.manifest
     image = np.full((3, m.image_size, m.image_size), 0.5, dtype=np.float32)
     features = await batcher.encode_reference(image[None])
@@ -68,7 +70,7 @@ async def _two_sessions_one_frame_each(
     batcher = InferenceBatcher(timed, BatcherConfig(workers=workers, gather_ms=50.0))  # type: ignore[arg-type]
     await batcher.start()
     try:
-        features, image, mel = await _two_sessions_started(batcher)
+        features, image, mel = await _sessions_started(batcher)
         timed.armed = True
         futures = [batcher.submit(features, image, mel) for _ in range(2)]
         results = await asyncio.wait_for(
@@ -96,6 +98,15 @@ async def test_one_worker_gathers_them_into_one_call(engine: Engine) -> None:
 def test_workers_must_be_positive(engine: Engine) -> None:
     with pytest.raises(ValueError, match="workers"):
         InferenceBatcher(engine, BatcherConfig(workers=0))
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    """Waits (at most BARRIER_TIMEOUT_S) until the workers have reached the state asked for."""
+    for _ in range(int(BARRIER_TIMEOUT_S / 0.01)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the batcher's workers never got there")
 
 
 class GatedEngine:
@@ -127,11 +138,10 @@ async def test_a_backlog_runs_as_one_batch_when_no_worker_is_free(engine: Engine
     batcher = InferenceBatcher(gated, BatcherConfig(workers=2, gather_ms=0.0))  # type: ignore[arg-type]
     await batcher.start()
     try:
-        features, image, mel = await _two_sessions_started(batcher)
+        features, image, mel = await _sessions_started(batcher)
         gated.armed = True
         busy = [batcher.submit(features, image, mel) for _ in range(2)]  # one per worker, held
-        while len(gated.batch_sizes) < 2:
-            await asyncio.sleep(0.01)
+        await _until(lambda: len(gated.batch_sizes) == 2)  # both workers busy
         backlog = [batcher.submit(features, image, mel) for _ in range(3)]  # no worker free
         gated.gates[0].set()  # one worker comes free: it takes the whole backlog
         results = await asyncio.wait_for(asyncio.gather(*busy[:1], *backlog), 30)
@@ -141,3 +151,29 @@ async def test_a_backlog_runs_as_one_batch_when_no_worker_is_free(engine: Engine
         await batcher.close(2.0)
     assert all(isinstance(r, np.ndarray) for r in results)
     assert gated.batch_sizes == [1, 1, 3]
+
+
+async def test_one_session_never_runs_two_calls_at_once(engine: Engine) -> None:
+    """With one session, its next frame waits for the running call (then runs with any backlog
+    as one batch) instead of sharing the CPU with it on the second worker."""
+    gated = GatedEngine(engine, gates=1)
+    batcher = InferenceBatcher(gated, BatcherConfig(workers=2, gather_ms=0.0))  # type: ignore[arg-type]
+    await batcher.start()
+    try:
+        features, image, mel = await _sessions_started(batcher, 1)
+        gated.armed = True
+        first = batcher.submit(features, image, mel)
+        await _until(lambda: len(gated.batch_sizes) == 1)  # the first call runs, held at its gate
+        rest = [batcher.submit(features, image, mel) for _ in range(2)]
+        for _ in range(50):  # time for a second worker to start a call, were it allowed to
+            if len(gated.batch_sizes) > 1:
+                break
+            await asyncio.sleep(0.01)
+        concurrent = len(gated.batch_sizes)
+        gated.gates[0].set()
+        results = await asyncio.wait_for(asyncio.gather(first, *rest), 30)
+    finally:
+        await batcher.close(2.0)
+    assert concurrent == 1
+    assert all(isinstance(r, np.ndarray) for r in results)
+    assert gated.batch_sizes == [1, 2]  # the two that waited ran as one batch

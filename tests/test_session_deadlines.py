@@ -24,7 +24,10 @@ from realtime.sources import load_image
 from tests.fake_clock import FakeClock
 from tests.shipped_engine import shipped_cpu_engine
 
-BUDGET_MS = 250.0
+# long enough that the real engine, tracker and renderer finish well within it however loaded
+# the machine (the session waits for a generated crop in real time, as long as its fake
+# deadline allows)
+BUDGET_MS = 2000.0
 BATCH_MS = 12.0  # each engine call moves the fake clock this much
 CHUNK_MS = 20
 
@@ -73,19 +76,20 @@ async def test_deadline_policy_on_a_fake_clock(engine: Engine, rt_face_photo: Pa
         assert batcher.estimate_ms(1) == pytest.approx(BATCH_MS)  # warm-up measured on the fake clock
         start_ns = clock.monotonic_ns()
         rng = np.random.default_rng(0)
-        for i in range(-100, 10):  # 2 s of speech-like noise before now and 0.2 s after
+        for i in range(-150, 10):  # 3 s of speech-like noise before now and 0.2 s after
             samples = (0.2 * rng.standard_normal(320)).astype(np.float32)
             at_ns = start_ns + i * CHUNK_MS * int(NS_PER_MS)
             await session.submit_audio(AudioChunk(samples, 16_000, at_ns, at_ns - start_ns))
         face = load_image(rt_face_photo)
         assert await _frame_fate(session, face, start_ns, 0) == ("lipsync", 1)  # + the reference
 
-        # captured 100 ms ago, window complete: 150 ms left, generated
+        # captured 100 ms ago, window complete: 1.9 s left, generated
         now = clock.monotonic_ns()
         assert await _frame_fate(session, face, now - int(100 * NS_PER_MS), 1) == ("lipsync", 1)
-        # captured 245 ms ago: 5 ms left cannot hold a 12 ms batch: passed through, engine untouched
+        # captured (budget - 5 ms) ago: 5 ms left cannot hold a 12 ms batch: passed through, the
+        # engine untouched
         now = clock.monotonic_ns()
-        assert await _frame_fate(session, face, now - int(245 * NS_PER_MS), 2) == ("late", 0)
+        assert await _frame_fate(session, face, now - int((BUDGET_MS - 5) * NS_PER_MS), 2) == ("late", 0)
         assert session.telemetry.counts["late_by_estimate"] == 1
         # captured 100 ms ago, its look-ahead window past the audio fed: it waits for the window
         # while the deadline allows (nothing comes out however long the real wait) ...
@@ -95,7 +99,7 @@ async def test_deadline_policy_on_a_fake_clock(engine: Engine, rt_face_photo: Pa
         await asyncio.sleep(0.3)
         assert not fate.done() and session.telemetry.counts["window_cut_short"] == 0
         # ... and stops waiting once it does not: 5 ms left, too little for a batch: passed through
-        clock.advance_ms(145.0)
+        clock.advance_ms(BUDGET_MS - 100 - 5)
         assert await fate == ("late", 0)
         assert session.telemetry.counts["window_cut_short"] == 1
         assert session.telemetry.counts["late_by_estimate"] == 2
