@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -36,6 +37,7 @@ from realtime.audio_windows import MelTimeline, MelWindow, WindowConfig
 from realtime.batcher import InferenceBatcher
 from realtime.clock import Clock
 from realtime.compositing import Compositor
+from realtime.faults import FaultLog
 from realtime.frames import (
     NS_PER_MS,
     NS_PER_S,
@@ -51,6 +53,8 @@ from realtime.slots import Channel, LatestSlot
 from realtime.telemetry import Telemetry
 from realtime.tracking import FaceFollower, FaceTrack, HeadPose
 from realtime.watermark import Watermarker
+
+log = logging.getLogger(__name__)
 
 
 class StageFailed(RuntimeError):
@@ -89,6 +93,7 @@ class LipSyncSession:
             WindowConfig(lookahead_ms=lookahead, window_frames=manifest.window_frames), manifest.mel
         )
         self.telemetry = Telemetry()
+        self._faults = FaultLog(log, self.clock)
         self.watermarker = Watermarker(label=cfg.label)  # marks every frame the filter changes
         self.telemetry.note(f"watermark run id {self.watermarker.run_id_hex}")
         # mediapipe is not thread-safe: each mesh stays on one thread
@@ -249,6 +254,12 @@ class LipSyncSession:
             self._video_progress.clear()
             await self._video_progress.wait()
 
+    def _fault(self, stage: str, summary: str, exc: Exception) -> None:
+        """A live fault: counted in the telemetry, logged with its traceback once per kind (then
+        rate-limited); the frame or chunk it hit passes through."""
+        self.telemetry.note(f"{summary}: {type(exc).__name__}: {exc}")
+        self._faults.report(stage, exc)
+
     def _video_moved(self, frame: VideoFrame | None) -> None:
         if frame is None:
             self._video_ended = True
@@ -266,7 +277,7 @@ class LipSyncSession:
             try:
                 self.timeline.push(chunk)
             except Exception as exc:  # a malformed chunk: skip it, keep the stream
-                self.telemetry.note(f"audio chunk skipped: {exc}")
+                self._fault("audio", "audio chunk skipped", exc)
                 continue
             self._audio_arrived.set()
             if self.cfg.audio_out and await self._audio_out.put(chunk) is not None:
@@ -296,7 +307,7 @@ class LipSyncSession:
                 if work.track is None:
                     work.mode = "noface"
             except Exception as exc:
-                self.telemetry.note(f"tracking failed: {type(exc).__name__}: {exc}")
+                self._fault("tracking", "tracking failed", exc)
                 work.mode = "error"
             work.times["track_ms"] = (self.clock.monotonic_ns() - t0) / NS_PER_MS
             if await self._tracked.put(work) is not None:
@@ -358,7 +369,7 @@ class LipSyncSession:
                 try:
                     await self._prepare(work)
                 except Exception as exc:
-                    self.telemetry.note(f"reference encoding failed: {type(exc).__name__}: {exc}")
+                    self._fault("reference", "reference encoding failed", exc)
                     work.mode = "error"
             if await self._submitted.put(work) is not None:
                 self.telemetry.count("frames_dropped")
@@ -405,7 +416,7 @@ class LipSyncSession:
                 self.telemetry.count("inference_past_deadline")
                 work.mode = "late"
             except Exception as exc:
-                self.telemetry.note(f"inference failed: {exc}")
+                self._fault("inference", "inference failed", exc)
                 work.mode = "error"
             work.times["infer_ms"] = (self.clock.monotonic_ns() - work.times["submit_ns"]) / NS_PER_MS
             if generated is None and work.mode is None:
@@ -417,7 +428,7 @@ class LipSyncSession:
                 image = await loop.run_in_executor(self._render_executor, self._composite, work, generated)
                 work.mode = "lipsync"
             except Exception as exc:
-                self.telemetry.note(f"compositing failed: {type(exc).__name__}: {exc}")
+                self._fault("compositing", "compositing failed", exc)
                 work.mode = "error"
                 image = frame.image
             ms = (self.clock.monotonic_ns() - t0) / NS_PER_MS
