@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import av
@@ -232,13 +232,24 @@ class Session:
         for task in tasks:
             task.cancel()
         if tasks:
-            await asyncio.wait(tasks, timeout=TASK_CANCEL_TIMEOUT_S)
-        try:
-            await asyncio.wait_for(self.pc.close(), timeout=self._config.shutdown_timeout_s)
-        except (TimeoutError, Exception):
-            log.warning("session %s: peer connection did not close cleanly", self.id)
-        try:
-            await asyncio.wait_for(self._pipeline.aclose(), timeout=TASK_CANCEL_TIMEOUT_S)
-        except (TimeoutError, Exception):
-            log.warning("session %s: pipeline did not close cleanly", self.id)
+            _, pending = await asyncio.wait(tasks, timeout=TASK_CANCEL_TIMEOUT_S)
+            for task in pending:
+                log.warning(
+                    "session %s: task %s still running %.0f s after its cancel",
+                    self.id,
+                    task.get_name(),
+                    TASK_CANCEL_TIMEOUT_S,
+                )
+        await self._close_part("peer connection", self.pc.close(), self._config.shutdown_timeout_s)
+        await self._close_part("pipeline", self._pipeline.aclose(), TASK_CANCEL_TIMEOUT_S)
         self._on_closed(self)
+
+    async def _close_part(self, what: str, closing: Awaitable[None], timeout_s: float) -> None:
+        """Awaits one part's close; a part that hangs or fails is logged (with its traceback when
+        it raised) and the session's close goes on: closing must always finish."""
+        try:
+            await asyncio.wait_for(closing, timeout=timeout_s)
+        except TimeoutError:
+            log.warning("session %s: %s did not close within %.1f s", self.id, what, timeout_s)
+        except Exception:  # any failure of a third-party close: logged, never raised from here
+            log.exception("session %s: %s failed to close", self.id, what)
