@@ -184,7 +184,7 @@ def embed_ms(frames: int) -> tuple[float, float]:
 
 def detect_file_s(seconds: float, size: tuple[int, int], folder: Path) -> tuple[float, float]:
     """Wall and CPU seconds of `stablesync detect`'s analysis of an H.264 file (decode included)."""
-    from realtime.cli_detect import analyse
+    from realtime.cli.detect import analyse
 
     marker = Watermarker(run_id=2)
     base = [cv2.resize(f, size) for f in synthetic_clip(3, photos())]

@@ -1,5 +1,5 @@
 """`run`, `demo` and `serve` start by saying what they opened, with one implementation
-(realtime/startup.py): the same inputs give `run` and `demo` the same lines; `serve` names its
+(realtime/cli/startup.py): the same inputs give `run` and `demo` the same lines; `serve` names its
 model and tracker, the page's address and whether it needs the token. Real parts: the shipped
 cpu-rt engine, the CLI in process, `serve` as a process on a free port."""
 

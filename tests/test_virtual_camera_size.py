@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from realtime.cli_run import parse_size
+from realtime.cli.run import parse_size
 from realtime.sinks.virtual_camera import VirtualCameraConfig, fit_frame
 from stablesync.errors import UserError
 

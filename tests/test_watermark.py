@@ -233,11 +233,11 @@ def test_run_and_demo_files_are_marked_with_the_run_id_of_their_stats(
         assert entry["c2pa"]["state"] == "Trusted"
 
 
-@pytest.mark.parametrize("module", ["realtime.cli_run", "realtime.cli_demo", "realtime.cli_serve"])
+@pytest.mark.parametrize("module", ["realtime.cli.run", "realtime.cli.demo", "realtime.cli.serve"])
 def test_label_option_reaches_the_session_config(module: str) -> None:
     import importlib
 
-    from realtime.cli_common import session_config
+    from realtime.cli.common import session_config
 
     parser = importlib.import_module(module).build_parser("stablesync")
     assert session_config(parser.parse_args(["--label"]), realtime=True).label == "AI lip-sync"

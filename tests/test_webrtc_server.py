@@ -202,7 +202,7 @@ def test_sigterm_closes_peers_and_exits_within_5_s(tmp_path: Path) -> None:
 def test_serve_never_imports_torch(cpu_rt_export: Path) -> None:
     code = (
         "import sys, realtime.webrtc.lipsync, realtime.webrtc.sample, realtime.webrtc.client\n"
-        "from realtime.cli_serve import build_parser, open_pipelines\n"
+        "from realtime.cli.serve import build_parser, open_pipelines\n"
         f"argv = ['--backend', 'ort-cpu', '--weights', r'{cpu_rt_export}']\n"
         "args = build_parser('serve').parse_args(argv)\n"
         "assert open_pipelines(args).mode == 'ort-cpu'\n"

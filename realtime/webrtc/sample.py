@@ -55,7 +55,7 @@ def write_sample_webm(image: RgbImage, speech: AudioSamples, speech_rate_hz: int
 
 def serve_demo(args: argparse.Namespace) -> int:
     """Serves the page with the demo sample as its source until Ctrl-C/SIGTERM."""
-    from realtime.cli_serve import open_pipelines
+    from realtime.cli.serve import open_pipelines
     from realtime.sources import load_audio_file, load_image
     from stablesync.bundled import demo_assets
 

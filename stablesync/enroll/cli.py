@@ -1,6 +1,6 @@
 """`stablesync enroll NAME --video FILE [--audio FILE]`: a personal profile from a recording.
 `stablesync enroll NAME --camera N --mic DEV [--seconds 90]` records the take first: lines to
-read aloud, a live check of each second, a progress bar (realtime/cli_enroll.py), then the same.
+read aloud, a live check of each second, a progress bar (realtime/cli/enroll.py), then the same.
 
 Checks the take (one line per reason it cannot be used), prepares it like `data prepare`,
 keeps its last ~15% aside, fine-tunes the shipped G_L on the rest within `--minutes`, exports

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from export.engine import Engine
 from export.manifest import read_manifest
-from realtime.cli_common import (
+from realtime.cli.common import (
     add_engine_options,
     add_preview_options,
     check_face_photo,
@@ -22,6 +22,7 @@ from realtime.cli_common import (
     run_pipeline,
     session_config,
 )
+from realtime.cli.startup import StartUpBlock
 from realtime.devices import resolve_camera, resolve_input_device
 from realtime.engines import open_engine, resolve_weights
 from realtime.runner import (
@@ -45,7 +46,6 @@ from realtime.sources import (
     load_captured_audio,
     load_image,
 )
-from realtime.startup import StartUpBlock
 from stablesync.errors import UserError
 
 

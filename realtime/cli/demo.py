@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 
 from export.manifest import read_manifest
-from realtime.cli_common import (
+from realtime.cli.common import (
     add_engine_options,
     add_preview_options,
     check_face_photo,
@@ -19,10 +19,10 @@ from realtime.cli_common import (
     run_pipeline,
     session_config,
 )
+from realtime.cli.startup import StartUpBlock
 from realtime.engines import open_engine, resolve_weights
 from realtime.runner import RunConfig, RunResult
 from realtime.sources import AudioFileSource, ImageSource, load_audio_file, load_captured_audio, load_image
-from realtime.startup import StartUpBlock
 from stablesync.bundled import demo_assets
 from stablesync.errors import UserError
 

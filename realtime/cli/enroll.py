@@ -32,7 +32,7 @@ TAKE_VIDEO, TAKE_AUDIO = "take.mp4", "take.wav"
 
 async def record(args: argparse.Namespace, folder: Path) -> str:
     """Records into `folder`; -> a one-line account of the take (or a UserError why not)."""
-    from realtime.cli_run import parse_size
+    from realtime.cli.run import parse_size
     from realtime.devices import resolve_input_device
     from realtime.sources import CameraSource, MicSource
     from realtime.take_recorder import RecordConfig, TakeRecorder

@@ -15,7 +15,7 @@ import logging
 import sys
 from pathlib import Path
 
-from realtime.startup import StartUpBlock
+from realtime.cli.startup import StartUpBlock
 from realtime.webrtc.config import ServeConfig
 from realtime.webrtc.processing import PassthroughFactory, PipelineFactory
 from realtime.webrtc.server import RunningServer, serve_until_signal
@@ -25,7 +25,7 @@ PASSTHROUGH = "passthrough"
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
-    from realtime.cli_common import add_engine_options
+    from realtime.cli.common import add_engine_options
 
     parser = argparse.ArgumentParser(prog=prog, description=__doc__)
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
@@ -68,7 +68,7 @@ def open_pipelines(args: argparse.Namespace) -> PipelineFactory:
     """The shared engine + batcher (or passthrough) for every session."""
     if args.backend == PASSTHROUGH:
         return PassthroughFactory()
-    from realtime.cli_common import session_config
+    from realtime.cli.common import session_config
     from realtime.engines import open_engine
     from realtime.webrtc.lipsync import LipSyncFactory
 

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from export.engine import Engine
+from realtime.cli.startup import StartUpBlock
 from realtime.frames import RgbImage
 from realtime.runner import AudioSource, RunConfig, Runner, RunResult, VideoSource
 from realtime.session import SessionConfig
 from realtime.sinks.preview import PreviewWindow, no_display_reason
-from realtime.startup import StartUpBlock
 from realtime.tracking import TrackingConfig
 from stablesync.errors import UserError
 from stablesync.face import resolve_tracker
