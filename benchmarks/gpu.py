@@ -91,7 +91,7 @@ async def _session(
     batcher: Any, manifest: Any, seconds: float, deadline_ms: float, seed: int
 ) -> dict[str, Any]:
     """One synthetic session: a frame every 40 ms (random phase) for `seconds`; counts answers."""
-    from realtime.frames import NS_PER_MS
+    from realtime.pipeline.frames import NS_PER_MS
 
     rng = np.random.default_rng(seed)
     frames, mels = _inputs(manifest, 4, rng)
@@ -117,7 +117,7 @@ async def _session(
 
 
 async def run_sessions(engine: Any, n: int, seconds: float, deadline_ms: float) -> dict[str, Any]:
-    from realtime.batcher import BatcherConfig, InferenceBatcher
+    from realtime.pipeline.batcher import BatcherConfig, InferenceBatcher
 
     batcher = InferenceBatcher(engine, BatcherConfig(max_batch=SESSION_MAX_BATCH, queue_size=4 * max(n, 16)))
     await batcher.start()
@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         return _skip(args.out, "PyTorch is not installed")
     if not torch.cuda.is_available() and not args.allow_cpu:
         return _skip(args.out, "no CUDA device")
-    from realtime.engines import resolve_weights
+    from realtime.pipeline.engines import resolve_weights
 
     if not torch.cuda.is_available():
         torch.set_num_threads(2)  # the CPU smoke test: this machine's cores, not more threads

@@ -115,7 +115,7 @@ class HandInAudio:
     """The paced file source, with the moment each chunk was handed to the pipeline noted."""
 
     def __init__(self, samples: NDArray[np.float32]) -> None:
-        from realtime.sources import AudioFileSource
+        from realtime.local.sources import AudioFileSource
 
         self.inner = AudioFileSource(samples, RATE_HZ)
         self.handed: list[tuple[int, int, int]] = []  # (first sample, sample count, monotonic ns)
@@ -163,10 +163,10 @@ def _percentiles(values: list[float]) -> dict[str, float | None]:
 
 
 async def _run(weights: Path, face: Path, samples: NDArray[np.float32], work: Path) -> tuple[Any, Any]:
-    from realtime.engines import open_engine
-    from realtime.runner import RunConfig, Runner
-    from realtime.sinks import VirtualCameraConfig
-    from realtime.sources import ImageSource, load_image
+    from realtime.local.runner import RunConfig, Runner
+    from realtime.local.sinks import VirtualCameraConfig
+    from realtime.local.sources import ImageSource, load_image
+    from realtime.pipeline.engines import open_engine
 
     engine = open_engine(weights, "auto")
     seconds = samples.size / RATE_HZ

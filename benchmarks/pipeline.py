@@ -35,10 +35,10 @@ async def run_paced(
     """One paced run of `seconds`: speech looped into the file input, and `video(fps)` (a video
     source) or the photo `face` (avatar mode). `during()` runs alongside (e.g. a memory sampler)
     and is cancelled at the end. Returns the telemetry figures."""
-    from realtime.engines import open_engine
-    from realtime.runner import RunConfig, Runner
-    from realtime.session import SessionConfig
-    from realtime.sources import AudioFileSource, ImageSource, load_image
+    from realtime.local.runner import RunConfig, Runner
+    from realtime.local.sources import AudioFileSource, ImageSource, load_image
+    from realtime.pipeline.engines import open_engine
+    from realtime.pipeline.session import SessionConfig
 
     engine = open_engine(weights, "auto")
     reps = int(np.ceil(seconds * 16_000 / speech.size))

@@ -174,7 +174,7 @@ def contact_sheet(source: Frames, output: Frames, picks: list[int], path: Path) 
 
 
 def _photo_frames(path: Path, seconds: float) -> tuple[Frames, list[float]]:
-    from realtime.sources import load_image
+    from realtime.local.sources import load_image
 
     image = load_image(path)
     n = int(seconds * 25)

@@ -49,7 +49,7 @@ class MovingFaceCamera:
         return image
 
     async def run(self, emit: Any, clock: Any) -> None:
-        from realtime.frames import NS_PER_S, VideoFrame
+        from realtime.pipeline.frames import NS_PER_S, VideoFrame
 
         for index in range(self.frames):
             pts_ns = int(index * NS_PER_S / self.fps)
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="4 s per resolution")
     parser.add_argument("--weights", type=Path, default=None)
     args = parser.parse_args(argv)
-    from realtime.sources import load_image
+    from realtime.local.sources import load_image
 
     seconds = 4.0 if args.quick else args.seconds
     face_path, speech = demo_face_and_speech()

@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 from benchmarks.common import write_result
 from benchmarks.inputs import bench_weights, demo_face_and_speech, speech_like
 from export.engine import Engine, FloatArray, ReferenceFeatures
-from realtime.frames import NS_PER_MS, OutputFrame
+from realtime.pipeline.frames import NS_PER_MS, OutputFrame
 
 
 class StallingEngine:
@@ -50,10 +50,10 @@ class StallingEngine:
 async def run_with_stall(
     weights: Path, face: Path, speech: NDArray[np.float32], seconds: float, stall_at_s: float, stall_s: float
 ) -> dict[str, Any]:
-    from realtime.engines import open_engine
-    from realtime.runner import RunConfig, Runner
-    from realtime.session import SessionConfig
-    from realtime.sources import AudioFileSource, ImageSource, load_image
+    from realtime.local.runner import RunConfig, Runner
+    from realtime.local.sources import AudioFileSource, ImageSource, load_image
+    from realtime.pipeline.engines import open_engine
+    from realtime.pipeline.session import SessionConfig
 
     engine = StallingEngine(open_engine(weights, "auto"), stall_s)
     reps = int(np.ceil(seconds * 16_000 / speech.size))

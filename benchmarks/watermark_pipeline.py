@@ -30,7 +30,7 @@ from benchmarks.common import write_result
 from benchmarks.inputs import bench_weights, demo_face_and_speech, speech_like
 from benchmarks.pipeline import run_paced
 from benchmarks.resolution import RESOLUTIONS, MovingFaceCamera
-from realtime.frames import RgbImage
+from realtime.pipeline.frames import RgbImage
 from realtime.watermark.embed import Watermarker
 
 

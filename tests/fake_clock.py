@@ -1,4 +1,4 @@
-"""A monotonic clock that moves only when a test tells it to (`realtime.clock.Clock`), so the
+"""A monotonic clock that moves only when a test tells it to (`realtime.pipeline.clock.Clock`), so the
 deadline policy, the batcher's estimate and the tracks' pacing can be tested without timing."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 
-from realtime.frames import NS_PER_MS, NS_PER_S
+from realtime.pipeline.frames import NS_PER_MS, NS_PER_S
 
 
 class FakeClock:

@@ -7,7 +7,7 @@ import pytest
 
 from export import load_engine
 from export.engine import Engine
-from realtime.engines import default_weights_dir
+from realtime.pipeline.engines import default_weights_dir
 
 
 def shipped_cpu_engine() -> Engine:

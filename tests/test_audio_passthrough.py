@@ -14,9 +14,9 @@ import pytest
 from numpy.typing import NDArray
 from scipy.signal import resample_poly
 
-from realtime.clock import StreamClock
-from realtime.frames import AudioChunk
-from realtime.sources import MicSource, StreamResampler
+from realtime.local.sources import MicSource, StreamResampler
+from realtime.pipeline.clock import StreamClock
+from realtime.pipeline.frames import AudioChunk
 from stablesync.cli import main as cli_main
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from export.engine import Engine, FloatArray, ReferenceFeatures
-from realtime.batcher import BatcherConfig, InferenceBatcher
+from realtime.pipeline.batcher import BatcherConfig, InferenceBatcher
 from tests.shipped_engine import shipped_cpu_engine
 
 BARRIER_TIMEOUT_S = 5.0

@@ -7,11 +7,11 @@ import asyncio
 
 import numpy as np
 
-from realtime.batcher import InferenceBatcher
-from realtime.engines import open_engine
-from realtime.frames import AudioChunk, VideoFrame
-from realtime.session import LipSyncSession, SessionConfig
-from realtime.sources import load_image
+from realtime.local.sources import load_image
+from realtime.pipeline.batcher import InferenceBatcher
+from realtime.pipeline.engines import open_engine
+from realtime.pipeline.frames import AudioChunk, VideoFrame
+from realtime.pipeline.session import LipSyncSession, SessionConfig
 
 
 async def test_bypass_passes_frames_through_untouched_and_resumes(rt_face_photo) -> None:  # type: ignore[no-untyped-def]

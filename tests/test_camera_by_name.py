@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from realtime.devices import resolve_camera
+from realtime.local.devices import resolve_camera
 from stablesync.cli import main as cli_main
 from stablesync.errors import UserError
 

@@ -61,8 +61,8 @@ def test_eval_on_a_corpus_without_test_clips_says_so(
 def test_the_offline_status_line_shows_no_latency() -> None:
     import numpy as np
 
-    from realtime.frames import OutputFrame, StageTimes, VideoFrame
-    from realtime.telemetry import Telemetry
+    from realtime.pipeline.frames import OutputFrame, StageTimes, VideoFrame
+    from realtime.pipeline.telemetry import Telemetry
 
     tel = Telemetry()
     frame = VideoFrame(np.zeros((4, 4, 3), np.uint8), 0, 0, 0)

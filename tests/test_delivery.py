@@ -1,4 +1,4 @@
-"""The delivery rule (`realtime.delivery.DelayTarget`): the audio delay follows the video's
+"""The delivery rule (`realtime.pipeline.delivery.DelayTarget`): the audio delay follows the video's
 latency, rounded, above the transport's floor, and moves only past the hysteresis; `serve` sets
 its returned audio's delay by it and `run`'s delay line releases the audio by it. Given
 latencies and a fake clock: no timing."""
@@ -9,9 +9,9 @@ import asyncio
 
 import numpy as np
 
-from realtime.delivery import DelayRule, DelayTarget
-from realtime.frames import NS_PER_MS, AudioChunk
-from realtime.sinks.virtual_mic import AudioDelayLine
+from realtime.local.sinks.virtual_mic import AudioDelayLine
+from realtime.pipeline.delivery import DelayRule, DelayTarget
+from realtime.pipeline.frames import NS_PER_MS, AudioChunk
 from realtime.webrtc.config import ServeConfig
 from realtime.webrtc.processing import PassthroughSession
 from realtime.webrtc.session import MIN_LATENCY_SAMPLES, Session

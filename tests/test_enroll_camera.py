@@ -74,7 +74,7 @@ def test_script_lines_are_varied_and_timed() -> None:
 
 
 def test_each_second_says_what_to_fix() -> None:
-    from realtime.take_display import second_problems
+    from realtime.local.take_display import second_problems
     from stablesync.enroll.checks import FaceSample, TakeChecks
 
     checks, line, pause = TakeChecks(), Script().cue_at(0.0), Script().cue_at(Script().starts[2])
@@ -195,8 +195,8 @@ def test_take_keeps_capture_times_nearest_frame_per_instant_and_sound_on_the_clo
     for its microphone's first chunk before it starts (unless it stays silent for mic_wait_s)."""
     import asyncio
 
-    from realtime.frames import AudioChunk, VideoFrame
-    from realtime.take_recorder import RecordConfig, TakeRecorder
+    from realtime.local.take_recorder import RecordConfig, TakeRecorder
+    from realtime.pipeline.frames import AudioChunk, VideoFrame
     from stablesync.media import iter_video_frames
 
     def recorder(name: str, cfg: RecordConfig) -> TakeRecorder:

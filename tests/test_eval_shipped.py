@@ -9,7 +9,7 @@ import pytest
 
 from benchmarks.demo_sync import run_demo
 from export import load_engine
-from realtime.engines import default_weights_dir
+from realtime.pipeline.engines import default_weights_dir
 from stablesync.audio import log_mel, mel_window
 from stablesync.evaluation.av_sync import mouth_follows_audio
 

@@ -101,7 +101,7 @@ def test_the_real_time_path_never_imports_torch() -> None:
         for p in _sources(pkg)
         if _module_name(p) not in TORCH_MODULES
     ]
-    assert "realtime.session" in modules and "export.backends.ort" in modules
+    assert "realtime.pipeline.session" in modules and "export.backends.ort" in modules
     _import_each(modules, ("torch",))
 
 

@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 
 from export import load_engine
-from realtime.engines import default_weights_dir
-from realtime.runner import RunConfig, Runner
-from realtime.session import SessionConfig
-from realtime.sinks import FileSink
-from realtime.sources import ImageSource, MicSource, load_image
+from realtime.local.runner import RunConfig, Runner
+from realtime.local.sinks import FileSink
+from realtime.local.sources import ImageSource, MicSource, load_image
+from realtime.pipeline.engines import default_weights_dir
+from realtime.pipeline.session import SessionConfig
 from stablesync.cli import main as cli_main
 from stablesync.errors import UserError
 

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from realtime.sinks.preview import PreviewWindow, no_display_reason
+from realtime.local.sinks.preview import PreviewWindow, no_display_reason
 from stablesync.cli import main as cli_main
 from stablesync.media import write_wav
 

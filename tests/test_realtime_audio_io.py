@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from realtime.clock import StreamClock
-from realtime.frames import AudioChunk
-from realtime.sinks.pulse import PulseVirtualMic, source_names
-from realtime.sinks.virtual_mic import AudioDelayLine, VirtualMicConfig, VirtualMicSink
-from realtime.sources import MicSource
+from realtime.local.sinks.pulse import PulseVirtualMic, source_names
+from realtime.local.sinks.virtual_mic import AudioDelayLine, VirtualMicConfig, VirtualMicSink
+from realtime.local.sources import MicSource
+from realtime.pipeline.clock import StreamClock
+from realtime.pipeline.frames import AudioChunk
 from stablesync.media import write_wav
 
 

@@ -19,13 +19,9 @@ import pytest
 
 from export import load_engine
 from export.engine import Engine, FloatArray, ReferenceFeatures
-from realtime.batcher import InferenceBatcher
-from realtime.clock import StreamClock
-from realtime.frames import VideoFrame
-from realtime.runner import RunConfig, Runner, RunResult
-from realtime.session import LipSyncSession, SessionConfig, StageFailed
-from realtime.sinks import VirtualCameraConfig
-from realtime.sources import (
+from realtime.local.runner import RunConfig, Runner, RunResult
+from realtime.local.sinks import VirtualCameraConfig
+from realtime.local.sources import (
     AudioFileSource,
     CameraSource,
     ImageSource,
@@ -33,7 +29,11 @@ from realtime.sources import (
     load_audio_file,
     load_image,
 )
-from realtime.sources.video import EmitVideo
+from realtime.local.sources.video import EmitVideo
+from realtime.pipeline.batcher import InferenceBatcher
+from realtime.pipeline.clock import StreamClock
+from realtime.pipeline.frames import VideoFrame
+from realtime.pipeline.session import LipSyncSession, SessionConfig, StageFailed
 from stablesync.errors import UserError
 from stablesync.media import Mp4Writer, iter_video_frames
 
@@ -281,7 +281,7 @@ async def test_virtual_camera_receives_negotiated_frames(engine: Engine, rt_face
 
 
 def test_no_virtual_camera_device_is_a_one_line_error_with_the_fix(tmp_path: Path) -> None:
-    from realtime.sinks.virtual_camera import VirtualCameraSink
+    from realtime.local.sinks.virtual_camera import VirtualCameraSink
 
     # The platform's own backend, asked for a device that does not exist: the same error whether
     # or not this machine has a virtual camera (v4l2loopback loaded, OBS installed).

@@ -9,12 +9,12 @@ import json
 import numpy as np
 import pytest
 
-from realtime.audio_windows import MelTimeline, WindowConfig
-from realtime.frames import NS_PER_S, AudioChunk, OutputFrame, VideoFrame
-from realtime.slots import Channel, LatestSlot
-from realtime.smoothing import OneEuroConfig, OneEuroFilter
-from realtime.speech_level import SpeechLevel, SpeechLevelConfig
-from realtime.telemetry import Telemetry
+from realtime.pipeline.audio_windows import MelTimeline, WindowConfig
+from realtime.pipeline.frames import NS_PER_S, AudioChunk, OutputFrame, VideoFrame
+from realtime.pipeline.slots import Channel, LatestSlot
+from realtime.pipeline.smoothing import OneEuroConfig, OneEuroFilter
+from realtime.pipeline.speech_level import SpeechLevel, SpeechLevelConfig
+from realtime.pipeline.telemetry import Telemetry
 from stablesync.audio import log_mel, mel_window, mel_window_start
 
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from export.engine import Engine
-from realtime.batcher import InferenceBatcher
-from realtime.frames import AudioChunk
-from realtime.session import LipSyncSession, SessionConfig
+from realtime.pipeline.batcher import InferenceBatcher
+from realtime.pipeline.frames import AudioChunk
+from realtime.pipeline.session import LipSyncSession, SessionConfig
 from realtime.webrtc.lipsync import LipSyncFactory
 from tests.shipped_engine import shipped_cpu_engine
 

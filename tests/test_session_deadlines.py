@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 
 from export.engine import Engine, FloatArray, ReferenceFeatures
-from realtime.batcher import InferenceBatcher
-from realtime.frames import NS_PER_MS, AudioChunk, RgbImage, VideoFrame
-from realtime.session import LipSyncSession, SessionConfig
-from realtime.sources import load_image
+from realtime.local.sources import load_image
+from realtime.pipeline.batcher import InferenceBatcher
+from realtime.pipeline.frames import NS_PER_MS, AudioChunk, RgbImage, VideoFrame
+from realtime.pipeline.session import LipSyncSession, SessionConfig
 from tests.fake_clock import FakeClock
 from tests.shipped_engine import shipped_cpu_engine
 

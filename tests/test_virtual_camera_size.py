@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from realtime.cli.run import parse_size
-from realtime.sinks.virtual_camera import VirtualCameraConfig, fit_frame
+from realtime.local.sinks.virtual_camera import VirtualCameraConfig, fit_frame
 from stablesync.errors import UserError
 
 

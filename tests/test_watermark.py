@@ -250,8 +250,8 @@ def test_label_option_reaches_the_session_config(module: str) -> None:
 @pytest.mark.slow
 async def test_webrtc_output_is_marked(monkeypatch: pytest.MonkeyPatch) -> None:
     from export import load_engine
-    from realtime.engines import default_weights_dir
-    from realtime.session import SessionConfig
+    from realtime.pipeline.engines import default_weights_dir
+    from realtime.pipeline.session import SessionConfig
     from realtime.webrtc import ServeConfig, client, running_server
     from realtime.webrtc.clip import SEND_RATE_HZ, Clip
     from realtime.webrtc.lipsync import LipSyncFactory

@@ -72,7 +72,7 @@ async def test_demo_sample_page_sends_the_bundled_face_without_a_camera(
     rt_face_photo: Path, tmp_path: Path
 ) -> None:
     """`stablesync demo --serve`: the page plays the sample WebM instead of a camera and sends it."""
-    from realtime.sources import load_image
+    from realtime.local.sources import load_image
     from realtime.webrtc import PassthroughFactory
     from realtime.webrtc.clip import synthetic_clip
     from realtime.webrtc.sample import write_sample_webm

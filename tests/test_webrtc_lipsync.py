@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from realtime.session import SessionConfig
+from realtime.pipeline.session import SessionConfig
 from realtime.webrtc import ServeConfig, running_server
 from realtime.webrtc.client import run_client
 from realtime.webrtc.clip import Clip, load_clip, mark_height_px, synthetic_clip

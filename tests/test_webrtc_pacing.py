@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from aiortc.mediastreams import MediaStreamError
 
-from realtime.frames import NS_PER_MS
+from realtime.pipeline.frames import NS_PER_MS
 from realtime.webrtc.media import (
     AUDIO_FRAME_NS,
     AUDIO_FRAME_SAMPLES,

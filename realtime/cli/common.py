@@ -14,17 +14,17 @@ from typing import Any
 
 from export.engine import Engine
 from realtime.cli.startup import StartUpBlock
-from realtime.frames import RgbImage
-from realtime.runner import AudioSource, RunConfig, Runner, RunResult, VideoSource
-from realtime.session import SessionConfig
-from realtime.sinks.preview import PreviewWindow, no_display_reason
-from realtime.tracking import TrackingConfig
+from realtime.local.runner import AudioSource, RunConfig, Runner, RunResult, VideoSource
+from realtime.local.sinks.preview import PreviewWindow, no_display_reason
+from realtime.pipeline.frames import RgbImage
+from realtime.pipeline.session import SessionConfig
+from realtime.pipeline.tracking import TrackingConfig
 from stablesync.errors import UserError
 from stablesync.face import resolve_tracker
 
 
 def add_engine_options(parser: argparse.ArgumentParser) -> None:
-    from realtime.engines import profile_weights
+    from realtime.pipeline.engines import profile_weights
 
     weights = parser.add_mutually_exclusive_group()
     weights.add_argument(
@@ -189,7 +189,7 @@ def check_output_path(
     input and, unless `overwrite`, not an existing file."""
     if path is None:
         return
-    from realtime.sinks.file import partial_path
+    from realtime.local.sinks.file import partial_path
 
     if path.suffix.lower() not in (".mp4", ".mov", ".mkv"):
         raise UserError(f"{flag} {path}: expected a file name ending in .mp4")
@@ -217,8 +217,8 @@ def check_stats_path(path: Path | None, inputs: Mapping[str, Path | None]) -> No
 
 def check_face_photo(path: Path, image: RgbImage, crop_size: int) -> None:
     """Avatar mode: the photo must show a face the tracker finds, or nothing would be lip-synced."""
-    from realtime.frames import VideoFrame
-    from realtime.tracking import FaceFollower
+    from realtime.pipeline.frames import VideoFrame
+    from realtime.pipeline.tracking import FaceFollower
 
     follower = FaceFollower(crop_size)
     try:

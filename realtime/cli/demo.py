@@ -20,9 +20,15 @@ from realtime.cli.common import (
     session_config,
 )
 from realtime.cli.startup import StartUpBlock
-from realtime.engines import open_engine, resolve_weights
-from realtime.runner import RunConfig, RunResult
-from realtime.sources import AudioFileSource, ImageSource, load_audio_file, load_captured_audio, load_image
+from realtime.local.runner import RunConfig, RunResult
+from realtime.local.sources import (
+    AudioFileSource,
+    ImageSource,
+    load_audio_file,
+    load_captured_audio,
+    load_image,
+)
+from realtime.pipeline.engines import open_engine, resolve_weights
 from stablesync.bundled import demo_assets
 from stablesync.errors import UserError
 

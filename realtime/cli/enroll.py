@@ -1,7 +1,7 @@
 """`stablesync enroll`: stablesync/enroll/cli.py's command, and the guided camera take.
 
 `stablesync enroll NAME --camera N|PATH --mic DEV [--seconds 90]` records the take with the
-real-time path's camera and microphone sources (`realtime/take_recorder.py`: lines to read,
+real-time path's camera and microphone sources (`realtime/local/take_recorder.py`: lines to read,
 a live check of each second, a progress bar, one-line reasons for an unusable take; the same
 over the camera picture in a preview window where a display exists), keeps it
 in `$XDG_DATA_HOME/stablesync/takes/NAME` (mode 0700), and enrolls from it exactly as from
@@ -24,7 +24,7 @@ from stablesync.enroll.cli import build_parser
 from stablesync.errors import UserError
 
 if TYPE_CHECKING:
-    from realtime.sinks.preview import PreviewWindow
+    from realtime.local.sinks.preview import PreviewWindow
 
 __all__ = ["build_parser", "main"]
 TAKE_VIDEO, TAKE_AUDIO = "take.mp4", "take.wav"
@@ -33,9 +33,9 @@ TAKE_VIDEO, TAKE_AUDIO = "take.mp4", "take.wav"
 async def record(args: argparse.Namespace, folder: Path) -> str:
     """Records into `folder`; -> a one-line account of the take (or a UserError why not)."""
     from realtime.cli.run import parse_size
-    from realtime.devices import resolve_input_device
-    from realtime.sources import CameraSource, MicSource
-    from realtime.take_recorder import RecordConfig, TakeRecorder
+    from realtime.local.devices import resolve_input_device
+    from realtime.local.sources import CameraSource, MicSource
+    from realtime.local.take_recorder import RecordConfig, TakeRecorder
 
     width, height = parse_size(args.camera_size, "--camera-size")
     device: int | str = int(args.camera) if str(args.camera).isdigit() else str(args.camera)
@@ -65,7 +65,7 @@ async def record(args: argparse.Namespace, folder: Path) -> str:
 async def open_preview(on_quit: Callable[[], None]) -> PreviewWindow | None:
     """The preview window where a display exists (q or Esc ends the take), else None and a line
     saying why (the terminal shows the same)."""
-    from realtime.sinks.preview import PreviewWindow, no_display_reason
+    from realtime.local.sinks.preview import PreviewWindow, no_display_reason
 
     reason = no_display_reason()
     window = PreviewWindow(on_quit, title="stablesync enroll") if reason is None else None

@@ -23,9 +23,8 @@ from realtime.cli.common import (
     session_config,
 )
 from realtime.cli.startup import StartUpBlock
-from realtime.devices import resolve_camera, resolve_input_device
-from realtime.engines import open_engine, resolve_weights
-from realtime.runner import (
+from realtime.local.devices import resolve_camera, resolve_input_device
+from realtime.local.runner import (
     AudioSource,
     RunConfig,
     RunResult,
@@ -33,10 +32,10 @@ from realtime.runner import (
     close_sources,
     open_sources,
 )
-from realtime.sinks import VirtualCameraConfig
-from realtime.sinks.preview import no_display_reason
-from realtime.sinks.virtual_mic import VirtualMicConfig
-from realtime.sources import (
+from realtime.local.sinks import VirtualCameraConfig
+from realtime.local.sinks.preview import no_display_reason
+from realtime.local.sinks.virtual_mic import VirtualMicConfig
+from realtime.local.sources import (
     AudioFileSource,
     CameraSource,
     ImageSource,
@@ -46,6 +45,7 @@ from realtime.sources import (
     load_captured_audio,
     load_image,
 )
+from realtime.pipeline.engines import open_engine, resolve_weights
 from stablesync.errors import UserError
 
 

@@ -69,7 +69,7 @@ def open_pipelines(args: argparse.Namespace) -> PipelineFactory:
     if args.backend == PASSTHROUGH:
         return PassthroughFactory()
     from realtime.cli.common import session_config
-    from realtime.engines import open_engine
+    from realtime.pipeline.engines import open_engine
     from realtime.webrtc.lipsync import LipSyncFactory
 
     session_cfg = session_config(args, realtime=True)

@@ -11,7 +11,7 @@ import signal
 from pathlib import Path
 
 from export.engine import Engine
-from realtime.sources import CameraSource, ImageSource, MicSource, VideoFileSource
+from realtime.local.sources import CameraSource, ImageSource, MicSource, VideoFileSource
 
 LABEL_WIDTH = 10  # "video in:" padded: the texts line up
 
@@ -54,7 +54,7 @@ class StartUpBlock:
 
     def file(self, out: Path | None) -> StartUpBlock:
         if out is not None:
-            from realtime.sinks.file import partial_path
+            from realtime.local.sinks.file import partial_path
 
             self.add("file", f"{out} (written as {partial_path(out).name} until done)")
         return self

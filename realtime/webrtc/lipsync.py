@@ -1,5 +1,5 @@
 """The real-time pipeline behind WebRTC sessions: one engine, one `InferenceBatcher` shared by
-every peer, one `LipSyncSession` (realtime/session.py) per peer.
+every peer, one `LipSyncSession` (realtime/pipeline/session.py) per peer.
 
 The batcher gathers the due frames of all sessions into one `engine.generate` call and answers
 a frame that would miss its deadline with a passthrough, so a slow or stalled peer never holds
@@ -23,9 +23,9 @@ import numpy as np
 from av.video.reformatter import Interpolation
 
 from export.engine import Engine
-from realtime.batcher import BatcherConfig, InferenceBatcher
-from realtime.frames import AudioChunk, RgbImage, VideoFrame
-from realtime.session import LipSyncSession, SessionConfig
+from realtime.pipeline.batcher import BatcherConfig, InferenceBatcher
+from realtime.pipeline.frames import AudioChunk, RgbImage, VideoFrame
+from realtime.pipeline.session import LipSyncSession, SessionConfig
 from realtime.webrtc.processing import PIPELINE_AUDIO_RATE_HZ, FloatArray, ProcessedFrame, SessionPipeline
 
 STAGE_SERIES = ("track_ms", "wait_audio_ms", "infer_ms", "composite_ms")

@@ -25,8 +25,8 @@ import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from numpy.typing import NDArray
 
-from realtime.clock import PacingClock, SystemClock
-from realtime.slots import Channel
+from realtime.pipeline.clock import PacingClock, SystemClock
+from realtime.pipeline.slots import Channel
 from realtime.webrtc.stats import SessionStats
 
 AUDIO_RATE_HZ = 48_000

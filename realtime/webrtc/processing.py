@@ -15,7 +15,7 @@ import av
 import numpy as np
 from numpy.typing import NDArray
 
-from realtime.slots import LatestSlot
+from realtime.pipeline.slots import LatestSlot
 
 FloatArray = NDArray[np.float32]
 PIPELINE_AUDIO_RATE_HZ = 16_000
@@ -36,7 +36,7 @@ class SessionPipeline(Protocol):
 
     async def next_frame(self) -> ProcessedFrame | None:
         """The next processed frame in capture order; None after `end`. Raises
-        `realtime.session.StageFailed` when the pipeline itself failed (the session closes)."""
+        `realtime.pipeline.session.StageFailed` when the pipeline itself failed (the session closes)."""
 
     def figures(self) -> dict[str, Any]:
         """Pipeline figures for the stats message: "dropped_frames" (int) and any per-stage times."""

@@ -13,7 +13,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from realtime.frames import AudioSamples, RgbImage
+from realtime.pipeline.frames import AudioSamples, RgbImage
 from realtime.webrtc.config import ServeConfig
 from realtime.webrtc.server import RunningServer, serve_until_signal
 
@@ -56,7 +56,7 @@ def write_sample_webm(image: RgbImage, speech: AudioSamples, speech_rate_hz: int
 def serve_demo(args: argparse.Namespace) -> int:
     """Serves the page with the demo sample as its source until Ctrl-C/SIGTERM."""
     from realtime.cli.serve import open_pipelines
-    from realtime.sources import load_audio_file, load_image
+    from realtime.local.sources import load_audio_file, load_image
     from stablesync.bundled import demo_assets
 
     face, speech = (args.face, args.audio) if args.face and args.audio else demo_assets()

@@ -24,10 +24,10 @@ from aiortc import (
 )
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from realtime.clock import PacingClock, SystemClock
-from realtime.delivery import DelayTarget
-from realtime.frames import NS_PER_MS
-from realtime.session import StageFailed
+from realtime.pipeline.clock import PacingClock, SystemClock
+from realtime.pipeline.delivery import DelayTarget
+from realtime.pipeline.frames import NS_PER_MS
+from realtime.pipeline.session import StageFailed
 from realtime.webrtc.candidates import CandidateReport
 from realtime.webrtc.config import ServeConfig
 from realtime.webrtc.media import (
@@ -201,7 +201,7 @@ class Session:
 
     def _follow_video_latency(self) -> None:
         """Sets the A/V sync delay to the video's median latency including its encoding (at least
-        the audio's own receive delay), by the delivery rule (`realtime.delivery.DelayTarget`)."""
+        the audio's own receive delay), by the delivery rule (`realtime.pipeline.delivery.DelayTarget`)."""
         latency_ns = None
         if len(self.stats.latencies_ms) >= MIN_LATENCY_SAMPLES:
             latency_ns = int(self.stats.latency_percentile_ms(50) * NS_PER_MS)  # encoding included

@@ -13,8 +13,8 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from realtime.render.piecewise import Box, Triangles, backward_maps
-from realtime.render.shape import INNER_LOWER, INNER_UPPER
+from realtime.pipeline.render.piecewise import Box, Triangles, backward_maps
+from realtime.pipeline.render.shape import INNER_LOWER, INNER_UPPER
 from stablesync.face.landmarks import LOWER_LIP_INNER, MOUTH_INNER, MOUTH_OUTER, UPPER_LIP_INNER
 
 F32 = NDArray[np.float32]

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from realtime.smoothing import OneEuroConfig, OneEuroFilter
+from realtime.pipeline.smoothing import OneEuroConfig, OneEuroFilter
 from stablesync.face import CropAlignment
 from stablesync.face.align import TEMPLATE, anchor_points, similarity
 from stablesync.face.crop_landmarks import CropLandmarks

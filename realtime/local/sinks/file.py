@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from realtime.frames import NS_PER_S, AudioChunk, RgbImage
+from realtime.pipeline.frames import NS_PER_S, AudioChunk, RgbImage
 from stablesync.errors import UserError
 
 VIDEO_TIME_BASE = Fraction(1, 90_000)

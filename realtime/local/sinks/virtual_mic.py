@@ -3,7 +3,7 @@ output device, so an app that takes our camera and our microphone gets them in s
 
 `AudioDelayLine` releases each chunk at `capture_ns + delay` (minus the output device's own
 latency), on a `PacingClock` (the system's by default). The delay follows the session's recent
-median glass-to-glass latency by the delivery rule (`realtime.delivery.DelayTarget`, also what
+median glass-to-glass latency by the delivery rule (`realtime.pipeline.delivery.DelayTarget`, also what
 `serve` uses): it changes only when the target moved by `hysteresis_ms`, because every change
 is an audible skip or gap. `VirtualMicSink` queues it for a sounddevice callback
 stream (it never waits for the device); on Linux with `pulse_sink` set, the stream is routed
@@ -18,10 +18,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from realtime.clock import PacingClock, SystemClock
-from realtime.delivery import DelayRule, DelayTarget
-from realtime.frames import NS_PER_S, AudioChunk
-from realtime.sinks.playout import PlayingDetector, PlayoutBuffer
+from realtime.local.sinks.playout import PlayingDetector, PlayoutBuffer
+from realtime.pipeline.clock import PacingClock, SystemClock
+from realtime.pipeline.delivery import DelayRule, DelayTarget
+from realtime.pipeline.frames import NS_PER_S, AudioChunk
 from stablesync.errors import UserError
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from realtime.frames import NS_PER_MS
+from realtime.pipeline.frames import NS_PER_MS
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from realtime.frames import RgbImage
+from realtime.pipeline.frames import RgbImage
 from stablesync.errors import UserError
 
 FALLBACK_SIZES = ((1280, 720), (640, 480))

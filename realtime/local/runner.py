@@ -20,15 +20,21 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from export.engine import Engine
-from realtime.batcher import InferenceBatcher
-from realtime.clock import StreamClock
-from realtime.frames import AudioChunk, OutputFrame, VideoFrame
-from realtime.session import LipSyncSession, SessionConfig, StageFailed
-from realtime.sinks import AudioDelayLine, FileSink, FileSinkConfig, VirtualCameraConfig, VirtualCameraSink
-from realtime.sinks.pulse import PulseVirtualMic
-from realtime.sinks.virtual_mic import VirtualMicConfig, VirtualMicSink
-from realtime.sources.errors import SourceError
-from realtime.telemetry import Telemetry
+from realtime.local.sinks import (
+    AudioDelayLine,
+    FileSink,
+    FileSinkConfig,
+    VirtualCameraConfig,
+    VirtualCameraSink,
+)
+from realtime.local.sinks.pulse import PulseVirtualMic
+from realtime.local.sinks.virtual_mic import VirtualMicConfig, VirtualMicSink
+from realtime.local.sources.errors import SourceError
+from realtime.pipeline.batcher import InferenceBatcher
+from realtime.pipeline.clock import StreamClock
+from realtime.pipeline.frames import AudioChunk, OutputFrame, VideoFrame
+from realtime.pipeline.session import LipSyncSession, SessionConfig, StageFailed
+from realtime.pipeline.telemetry import Telemetry
 from stablesync.errors import UserError
 
 

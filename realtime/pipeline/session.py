@@ -33,12 +33,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from export.engine import FloatArray, ReferenceFeatures
-from realtime.audio_windows import MelTimeline, MelWindow, WindowConfig
-from realtime.batcher import InferenceBatcher
-from realtime.clock import Clock
-from realtime.compositing import Compositor
-from realtime.faults import FaultLog
-from realtime.frames import (
+from realtime.pipeline.audio_windows import MelTimeline, MelWindow, WindowConfig
+from realtime.pipeline.batcher import InferenceBatcher
+from realtime.pipeline.clock import Clock
+from realtime.pipeline.compositing import Compositor
+from realtime.pipeline.faults import FaultLog
+from realtime.pipeline.frames import (
     NS_PER_MS,
     NS_PER_S,
     AudioChunk,
@@ -48,10 +48,10 @@ from realtime.frames import (
     StageTimes,
     VideoFrame,
 )
-from realtime.session_config import SessionConfig as SessionConfig  # re-exported: its public home
-from realtime.slots import Channel, LatestSlot
-from realtime.telemetry import Telemetry
-from realtime.tracking import FaceFollower, FaceTrack, HeadPose
+from realtime.pipeline.session_config import SessionConfig as SessionConfig  # re-exported: its public home
+from realtime.pipeline.slots import Channel, LatestSlot
+from realtime.pipeline.telemetry import Telemetry
+from realtime.pipeline.tracking import FaceFollower, FaceTrack, HeadPose
 from realtime.watermark import Watermarker
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from typing import Any, Literal, Required, TypedDict, get_args
 
 import numpy as np
 
-from realtime.frames import NS_PER_MS, NS_PER_S, OutputFrame
+from realtime.pipeline.frames import NS_PER_MS, NS_PER_S, OutputFrame
 
 SeriesName = Literal[
     "glass_to_glass_ms", "av_offset_ms", "track_ms", "wait_audio_ms", "infer_ms", "composite_ms"

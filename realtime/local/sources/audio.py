@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from realtime.clock import StreamClock
-from realtime.frames import NS_PER_S, AudioChunk, AudioSamples, CapturedAudio
+from realtime.pipeline.clock import StreamClock
+from realtime.pipeline.frames import NS_PER_S, AudioChunk, AudioSamples, CapturedAudio
 from stablesync.audio import MelConfig
 from stablesync.errors import UserError
 

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from export.engine import Engine, FloatArray, ReferenceFeatures, stack_features
-from realtime.clock import Clock, SystemClock
-from realtime.frames import NS_PER_MS
+from realtime.pipeline.clock import Clock, SystemClock
+from realtime.pipeline.frames import NS_PER_MS
 
 
 class InferenceError(RuntimeError):

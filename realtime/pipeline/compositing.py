@@ -23,10 +23,10 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from realtime.render.mouth import fill_interior, inner_triangles
-from realtime.render.opening import OpeningConfig, OpeningRange
-from realtime.render.piecewise import Box, Triangles, backward_maps, triangulate
-from realtime.render.shape import MIN_LIP_SPAN, GeneratedShape, ShapeConfig, target_shape
+from realtime.pipeline.render.mouth import fill_interior, inner_triangles
+from realtime.pipeline.render.opening import OpeningConfig, OpeningRange
+from realtime.pipeline.render.piecewise import Box, Triangles, backward_maps, triangulate
+from realtime.pipeline.render.shape import MIN_LIP_SPAN, GeneratedShape, ShapeConfig, target_shape
 from stablesync.face import CropAlignment
 from stablesync.face.align import TEMPLATE
 from stablesync.face.landmarks import (

@@ -11,7 +11,7 @@ from typing import TextIO
 import cv2
 import numpy as np
 
-from realtime.frames import RgbImage
+from realtime.pipeline.frames import RgbImage
 from stablesync.enroll.checks import FaceSample, TakeChecks
 from stablesync.enroll.script import Cue, Script
 

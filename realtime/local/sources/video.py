@@ -12,9 +12,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from realtime.clock import StreamClock
-from realtime.frames import NS_PER_S, RgbImage, VideoFrame
-from realtime.sources.errors import SourceError
+from realtime.local.sources.errors import SourceError
+from realtime.pipeline.clock import StreamClock
+from realtime.pipeline.frames import NS_PER_S, RgbImage, VideoFrame
 from stablesync.errors import UserError
 
 EmitVideo = Callable[[VideoFrame], Awaitable[None]]

@@ -12,8 +12,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from realtime.clock import Clock
-from realtime.frames import NS_PER_S
+from realtime.pipeline.clock import Clock
+from realtime.pipeline.frames import NS_PER_S
 
 
 @dataclass

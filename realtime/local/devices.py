@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from realtime.sinks.pulse import pulse_available, source_names
+from realtime.local.sinks.pulse import pulse_available, source_names
 from stablesync.errors import UserError
 
 SYS_V4L = Path("/sys/class/video4linux")
