@@ -22,6 +22,7 @@ import signal
 import socket
 import struct
 import sys
+import time
 from collections.abc import Callable, Mapping
 
 import numpy as np
@@ -29,6 +30,7 @@ import numpy as np
 from realtime.pipeline.frames import RgbImage
 
 QUIT_KEYS = (ord("q"), ord("Q"), 27)  # 27: Esc
+CLOSED_AFTER_S = 1.0  # a window not visible this long was closed
 HEADER = struct.Struct("<II")  # height, width of the RGB frame that follows
 
 
@@ -170,6 +172,7 @@ def window_main(title: str, mirror: bool, pump_s: float = 0.05) -> int:
         return 1
     print("opened", flush=True)
     fd, shown = sys.stdin.fileno(), False
+    hidden_since: float | None = None
     while True:
         readable, _, _ = select.select([fd], [], [], pump_s)  # a frame, or the window's events
         if readable:
@@ -184,8 +187,15 @@ def window_main(title: str, mirror: bool, pump_s: float = 0.05) -> int:
         key = cv2.waitKey(1)
         if key != -1 and key & 0xFF in QUIT_KEYS:
             print("quit", flush=True)
-        if shown and cv2.getWindowProperty(title, cv2.WND_PROP_VISIBLE) < 1:
-            return 0  # closed by the user
+        if shown:
+            # a window being mapped or resized to a new frame size is briefly not visible either:
+            # only one that stays hidden for `CLOSED_AFTER_S` was closed by the user
+            if cv2.getWindowProperty(title, cv2.WND_PROP_VISIBLE) >= 1:
+                hidden_since = None
+            elif hidden_since is None:
+                hidden_since = time.monotonic()
+            elif time.monotonic() - hidden_since > CLOSED_AFTER_S:
+                return 0  # closed by the user
     cv2.destroyWindow(title)
     cv2.waitKey(1)
     return 0
