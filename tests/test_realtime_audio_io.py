@@ -156,7 +156,10 @@ async def test_virtual_microphone_gets_each_chunk_when_the_delay_line_releases_i
     starve, so positions in the recording say nothing about wall-clock time."""
     played = await _play_through_virtual_mic(tmp_path, monkeypatch, 300_000_000)
     assert played.late_ms.min() > -2 and np.median(played.late_ms) < 20, played.late_ms
-    assert _similarity(played.signal[:1600], played.recorded) > 0.5  # the start is heard too
+    # the start is heard too: the first 0.1 s matches the recording (0.72 when all of it is heard;
+    # with its first 80 ms lost, as before the fix, about 0.72 * sqrt(0.2) = 0.32; a loaded run
+    # here once gave 0.47)
+    assert _similarity(played.signal[:1600], played.recorded) > 0.4
 
 
 @pytest.mark.slow
