@@ -55,8 +55,11 @@ typecheck: $(VENV)/.stamp-all
 
 # The suite runs in a private loopback-only network namespace (.ci/netns.sh): WebRTC media,
 # HTTP and the browser never touch a real interface.
+# The preview window's tests (a real Xvfb and Qt) run in a process of their own: after the rest
+# of the suite in one process they lost the window's picture now and then (cause not found).
 unit: venv-python sysdeps-test $(VENV)/.stamp-all
-	bash .ci/netns.sh $(VENV)/bin/pytest -q $(PYTEST_ARGS)
+	bash .ci/netns.sh $(VENV)/bin/pytest -q --ignore=tests/test_preview.py $(PYTEST_ARGS)
+	bash .ci/netns.sh $(VENV)/bin/pytest -q tests/test_preview.py
 
 test: lint typecheck unit
 
