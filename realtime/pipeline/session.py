@@ -11,7 +11,8 @@ Stages (asyncio tasks, each owned and cancelled with a timeout on `close`):
   audio:   bounded queue -> MelTimeline (+ the audio output channel)
   track:   latest-wins video slot -> face tracking and crop (track worker)
   infer:   waits for the frame's mel window until its deadline allows -> batcher
-  finish:  awaits the generated crop -> compositing and watermark (render worker) -> output channel
+  finish:  awaits the generated crop -> compositing and watermark (render worker, `finish.py`)
+           -> output channel
 A stage task that itself raises (a bug: every live fault is caught inside the stages and
 degrades to passthrough) ends the stream instead of stalling it: the outputs end and
 `next_output` raises `StageFailed` naming the stage.
@@ -28,48 +29,32 @@ import asyncio
 import contextlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 
 import numpy as np
 
-from export.engine import FloatArray, ReferenceFeatures
+from export.engine import ReferenceFeatures
 from realtime.pipeline.audio_windows import MelTimeline, MelWindow, WindowConfig
 from realtime.pipeline.batcher import InferenceBatcher
 from realtime.pipeline.clock import Clock
-from realtime.pipeline.compositing import Compositor
 from realtime.pipeline.faults import FaultLog
+from realtime.pipeline.finish import Finisher, FrameWork
 from realtime.pipeline.frames import (
     NS_PER_MS,
     NS_PER_S,
     AudioChunk,
-    FrameMode,
     OutputFrame,
-    RgbImage,
-    StageTimes,
     VideoFrame,
 )
 from realtime.pipeline.session_config import SessionConfig as SessionConfig  # re-exported: its public home
 from realtime.pipeline.slots import Channel, LatestSlot
 from realtime.pipeline.telemetry import Telemetry
 from realtime.pipeline.tracking import FaceFollower, FaceTrack, HeadPose
-from realtime.watermark import Watermarker
 
 log = logging.getLogger(__name__)
 
 
 class StageFailed(RuntimeError):
     """A stage task of the session raised: the stream cannot go on."""
-
-
-@dataclass
-class _Work:
-    frame: VideoFrame
-    deadline_ns: int
-    track: FaceTrack | None = None
-    mode: FrameMode | None = None  # set when the frame is passed through
-    window: MelWindow | None = None
-    future: asyncio.Future[FloatArray | None] | None = None
-    times: dict[str, float] = field(default_factory=dict)
 
 
 class LipSyncSession:
@@ -94,24 +79,20 @@ class LipSyncSession:
         )
         self.telemetry = Telemetry()
         self._faults = FaultLog(log, self.clock)
-        self.watermarker = Watermarker(label=cfg.label)  # marks every frame the filter changes
-        self.telemetry.note(f"watermark run id {self.watermarker.run_id_hex}")
+        self._finisher = Finisher(self.size, cfg, self.clock, self.telemetry, self._fault, name)
+        self.telemetry.note(f"watermark run id {self._finisher.watermarker.run_id_hex}")
         # mediapipe is not thread-safe: each mesh stays on one thread
         self._track_executor = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix=f"stablesync-{name}-track"
         )
-        self._render_executor = ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix=f"stablesync-{name}-render"
-        )
         self._follower = FaceFollower(self.size, cfg.tracking)
-        self._compositor = Compositor(self.size, cfg.composite)
         live = cfg.realtime
         self._audio_in: asyncio.Queue[AudioChunk | None] = asyncio.Queue(maxsize=cfg.audio_queue_chunks)
         self._video_slot: LatestSlot[VideoFrame] | Channel[VideoFrame] = (
             LatestSlot() if live else Channel(1, blocking=True)
         )
-        self._tracked: Channel[_Work] = Channel(cfg.stage_queue_frames, blocking=not live)
-        self._submitted: Channel[_Work] = Channel(cfg.stage_queue_frames, blocking=not live)
+        self._tracked: Channel[FrameWork] = Channel(cfg.stage_queue_frames, blocking=not live)
+        self._submitted: Channel[FrameWork] = Channel(cfg.stage_queue_frames, blocking=not live)
         self._outputs: Channel[OutputFrame] = Channel(cfg.output_queue_frames, blocking=True)
         self._audio_out: Channel[AudioChunk] = Channel(cfg.audio_out_chunks, blocking=not live)
         self._audio_arrived = asyncio.Event()
@@ -125,9 +106,7 @@ class LipSyncSession:
         self._reference_pose: HeadPose | None = None
         self._drift_count = 0
         self._refresh: asyncio.Task[None] | None = None
-        self._last_composited: RgbImage | None = None
         self._recent_late: list[bool] = []
-        self._composite_ms = 3.0
         self._tasks: list[asyncio.Task[None]] = []
         self.failure: str | None = None  # set when a stage task raised
         self.bypass = False  # True: every frame passes through untouched (the user's pause)
@@ -234,13 +213,12 @@ class LipSyncSession:
         self._tasks.clear()
         self.batcher.clients = max(0, self.batcher.clients - 1)
         loop = asyncio.get_running_loop()
-        for executor, close in (
-            (self._track_executor, self._follower.close),
-            (self._render_executor, self._compositor.close),
-        ):
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(loop.run_in_executor(executor, close), timeout_s)
-            executor.shutdown(wait=False, cancel_futures=True)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(
+                loop.run_in_executor(self._track_executor, self._follower.close), timeout_s
+            )
+        self._track_executor.shutdown(wait=False, cancel_futures=True)
+        await self._finisher.close(timeout_s)
 
     # --- stages -------------------------------------------------------------------------
 
@@ -298,7 +276,7 @@ class LipSyncSession:
             if frame is None:
                 break
             deadline = frame.capture_ns + int(self.cfg.budget_ms * NS_PER_MS) if self.cfg.realtime else 0
-            work = _Work(frame=frame, deadline_ns=deadline)
+            work = FrameWork(frame=frame, deadline_ns=deadline)
             t0 = self.clock.monotonic_ns()
             try:
                 work.track = await loop.run_in_executor(
@@ -333,10 +311,10 @@ class LipSyncSession:
         self._features, self._reference_pose = features, track.pose
         self.telemetry.count("reference_encoded")
 
-    async def _wait_for_audio(self, work: _Work) -> None:
+    async def _wait_for_audio(self, work: FrameWork) -> None:
         if not self.timeline.anchored and self.cfg.realtime:
             return  # no audio at all yet: a silent window
-        rest_ms = self.batcher.estimate_ms(1) + self._composite_ms + 2.0
+        rest_ms = self.batcher.estimate_ms(1) + self._finisher.composite_ms + 2.0
         give_up_ns = work.deadline_ns - int(rest_ms * NS_PER_MS)
         while not self._audio_ended:
             self._audio_arrived.clear()
@@ -349,7 +327,7 @@ class LipSyncSession:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._audio_arrived.wait(), timeout_s)
 
-    def _window(self, work: _Work) -> MelWindow:
+    def _window(self, work: FrameWork) -> MelWindow:
         if not self.timeline.anchored:
             mel_cfg = self.timeline.mel_cfg
             silence = np.full(
@@ -375,7 +353,7 @@ class LipSyncSession:
                 self.telemetry.count("frames_dropped")
         await self._submitted.put(None)
 
-    async def _prepare(self, work: _Work) -> None:
+    async def _prepare(self, work: FrameWork) -> None:
         assert work.track is not None
         await self._ensure_reference(work.track)
         t0 = self.clock.monotonic_ns()
@@ -386,7 +364,7 @@ class LipSyncSession:
             self.telemetry.count("window_evicted")
         if work.window.silent:
             self.telemetry.count("window_silent")
-        rest_ns = int((self.batcher.estimate_ms(1) + self._composite_ms) * NS_PER_MS)
+        rest_ns = int((self.batcher.estimate_ms(1) + self._finisher.composite_ms) * NS_PER_MS)
         if work.deadline_ns and self.clock.monotonic_ns() + rest_ns > work.deadline_ns:
             work.mode = "late"
             self.telemetry.count("late_by_estimate")  # passed through without trying the engine
@@ -397,79 +375,9 @@ class LipSyncSession:
         work.future = self.batcher.submit(self._features, crop, work.window.mel[None], work.deadline_ns)
 
     async def _finish_stage(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             work = await self._submitted.get()
             if work is None:
                 break
-            out = await self._finish(work, loop)
-            await self._outputs.put(out)
+            await self._outputs.put(await self._finisher.finish(work))
         await self._outputs.put(None)
-
-    async def _finish(self, work: _Work, loop: asyncio.AbstractEventLoop) -> OutputFrame:
-        frame = work.frame
-        generated: FloatArray | None = None
-        if work.mode is None and work.future is not None:
-            try:
-                generated = await self._await_generated(work)
-            except TimeoutError:
-                self.telemetry.count("inference_past_deadline")
-                work.mode = "late"
-            except Exception as exc:
-                self._fault("inference", "inference failed", exc)
-                work.mode = "error"
-            work.times["infer_ms"] = (self.clock.monotonic_ns() - work.times["submit_ns"]) / NS_PER_MS
-            if generated is None and work.mode is None:
-                work.mode = "late"
-        image = frame.image
-        if generated is not None and work.track is not None and work.window is not None:
-            t0 = self.clock.monotonic_ns()
-            try:
-                image = await loop.run_in_executor(self._render_executor, self._composite, work, generated)
-                work.mode = "lipsync"
-            except Exception as exc:
-                self._fault("compositing", "compositing failed", exc)
-                work.mode = "error"
-                image = frame.image
-            ms = (self.clock.monotonic_ns() - t0) / NS_PER_MS
-            work.times["composite_ms"] = ms
-            self._composite_ms = 0.8 * self._composite_ms + 0.2 * ms
-            if work.mode == "lipsync":
-                self._last_composited = image
-        elif frame.still and self._last_composited is not None and work.mode != "bypass":
-            image = self._last_composited  # avatar mode: repeat the last lip-synced picture, no pop
-        stages = StageTimes(
-            track_ms=work.times.get("track_ms", 0.0),
-            wait_audio_ms=work.times.get("wait_audio_ms", 0.0),
-            infer_ms=work.times.get("infer_ms", 0.0),
-            composite_ms=work.times.get("composite_ms", 0.0),
-        )
-        return OutputFrame(
-            frame=frame, image=image, mode=work.mode or "error", stages=stages, deadline_ns=work.deadline_ns
-        )
-
-    async def _await_generated(self, work: _Work) -> FloatArray | None:
-        """The generated crop; in live mode, stops waiting when compositing could no longer meet
-        the frame's deadline (TimeoutError): the frame then passes through instead of holding up
-        every frame behind it. The request is cancelled: the batcher skips it if not yet run."""
-        assert work.future is not None
-        if not (self.cfg.realtime and work.deadline_ns):
-            return await work.future
-        composite_ns = int(self._composite_ms * NS_PER_MS)
-        remaining_s = max(0.0, (work.deadline_ns - composite_ns - self.clock.monotonic_ns()) / NS_PER_S)
-        return await asyncio.wait_for(work.future, remaining_s)
-
-    def _composite(self, work: _Work, generated: FloatArray) -> RgbImage:
-        assert work.track is not None and work.window is not None
-        gen_u8 = np.clip(generated.transpose(1, 2, 0) * 255.0 + 0.5, 0.0, 255.0).astype(np.uint8)
-        result = self._compositor.composite(
-            work.frame.image,
-            gen_u8,
-            work.track.raw_points if work.track.raw_points is not None else work.track.points,
-            work.track.alignment,
-            work.frame.capture_ns,
-            closed=work.window.silent and self.cfg.close_lips_in_silence,
-        )
-        if result.unread:
-            self.telemetry.count("mouth_shape_unread")
-        return self.watermarker.mark(result.image)  # also what avatar mode repeats
