@@ -1,8 +1,11 @@
 """`stablesync serve`: the lip-sync filter over WebRTC for browsers and apps.
 
 Opens one engine, serves the page at http://HOST:PORT/ and WebRTC offers at POST /offer, and
-runs every peer through one shared batcher. Binds 127.0.0.1 unless told otherwise; any other
-address needs --token. Ctrl-C or SIGTERM closes every peer connection and exits.
+runs every peer through one shared batcher. An offer (or the page's chooser) may name one of
+your profiles (`stablesync enroll NAME`): its sessions share that profile's engine and batcher;
+--profile (or --weights) sets what offers naming none get. Binds 127.0.0.1 unless told
+otherwise; any other address needs --token. Ctrl-C or SIGTERM closes every peer connection and
+exits.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pathlib import Path
 from realtime.cli.startup import StartUpBlock
 from realtime.webrtc.config import ServeConfig
 from realtime.webrtc.processing import PassthroughFactory, PipelineFactory
+from realtime.webrtc.profiles import ProfilePipelines
 from realtime.webrtc.server import RunningServer, serve_until_signal
 from stablesync.errors import UserError
 
@@ -78,16 +82,41 @@ def open_pipelines(args: argparse.Namespace) -> PipelineFactory:
     return LipSyncFactory(engine, session_cfg, inference_workers=args.threads)
 
 
+def open_profiles(
+    args: argparse.Namespace, default: PipelineFactory, config: ServeConfig
+) -> ProfilePipelines:
+    """`default` for offers naming no profile; each profile's engine opened as `default`'s was,
+    on first use (passthrough serves no profile)."""
+    if args.backend == PASSTHROUGH:
+        return ProfilePipelines(default)
+    from realtime.cli.common import session_config
+    from realtime.pipeline.engines import resolve_weights
+    from realtime.webrtc.profiles import lipsync_opener
+
+    opener = lipsync_opener(args.backend, session_config(args, realtime=True), args.threads)
+    return ProfilePipelines(default, opener, resolve_weights(args.weights), idle_s=config.profile_idle_s)
+
+
 def page_url(server: RunningServer, token: str | None) -> str:
     return server.url + (f"#token={token}" if token else "")
 
 
-def start_up_block(pipelines: PipelineFactory, server: RunningServer, config: ServeConfig) -> StartUpBlock:
-    """The model (or passthrough) and tracker every session shares, and where the page is."""
+def start_up_block(pipelines: ProfilePipelines, server: RunningServer, config: ServeConfig) -> StartUpBlock:
+    """The default model (or passthrough) and tracker, the profiles offers may name, and where
+    the page is."""
     from realtime.webrtc.lipsync import LipSyncFactory
+    from stablesync.enroll.profiles import profiles_root
 
-    engine = pipelines.batcher.engine if isinstance(pipelines, LipSyncFactory) else None
+    default = pipelines.default
+    engine = default.batcher.engine if isinstance(default, LipSyncFactory) else None
     block = StartUpBlock().engine(engine)
+    if pipelines.serves_profiles:
+        names = pipelines.names()
+        listed = ", ".join(names) if names else "none yet"
+        default_name = pipelines.default_name
+        default_text = f"profile {default_name}" if default_name else "the weights above"
+        text = f"per session, chosen on the page: {listed} (from {profiles_root()}); default: {default_text}"
+        block.add("profiles", text)
     block.add("page", f"{page_url(server, config.token)} (up to {config.max_sessions} peers at once)")
     if config.token:
         block.add("access", "the page link above carries the token: share it only with those it is for")
@@ -102,7 +131,7 @@ def main(args: argparse.Namespace) -> int:
     logging.basicConfig(level=level, format="%(asctime)s %(name)s: %(message)s")
     for noisy in ("aioice", "aiortc", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    pipelines = open_pipelines(args)
+    pipelines = open_profiles(args, open_pipelines(args), config)
 
     def ready(server: RunningServer) -> None:
         if not args.quiet:

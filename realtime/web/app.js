@@ -1,5 +1,7 @@
 // stablesync page: camera + microphone (or the bundled sample) -> POST /offer -> lip-synced
 // video + delayed audio back; figures from the server's "stats" data channel and getStats().
+// The profile chooser lists GET /profiles (shown when the server serves any); ?profile=NAME
+// preselects one.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -29,8 +31,33 @@ async function capture() {
   return stream;
 }
 
+function authHeaders() {
+  return token ? { Authorization: `Bearer ${token}` } : {};
+}
+
+async function listProfiles() {
+  const response = await fetch("profiles", { headers: authHeaders() });
+  if (!response.ok) return; // no token yet, or an older server: offers name no profile
+  const listing = await response.json();
+  const select = $("profile");
+  const fallback = listing.default ? `${listing.default} (default)` : "default weights";
+  select.replaceChildren(new Option(fallback, ""));
+  for (const name of listing.profiles) {
+    if (name !== listing.default) select.add(new Option(name, name));
+  }
+  const wanted = params.get("profile");
+  if (wanted && wanted !== listing.default) {
+    // one not listed is offered as asked: the server's refusal says why it is not served
+    if (!listing.profiles.includes(wanted)) select.add(new Option(wanted, wanted));
+    select.value = wanted;
+  }
+  $("profile-choice").hidden = select.options.length < 2;
+  state.profiles = listing.profiles;
+}
+
 async function start() {
   $("start").disabled = true;
+  $("profile").disabled = true;
   $("error").textContent = "";
   show("state", "starting");
   const pc = new RTCPeerConnection({ iceServers: [] });
@@ -46,12 +73,10 @@ async function start() {
   pc.onconnectionstatechange = () => show("state", pc.connectionState);
   await pc.setLocalDescription(await pc.createOffer());
   await iceGathered(pc);
-  const headers = { "Content-Type": "application/json" };
-  if (token) headers.Authorization = `Bearer ${token}`;
-  const response = await fetch("offer", {
-    method: "POST", headers,
-    body: JSON.stringify({ sdp: pc.localDescription.sdp, type: pc.localDescription.type }),
-  });
+  const headers = { "Content-Type": "application/json", ...authHeaders() };
+  const offer = { sdp: pc.localDescription.sdp, type: pc.localDescription.type };
+  if ($("profile").value) offer.profile = $("profile").value;
+  const response = await fetch("offer", { method: "POST", headers, body: JSON.stringify(offer) });
   const answer = await response.json();
   if (response.status === 401) {
     // what a browser user can do: the page carries the token in its address
@@ -60,6 +85,7 @@ async function start() {
       : "this server needs a token: open the address `stablesync serve` printed (it ends in #token=...)");
   }
   if (!response.ok) throw new Error(answer.error || `HTTP ${response.status}`);
+  show("profile-used", answer.profile || "default weights");
   await pc.setRemoteDescription(answer);
   $("stop").disabled = false;
   state.timer = setInterval(pollBrowserStats, 1000);
@@ -125,9 +151,15 @@ async function stop() {
   state.pc = null;
   show("state", "closed");
   $("start").disabled = false;
+  $("profile").disabled = false;
   $("stop").disabled = true;
 }
 
-$("start").onclick = () => start().catch((e) => { $("error").textContent = String(e.message || e); $("start").disabled = false; });
+$("start").onclick = () => start().catch((e) => {
+  $("error").textContent = String(e.message || e);
+  $("start").disabled = false;
+  $("profile").disabled = false;
+});
 $("stop").onclick = stop;
-if (params.get("autostart") === "1") $("start").onclick();
+// the chooser is filled before an autostart, so ?profile=NAME&autostart=1 starts with that profile
+listProfiles().catch(() => {}).finally(() => { if (params.get("autostart") === "1") $("start").onclick(); });

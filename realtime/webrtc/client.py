@@ -190,20 +190,27 @@ class _Receiver:
 
 
 async def post_offer(
-    url: str, sdp: str, token: str | None = None, timeout_s: float = 15.0
+    url: str, sdp: str, token: str | None = None, timeout_s: float = 15.0, profile: str | None = None
 ) -> tuple[int, dict[str, Any]]:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
+    offer = {"sdp": sdp, "type": "offer"} | ({"profile": profile} if profile is not None else {})
     async with (
         aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as http,
-        http.post(url.rstrip("/") + "/offer", json={"sdp": sdp, "type": "offer"}, headers=headers) as resp,
+        http.post(url.rstrip("/") + "/offer", json=offer, headers=headers) as resp,
     ):
         return resp.status, await resp.json(content_type=None)
 
 
 async def run_client(
-    url: str, clip: Clip, seconds: float, token: str | None = None, settle_s: float = 1.0
+    url: str,
+    clip: Clip,
+    seconds: float,
+    token: str | None = None,
+    settle_s: float = 1.0,
+    profile: str | None = None,
 ) -> ClientResult:
-    """Sends `clip` (looped) for `seconds`, receiving; closes the connection cleanly at the end."""
+    """Sends `clip` (looped) for `seconds`, receiving, on `profile` (None: the server's
+    default); closes the connection cleanly at the end."""
     result = ClientResult()
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     start_ns = time.monotonic_ns() + int(settle_s * 1e9)
@@ -223,7 +230,7 @@ async def run_client(
     try:
         await pc.setLocalDescription(await pc.createOffer())
         try:
-            status, answer = await post_offer(url, pc.localDescription.sdp, token)
+            status, answer = await post_offer(url, pc.localDescription.sdp, token, profile=profile)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise UserError(
                 f"{url}: no stablesync server answered ({type(exc).__name__}: {exc}); expected the"
@@ -270,11 +277,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--clip", type=Path, help="clip folder, video file, or face image with speech.wav")
     parser.add_argument("--token")
+    parser.add_argument("--profile", help="a profile the server serves (GET /profiles lists them)")
     parser.add_argument("--json", type=Path, help="write the summary here")
     args = parser.parse_args(argv)
     try:
         clip = read_clip(args.clip) if args.clip else synthetic_clip()
-        result = asyncio.run(run_client(args.url, clip, args.seconds, args.token))
+        result = asyncio.run(run_client(args.url, clip, args.seconds, args.token, profile=args.profile))
     except UserError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2

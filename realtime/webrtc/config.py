@@ -38,6 +38,8 @@ class ServeConfig:
     handler_timeout_s: float = 15.0  # opening the pipeline + negotiating the answer (else 503)
     auth_backoff_s: float = 1.0  # after the n-th wrong token in a row: refused for 2**(n-1) x this
     auth_backoff_max_s: float = 60.0
+    # per-session profiles (profiles.py): a profile's engine is closed this long after its last session
+    profile_idle_s: float = 30.0
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -49,6 +51,8 @@ class ServeConfig:
         for name in ("max_connections", "max_candidates_per_section"):
             if getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')} {getattr(self, name)}: expected at least 1")
+        if not self.profile_idle_s >= 0:
+            raise UserError(f"profile_idle_s {self.profile_idle_s}: expected 0 or more seconds")
         try:
             parse_networks(self.allow_candidates)
         except ValueError as exc:

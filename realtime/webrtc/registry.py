@@ -11,7 +11,7 @@ import sys
 from typing import Any
 
 from realtime.webrtc.config import ServeConfig
-from realtime.webrtc.processing import PipelineFactory
+from realtime.webrtc.profiles import Lease, ProfilePipelines
 from realtime.webrtc.session import Session
 
 log = logging.getLogger(__name__)
@@ -20,10 +20,11 @@ TRIM_TIMEOUT_S = 1.0
 
 
 class SessionRegistry:
-    def __init__(self, config: ServeConfig, pipelines: PipelineFactory) -> None:
+    def __init__(self, config: ServeConfig, pipelines: ProfilePipelines) -> None:
         self._config = config
         self._pipelines = pipelines
         self._sessions: dict[str, Session] = {}
+        self._leases: dict[str, Lease] = {}  # each session's hold on its profile's engine
         self._opening = 0
         self.finished: collections.deque[dict[str, Any]] = collections.deque(maxlen=FINISHED_KEPT)
         self._all_closed = asyncio.Event()
@@ -40,30 +41,38 @@ class SessionRegistry:
     def sessions(self) -> list[Session]:
         return list(self._sessions.values())
 
-    async def open(self) -> Session:
-        """A new session counted against --max-sessions from now until it closes."""
+    def profile_of(self, session_id: str) -> str | None:
+        """The profile a live session runs on (None: the server's default weights)."""
+        lease = self._leases.get(session_id)
+        return None if lease is None else lease.profile
+
+    async def open(self, profile: str | None = None) -> Session:
+        """A new session on `profile`'s engine (None: the default), counted against
+        --max-sessions from now until it closes. Raises `ProfileRefused`/`ProfileFailed`."""
         if self.full:
             raise RuntimeError("no free session slot")
         session_id = secrets.token_hex(4)
         self._opening += 1  # counts against the limit while the pipeline opens
         try:
-            pipeline = await self._pipelines.open_session(session_id)
+            lease = await self._pipelines.acquire(profile)
+            try:
+                pipeline = await lease.factory.open_session(session_id)
+                session = Session(session_id, self._config, pipeline, self._discard, mode=lease.factory.mode)
+            except BaseException:
+                self._pipelines.release(lease)
+                raise
         finally:
             self._opening -= 1
-        session = Session(
-            session_id,
-            self._config,
-            pipeline,
-            self._discard,
-            mode=self._pipelines.mode,
-        )
         self._sessions[session_id] = session
+        self._leases[session_id] = lease
         self._all_closed.clear()
         return session
 
     def _discard(self, session: Session) -> None:
         if self._sessions.pop(session.id, None) is not None:
-            self.finished.append(session.final_stats())
+            lease = self._leases.pop(session.id)
+            self.finished.append(session.final_stats() | {"profile": lease.profile})
+            self._pipelines.release(lease)
             self._release_memory()
         if not self._sessions:
             self._all_closed.set()

@@ -1,12 +1,15 @@
 """The HTTP side of `stablesync serve`: the page at GET /, offers at POST /offer, clean shutdown.
 
-POST /offer takes {"sdp", "type": "offer"} (aiortc's examples' convention) and answers
-{"sdp", "type": "answer", "session"}. Failures answer JSON {"error": "..."}: 400 malformed
-JSON or SDP, 401 missing/wrong token (`Authorization: Bearer T`, required when a token is set),
-429 while an address is backing off after wrong tokens, 408 a body not received within
-`body_timeout_s`, 413 body over `max_body_bytes`, 503 past `max_sessions`, past
-`max_connections` or when no answer is ready within `handler_timeout_s`. Every refusal is
-logged in one line with the peer's address. The offer's ICE candidates are filtered first
+POST /offer takes {"sdp", "type": "offer"} (aiortc's examples' convention), optionally with
+"profile": NAME (profiles.py), and answers {"sdp", "type": "answer", "session", "profile"}.
+GET /profiles lists the profiles an offer may name, {"profiles": [NAME, ...], "default": NAME or
+null}, names only, behind the same token as /offer. Failures answer JSON {"error": "..."}: 400
+malformed JSON or SDP or a profile this server does not serve, 401 missing/wrong token
+(`Authorization: Bearer T`, required when a token is set), 429 while an address is backing off
+after wrong tokens, 408 a body not received within `body_timeout_s`, 413 body over
+`max_body_bytes`, 503 past `max_sessions`, past `max_connections` or when no answer is ready
+within `handler_timeout_s`, 500 a profile whose engine cannot be opened. Every refusal is logged
+in one line with the peer's address. The offer's ICE candidates are filtered first
 (candidates.py).
 """
 
@@ -31,13 +34,14 @@ from realtime.webrtc.candidates import CandidatePolicy, filter_offer, host_addre
 from realtime.webrtc.config import ServeConfig
 from realtime.webrtc.limits import AuthBackoff, ConnectionLimiter
 from realtime.webrtc.processing import PipelineFactory
+from realtime.webrtc.profiles import ProfileFailed, ProfilePipelines, ProfileRefused
 from realtime.webrtc.registry import SessionRegistry
 from stablesync.errors import UserError
 
 log = logging.getLogger(__name__)
 REGISTRY_KEY = web.AppKey("registry", SessionRegistry)
 CONFIG_KEY = web.AppKey("config", ServeConfig)
-PIPELINES_KEY = web.AppKey("pipelines", PipelineFactory)
+PIPELINES_KEY = web.AppKey("pipelines", ProfilePipelines)
 AUTH_KEY = web.AppKey("auth_backoff", AuthBackoff)
 LINGERING_S = 1.0  # after an early answer (408, 413), the rest of a body is read this long at most
 PAGE_FILES = {"/": ("index.html", "text/html"), "/app.js": ("app.js", "text/javascript")}
@@ -105,8 +109,9 @@ async def _status(request: web.Request) -> web.Response:
     )
 
 
-def _parse_offer(body: bytes) -> tuple[str, str]:
-    """(sdp, type) from the request body; ValueError with a one-line message otherwise."""
+def _parse_offer(body: bytes) -> tuple[str, str, str | None]:
+    """(sdp, type, profile) from the request body (profile: None when it names none); ValueError
+    with a one-line message otherwise."""
     try:
         data: Any = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -118,7 +123,10 @@ def _parse_offer(body: bytes) -> tuple[str, str]:
         raise ValueError(f"type: expected 'offer', got {type_!r}")
     if not isinstance(sdp, str) or not sdp.startswith("v=0"):
         raise ValueError("sdp: expected an SDP offer text starting with 'v=0'")
-    return sdp, type_
+    profile = data.get("profile")
+    if profile is not None and not isinstance(profile, str):
+        raise ValueError(f"profile: expected a profile name (a string), got {profile!r}")
+    return sdp, type_, profile
 
 
 def _check_token(request: web.Request, token: str) -> web.Response | None:
@@ -184,7 +192,9 @@ async def _offer(request: web.Request) -> web.Response:
     if isinstance(body, web.Response):
         return body
     try:
-        sdp, type_ = _parse_offer(body)
+        sdp, type_, profile = _parse_offer(body)
+        if profile is not None:
+            request.app[PIPELINES_KEY].weights_of(profile)  # served here, or refused (400)
     except ValueError as exc:
         return _refuse(request, 400, str(exc))
     if registry.full:
@@ -194,9 +204,13 @@ async def _offer(request: web.Request) -> web.Response:
     busy = f"server busy: no answer within {config.handler_timeout_s:g} s; try again later"
     deadline_s = asyncio.get_running_loop().time() + config.handler_timeout_s
     try:
-        session = await asyncio.wait_for(registry.open(), timeout=config.handler_timeout_s)
+        session = await asyncio.wait_for(registry.open(profile), timeout=config.handler_timeout_s)
     except TimeoutError:
         return _refuse(request, 503, busy)
+    except ProfileRefused as exc:  # removed since the check above
+        return _refuse(request, 400, str(exc))
+    except ProfileFailed as exc:
+        return _refuse(request, 500, str(exc))
     try:
         remaining_s = max(0.0, deadline_s - asyncio.get_running_loop().time())
         answer = await asyncio.wait_for(session.answer(sdp, type_, candidates), timeout=remaining_s)
@@ -207,15 +221,27 @@ async def _offer(request: web.Request) -> web.Response:
         await session.close("bad offer")
         message = " ".join(str(exc).split()) or type(exc).__name__
         return _refuse(request, 400, f"sdp: cannot use this offer: {message}")
+    profile_used = registry.profile_of(session.id)
     log.info(
-        "session %s: answered %s (%d/%d; %s)",
+        "session %s: answered %s (%d/%d; %s; %s)",
         session.id,
         request.remote,
         len(registry),
         config.max_sessions,
         candidates.summary(),
+        f"profile {profile_used}" if profile_used else "default weights",
     )
-    return web.json_response({"sdp": answer.sdp, "type": answer.type, "session": session.id})
+    reply = {"sdp": answer.sdp, "type": answer.type, "session": session.id, "profile": profile_used}
+    return web.json_response(reply)
+
+
+async def _profiles(request: web.Request) -> web.Response:
+    config = request.app[CONFIG_KEY]
+    if config.token is not None and (refusal := _check_token(request, config.token)) is not None:
+        return refusal
+    pipelines = request.app[PIPELINES_KEY]
+    listing = {"profiles": pipelines.names(), "default": pipelines.default_name}
+    return web.json_response(listing, headers={"Cache-Control": "no-store"})
 
 
 async def _close_sessions(app: web.Application) -> None:
@@ -223,7 +249,10 @@ async def _close_sessions(app: web.Application) -> None:
     await app[PIPELINES_KEY].aclose()
 
 
-def create_app(config: ServeConfig, pipelines: PipelineFactory) -> web.Application:
+def create_app(config: ServeConfig, pipelines: PipelineFactory | ProfilePipelines) -> web.Application:
+    """The server's app; a plain `PipelineFactory` serves every session and no profile."""
+    if not isinstance(pipelines, ProfilePipelines):
+        pipelines = ProfilePipelines(pipelines)
     app = web.Application(client_max_size=config.max_body_bytes)
     app[CONFIG_KEY] = config
     app[PIPELINES_KEY] = pipelines
@@ -233,6 +262,7 @@ def create_app(config: ServeConfig, pipelines: PipelineFactory) -> web.Applicati
         app.router.add_get(path, _page)
     app.router.add_get("/status", _status)
     app.router.add_get("/sample.webm", _sample)
+    app.router.add_get("/profiles", _profiles)
     app.router.add_post("/offer", _offer)
     app.on_shutdown.append(_close_sessions)  # aiohttp waits on open peers otherwise
     return app
@@ -249,9 +279,15 @@ class RunningServer:
     def registry(self) -> SessionRegistry:
         return self.app[REGISTRY_KEY]
 
+    @property
+    def profiles(self) -> ProfilePipelines:
+        return self.app[PIPELINES_KEY]
+
 
 @contextlib.asynccontextmanager
-async def running_server(config: ServeConfig, pipelines: PipelineFactory) -> AsyncIterator[RunningServer]:
+async def running_server(
+    config: ServeConfig, pipelines: PipelineFactory | ProfilePipelines
+) -> AsyncIterator[RunningServer]:
     """Serves until the block exits, then closes every peer connection (bounded in time).
 
     A connection that sends no complete request within `header_timeout_s` is closed (aiohttp's
@@ -290,7 +326,9 @@ async def running_server(config: ServeConfig, pipelines: PipelineFactory) -> Asy
 
 
 async def serve_until_signal(
-    config: ServeConfig, pipelines: PipelineFactory, on_ready: Callable[[RunningServer], None]
+    config: ServeConfig,
+    pipelines: PipelineFactory | ProfilePipelines,
+    on_ready: Callable[[RunningServer], None],
 ) -> list[dict[str, Any]]:
     """Serves until SIGINT/SIGTERM, then closes every peer connection (< 5 s) and returns the
     final stats message of every session served (the last `FINISHED_KEPT`)."""
