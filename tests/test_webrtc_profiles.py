@@ -252,7 +252,17 @@ async def test_the_page_lists_the_profiles_and_starts_with_the_one_chosen(
                 await asyncio.sleep(0.5)
             in_use = server.profiles.in_use()
             session_profiles = [server.registry.profile_of(s.id) for s in server.registry.sessions()]
+            # a wrong token: no chooser, and Start says what to open (its /profiles request counted
+            # as a wrong token, so the offer may meet the back-off's 429 rather than a 401)
+            await asyncio.to_thread(browser.open, f"{server.url}?autostart=1#token=wrong-token-value")
+            wrong: dict[str, Any] = {}
+            for _ in range(60):
+                wrong = await asyncio.to_thread(browser.script, READ_PAGE)
+                if wrong["error"]:
+                    break
+                await asyncio.sleep(0.5)
     assert not page["error"] and page["state"] == "connected", page
     assert page["options"] == ["", "A", "B"] and page["shown"] and page["chosen"] == "B", page
     assert page["figures"]["profile-used"] == "B"
     assert session_profiles == ["B"] and in_use == {"B": 1}
+    assert "refused the token in the address" in wrong["error"] and not wrong["shown"], wrong

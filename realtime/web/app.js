@@ -78,7 +78,7 @@ async function start() {
   if ($("profile").value) offer.profile = $("profile").value;
   const response = await fetch("offer", { method: "POST", headers, body: JSON.stringify(offer) });
   const answer = await response.json();
-  if (response.status === 401) {
+  if (response.status === 401 || response.status === 429) { // 429: wrong tokens before (this page's /profiles too)
     // what a browser user can do: the page carries the token in its address
     throw new Error(token
       ? "this server refused the token in the address: open the exact address `stablesync serve` printed"
