@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import asyncio
 
+import av
 import numpy as np
 
 from realtime.local.sinks.virtual_mic import AudioDelayLine
 from realtime.pipeline.delivery import DelayRule, DelayTarget
 from realtime.pipeline.frames import NS_PER_MS, AudioChunk
 from realtime.webrtc.config import ServeConfig
-from realtime.webrtc.processing import PassthroughSession
+from realtime.webrtc.processing import PassthroughSession, ProcessedFrame
 from realtime.webrtc.session import MIN_LATENCY_SAMPLES, Session
 from tests.fake_clock import FakeClock
 
@@ -43,15 +44,24 @@ def test_the_delay_is_capped() -> None:
 
 
 def test_serve_delays_its_returned_audio_by_the_rule() -> None:
-    session = Session("s", ServeConfig(port=0), PassthroughSession(), lambda _: None, "passthrough")
+    pipeline = PassthroughSession()
+    session = Session("s", ServeConfig(port=0), pipeline, lambda _: None, "passthrough")
     floor_ms = session.audio_out.receive_delay_ns / NS_PER_MS
+
+    def delivered(latency_ms: float, frames: int) -> None:  # encoded and sent this long after capture
+        for _ in range(frames):
+            pipeline.delivered(ProcessedFrame(av.VideoFrame(32, 32), 0, "passthrough"), ms(latency_ms), None)
+
     session._follow_video_latency()  # nothing measured yet: the floor
     assert session.audio_out.sync_delay_ns == session.audio_out.receive_delay_ns
-    session.stats.latencies_ms.extend([160.0] * MIN_LATENCY_SAMPLES)  # measured after encoding
+    delivered(160.0, MIN_LATENCY_SAMPLES - 1)
+    session._follow_video_latency()  # too few frames yet: still the floor
+    assert session.audio_out.sync_delay_ns == session.audio_out.receive_delay_ns
+    delivered(160.0, 1)
     session._follow_video_latency()
     assert session.audio_out.sync_delay_ns == ms(160)
     assert session.stats.sync_delay_ms == 160.0
-    session.stats.latencies_ms.extend([170.0] * 100)  # within the hysteresis
+    delivered(170.0, 100)  # within the hysteresis
     session._follow_video_latency()
     assert session.audio_out.sync_delay_ns == ms(160) and floor_ms < 160
 

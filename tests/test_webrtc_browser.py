@@ -63,7 +63,7 @@ async def test_chromium_sends_camera_and_mic_and_gets_lipsync_back(
         missing = [k for k in FIGURES if figures.get(k, "–") == "–"]
         assert not missing, (missing, figures)
         assert figures["backend"] == "ort-cpu" and figures["g2g"].endswith("ms")
-        assert session_stats.frames_in > 50 and session_stats.frames_out > 50
+        assert session_stats.frames_received > 50 and session_stats.frames_out > 50
         assert session_stats.modes["lipsync"] > 0, session_stats.modes  # the face went through the model
         assert await server.registry.wait_empty(10.0)  # closing the browser freed the session
 
@@ -84,7 +84,7 @@ async def test_demo_sample_page_sends_the_bundled_face_without_a_camera(
         with webrtc_browser.Browser(y4m, wav) as browser:
             page = await _watch(browser, server.url + "?source=sample&autostart=1", timeout_s=40)
             (session,) = server.registry.sessions()
-            frames_in = session.stats.frames_in
+            frames_in = session.stats.frames_received
     b = page["browser"]
     assert frames_in > 50 and page["videoWidth"] == load_image(rt_face_photo).shape[1]
     assert b["framesDecoded"] > 50 and b["audioSamples"] > 48_000 and b["audioEnergy"] > 0, b

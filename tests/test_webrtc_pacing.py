@@ -2,7 +2,7 @@
 track releases one 20 ms frame per 20 ms of the clock, each carrying the audio captured the
 sync delay earlier, skips ahead after a stall instead of bursting, and drops a backlog; the
 video track stamps frames on the audio's time line, drops the oldest when the encoder lags and
-measures each frame's latency when aiortc's sender has encoded and sent it. No sleeping."""
+reports each frame's hand-off when aiortc's sender has encoded and sent it. No sleeping."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from realtime.webrtc.media import (
     DelayedAudioTrack,
     ProcessedVideoTrack,
 )
-from realtime.webrtc.stats import SessionStats
+from realtime.webrtc.processing import ProcessedFrame
 from tests.fake_clock import FakeClock
 
 SYNC_DELAY_MS = 100
@@ -73,8 +73,23 @@ async def test_audio_skips_ahead_after_a_stall_and_drops_the_backlog() -> None:
     assert label(await track.recv()) == label(after) + 1  # then in order
 
 
-def video_frame() -> av.VideoFrame:
-    return av.VideoFrame.from_ndarray(np.zeros((32, 32, 3), np.uint8), format="rgb24")
+def video_frame(arrival_ns: int) -> ProcessedFrame:
+    picture = av.VideoFrame.from_ndarray(np.zeros((32, 32, 3), np.uint8), format="rgb24")
+    return ProcessedFrame(picture, arrival_ns, "passthrough")
+
+
+class HandOffs:
+    """What the track reports: frames sent (with when they were returned and sent), dropped."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[ProcessedFrame, int, int]] = []
+        self.dropped: list[ProcessedFrame] = []
+
+    def on_sent(self, frame: ProcessedFrame, returned_ns: int, sent_ns: int) -> None:
+        self.sent.append((frame, returned_ns, sent_ns))
+
+    def track(self, epoch_ns: int, audio: DelayedAudioTrack, clock: FakeClock) -> ProcessedVideoTrack:
+        return ProcessedVideoTrack(epoch_ns, audio, self.on_sent, self.dropped.append, clock)
 
 
 async def test_video_is_stamped_on_the_audio_time_line_and_measured_after_encoding() -> None:
@@ -82,34 +97,35 @@ async def test_video_is_stamped_on_the_audio_time_line_and_measured_after_encodi
     epoch = clock.monotonic_ns()
     audio = DelayedAudioTrack(epoch, clock)
     audio.sync_delay_ns = SYNC_DELAY_MS * int(NS_PER_MS)
-    stats = SessionStats("s")
-    track = ProcessedVideoTrack(epoch, audio, stats, clock)
+    hand_offs = HandOffs()
+    track = hand_offs.track(epoch, audio, clock)
     clock.advance_ms(40.0)
     arrival = clock.monotonic_ns()  # 40 ms after the epoch
     clock.advance_ms(150.0)  # in the pipeline
-    track.push(video_frame(), arrival)
+    first = video_frame(arrival)
+    track.push(first)
     frame = await track.recv()
-    assert frame.pts == (40 + SYNC_DELAY_MS) * 90  # 90 kHz: arrival + sync delay
-    assert stats.frames_out == 0  # not yet sent
+    assert frame is first.frame and frame.pts == (40 + SYNC_DELAY_MS) * 90  # 90 kHz: arrival + sync delay
+    returned = clock.monotonic_ns()
+    assert hand_offs.sent == []  # not yet sent
     clock.advance_ms(12.0)  # aiortc encodes and sends it, then asks for the next
-    track.push(video_frame(), arrival + 40 * int(NS_PER_MS))
+    track.push(video_frame(arrival + 40 * int(NS_PER_MS)))
     await track.recv()
-    assert stats.frames_out == 1
-    assert list(stats.latencies_ms) == [pytest.approx(150.0 + 12.0)]  # arrival -> encoded and sent
-    assert list(stats.encode_ms) == [pytest.approx(12.0)]
+    assert hand_offs.sent == [(first, returned, returned + 12 * int(NS_PER_MS))]  # encoded and sent
 
 
 async def test_video_drops_the_oldest_frame_when_the_encoder_lags_then_ends() -> None:
     clock = FakeClock()
     epoch = clock.monotonic_ns()
-    stats = SessionStats("s")
-    track = ProcessedVideoTrack(epoch, DelayedAudioTrack(epoch, clock), stats, clock)
-    for i in range(MAX_VIDEO_QUEUE + 2):
-        track.push(video_frame(), epoch + i * 40 * int(NS_PER_MS))
-    assert stats.dropped_frames == 2
+    hand_offs = HandOffs()
+    track = hand_offs.track(epoch, DelayedAudioTrack(epoch, clock), clock)
+    frames = [video_frame(epoch + i * 40 * int(NS_PER_MS)) for i in range(MAX_VIDEO_QUEUE + 2)]
+    for frame in frames:
+        track.push(frame)
+    assert hand_offs.dropped == frames[:2]  # the oldest
     pts = [(await track.recv()).pts for _ in range(MAX_VIDEO_QUEUE)]
     assert pts == [(2 + i) * 40 * 90 for i in range(MAX_VIDEO_QUEUE)]  # the newest, in order
     track.end()
-    track.push(video_frame(), epoch)  # after the end: ignored
+    track.push(video_frame(epoch))  # after the end: ignored
     with pytest.raises(MediaStreamError):
         await track.recv()

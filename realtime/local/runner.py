@@ -208,7 +208,6 @@ class Runner:
                     return
                 if out is None:
                     return
-                session.mark_delivered(out, delay_line.applied_delay_ns if vmic else None)
                 if cfg.on_output is not None:
                     cfg.on_output(out)
                 try:
@@ -219,6 +218,8 @@ class Runner:
                 except UserError as exc:
                     self._fail(str(exc))
                     return
+                # the true hand-off: the sinks have the frame
+                session.mark_delivered(out, delay_line.applied_delay_ns if vmic else None)
                 now = loop.time()
                 if cfg.live_status and now - last_status >= 1.0:
                     last_status = now

@@ -197,9 +197,13 @@ class LipSyncSession:
             return int(self.cfg.budget_ms * 0.6 * NS_PER_MS) if self.cfg.realtime else 0
         return int(latency_ms * NS_PER_MS)
 
-    def mark_delivered(self, out: OutputFrame, audio_delay_ns: int | None = None) -> None:
-        """Call when the frame was handed to the sinks: records glass-to-glass latency and A/V offset."""
-        handed = self.clock.monotonic_ns()
+    def mark_delivered(
+        self, out: OutputFrame, audio_delay_ns: int | None = None, handed_ns: int | None = None
+    ) -> None:
+        """Call at the frame's true hand-off (the sinks have it; aiortc has encoded and sent it),
+        at `handed_ns` (None: now): records it in the telemetry with its latency and A/V offset
+        against `audio_delay_ns`, what the audio output delays the audio by at that moment."""
+        handed = self.clock.monotonic_ns() if handed_ns is None else handed_ns
         self.telemetry.record_output(out, handed, audio_delay_ns, latency=self.cfg.realtime)
         self._recent_late.append(out.mode == "late" or bool(out.deadline_ns and handed > out.deadline_ns))
         del self._recent_late[: -self.cfg.late_window_frames]

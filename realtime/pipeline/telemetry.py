@@ -1,11 +1,16 @@
 """Telemetry: per-stage times, glass-to-glass latency, A/V offset, fps, late and dropped frames.
 
-`Telemetry` is owned by one session and only touched from the event loop. Series are bounded
-(the newest `max_samples` values) so a long run does not grow memory.
+`Telemetry` is owned by one stream and only touched from the event loop. It is the stream's one
+record of delivery, for `run` and `serve` alike: a frame is recorded when it is handed over (the
+sinks have written it; aiortc's sender has encoded and sent it), so "frames_out", "mode_<mode>",
+the latency (capture -> hand-off) and the A/V offset (that latency minus the audio's delay then:
+> 0 the picture leaves after the sound of the same instant) mean the same in both. Series are
+bounded (the newest `max_samples` values) so a long run does not grow memory.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections import Counter, deque
@@ -15,7 +20,7 @@ from typing import Any, Literal, Required, TypedDict, get_args
 
 import numpy as np
 
-from realtime.pipeline.frames import NS_PER_MS, NS_PER_S, OutputFrame
+from realtime.pipeline.frames import NS_PER_MS, NS_PER_S, OutputFrame, StageTimes
 
 SeriesName = Literal[
     "glass_to_glass_ms", "av_offset_ms", "track_ms", "wait_audio_ms", "infer_ms", "composite_ms"
@@ -92,28 +97,60 @@ class Telemetry:
     def record_output(
         self, out: OutputFrame, handed_ns: int, audio_delay_ns: int | None, latency: bool = True
     ) -> None:
-        """A frame handed to the sinks at `handed_ns`; `audio_delay_ns` is what the audio path
-        delays the audio by at that moment (None when no live audio output exists). `latency`
-        False (offline runs, whose capture times are synthetic) records no latency figures."""
-        latency_ms = (handed_ns - out.frame.capture_ns) / NS_PER_MS
+        """A pipeline frame handed over at `handed_ns` (see `record_delivery`)."""
+        self.record_delivery(
+            out.frame.capture_ns,
+            out.mode,
+            handed_ns,
+            audio_delay_ns,
+            stages=out.stages,
+            deadline_ns=out.deadline_ns,
+            latency=latency,
+        )
+
+    def record_delivery(
+        self,
+        capture_ns: int,
+        mode: str,
+        handed_ns: int,
+        audio_delay_ns: int | None,
+        stages: StageTimes | None = None,
+        deadline_ns: int = 0,
+        latency: bool = True,
+    ) -> None:
+        """A frame captured at `capture_ns` handed over at `handed_ns`; `mode` says what happened
+        to it, `stages` its stage times (None: no pipeline stage ran); `audio_delay_ns` is what
+        the audio path delays the audio by at that moment (None when no live audio output
+        exists). `latency` False (offline runs, whose capture times are synthetic) records no
+        latency figures."""
+        latency_ms = (handed_ns - capture_ns) / NS_PER_MS
         if latency:
             self.series["glass_to_glass_ms"].append(latency_ms)
         if audio_delay_ns is not None and latency:
-            # > 0: the audio is played later than the picture of the same instant.
-            self.series["av_offset_ms"].append(audio_delay_ns / NS_PER_MS - latency_ms)
-        stages = out.stages
+            # > 0: the picture leaves after the sound of the same instant
+            self.series["av_offset_ms"].append(latency_ms - audio_delay_ns / NS_PER_MS)
         for name in ("track_ms", "wait_audio_ms", "infer_ms", "composite_ms"):
-            value = getattr(stages, name)
+            value = 0.0 if stages is None else getattr(stages, name)
             if value > 0.0:
                 self.series[name].append(value)
         self.counts["frames_out"] += 1
-        self.counts[f"mode_{out.mode}"] += 1
-        if out.deadline_ns and handed_ns > out.deadline_ns:
+        self.counts[f"mode_{mode}"] += 1
+        if deadline_ns and handed_ns > deadline_ns:
             self.counts["over_budget"] += 1
         self._out_times_ns.append(handed_ns)
         if self._first_out_ns is None:
             self._first_out_ns = handed_ns
         self._last_out_ns = handed_ns
+
+    def recent(self, name: SeriesName, n: int) -> list[float]:
+        """The newest `n` values of a series, oldest first."""
+        newest = list(itertools.islice(reversed(self.series[name]), n))
+        newest.reverse()
+        return newest
+
+    def modes(self) -> dict[str, int]:
+        """Frames handed over, by mode ("lipsync", or why the frame passed through)."""
+        return {k.removeprefix("mode_"): v for k, v in sorted(self.counts.items()) if k.startswith("mode_")}
 
     def current_fps(self, now_ns: int | None = None) -> float:
         now_ns = time.monotonic_ns() if now_ns is None else now_ns
@@ -131,11 +168,8 @@ class Telemetry:
 
     def recent_latency_ms(self, n: int = 25) -> float | None:
         """Median glass-to-glass latency of the last n frames (what the audio delay follows)."""
-        series = self.series["glass_to_glass_ms"]
-        if not series:
-            return None
-        tail = list(series)[-n:]
-        return float(np.median(tail))
+        tail = self.recent("glass_to_glass_ms", n)
+        return float(np.median(tail)) if tail else None
 
     def status_line(self) -> str:
         """fps, then (live runs only: offline ones have no latency) glass-to-glass and A/V offset,

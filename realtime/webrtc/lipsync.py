@@ -26,9 +26,10 @@ from export.engine import Engine
 from realtime.pipeline.batcher import BatcherConfig, InferenceBatcher
 from realtime.pipeline.frames import AudioChunk, RgbImage, VideoFrame
 from realtime.pipeline.session import LipSyncSession, SessionConfig
+from realtime.pipeline.telemetry import SeriesName, Telemetry
 from realtime.webrtc.processing import PIPELINE_AUDIO_RATE_HZ, FloatArray, ProcessedFrame, SessionPipeline
 
-STAGE_SERIES = ("track_ms", "wait_audio_ms", "infer_ms", "composite_ms")
+STAGE_SERIES: tuple[SeriesName, ...] = ("track_ms", "wait_audio_ms", "infer_ms", "composite_ms")
 RECENT_FRAMES = 125
 MAX_ORIGINALS = 32
 # swscale's default YUV<->RGB path truncates (about 1 level per channel, most on blue), so a
@@ -92,6 +93,10 @@ class LipSyncPipeline:
         self._frames_in = 0
         self._audio_pts_ns = 0
 
+    @property
+    def telemetry(self) -> Telemetry:
+        return self._session.telemetry
+
     def push_audio(self, samples: FloatArray, capture_ns: int) -> None:
         chunk = AudioChunk(samples, PIPELINE_AUDIO_RATE_HZ, capture_ns, self._audio_pts_ns)
         self._audio_pts_ns += chunk.duration_ns
@@ -122,18 +127,21 @@ class LipSyncPipeline:
             frame = await loop.run_in_executor(self._executor, functools.partial(_from_rgb, out.image))
         else:
             frame = original  # passed through: send the decoded frame as it came
-        self._session.mark_delivered(out)
-        return ProcessedFrame(frame, capture_ns, out.mode)
+        return ProcessedFrame(frame, capture_ns, out.mode, out)
+
+    def delivered(self, frame: ProcessedFrame, handed_ns: int, audio_delay_ns: int | None) -> None:
+        assert frame.output is not None  # every frame this pipeline gives out carries its OutputFrame
+        self._session.mark_delivered(frame.output, audio_delay_ns, handed_ns)
 
     def figures(self) -> dict[str, Any]:
         telemetry = self._session.telemetry
         stages: dict[str, float] = {}
         for name in STAGE_SERIES:
-            recent = list(telemetry.series[name])[-RECENT_FRAMES:]
+            recent = telemetry.recent(name, RECENT_FRAMES)
             if recent:
                 stages[name] = round(float(np.median(recent)), 2)
         late = {name: telemetry.counts[name] for name in LATE_COUNTS if telemetry.counts[name]}
-        return {"dropped_frames": telemetry.counts["frames_dropped"], "stages_p50_ms": stages, "late": late}
+        return {"stages_p50_ms": stages, "late": late}
 
     async def end(self) -> None:
         await self._session.end_video()

@@ -6,10 +6,10 @@
   all, so audio "captured" at `arrival - 4 packets` pairs with video arriving at that instant.
   Silence fills gaps, and a backlog beyond `MAX_BACKLOG_FRAMES` is dropped: latency never grows.
 - `ProcessedVideoTrack`: processed frames in order (a bounded drop-oldest `Channel`: when the
-  encoder lags, the oldest waiting frame goes); pts = (arrival - epoch + sync delay) at 90 kHz,
-  the RTP time of the audio captured with it, which is what lets a browser play the two in sync
-  from the RTCP sender reports. A frame's latency is recorded at its true hand-off: when aiortc's
-  sender, having encoded and sent it, asks for the next one.
+  encoder lags, the oldest waiting frame goes, reported to `on_dropped`); pts = (arrival - epoch
+  + sync delay) at 90 kHz, the RTP time of the audio captured with it, which is what lets a
+  browser play the two in sync from the RTCP sender reports. A frame's true hand-off is when
+  aiortc's sender, having encoded and sent it, asks for the next one: reported to `on_sent`.
 
 Both follow `MediaStreamTrack.recv()`: pts and time_base set, `MediaStreamError` once stopped.
 Both read time from a `PacingClock` (the system's by default), so a test can drive their pacing.
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import collections
 import fractions
+from collections.abc import Callable
 
 import av
 import numpy as np
@@ -27,7 +28,7 @@ from numpy.typing import NDArray
 
 from realtime.pipeline.clock import PacingClock, SystemClock
 from realtime.pipeline.slots import Channel
-from realtime.webrtc.stats import SessionStats
+from realtime.webrtc.processing import ProcessedFrame
 
 AUDIO_RATE_HZ = 48_000
 AUDIO_FRAME_SAMPLES = 960  # 20 ms
@@ -40,6 +41,8 @@ MAX_BACKLOG_FRAMES = 2  # 40 ms of released audio not yet sent
 AIORTC_AUDIO_PREFETCH_PACKETS = 4  # aiortc.rtcrtpreceiver: JitterBuffer(capacity=16, prefetch=4)
 MAX_VIDEO_QUEUE = 3
 Int16Array = NDArray[np.int16]
+FrameSent = Callable[[ProcessedFrame, int, int], None]  # (frame, returned_ns, sent_ns)
+FrameDropped = Callable[[ProcessedFrame], None]
 
 
 class DelayedAudioTrack(MediaStreamTrack):  # type: ignore[misc]
@@ -113,25 +116,28 @@ class ProcessedVideoTrack(MediaStreamTrack):  # type: ignore[misc]
         self,
         epoch_ns: int,
         audio: DelayedAudioTrack,
-        stats: SessionStats,
+        on_sent: FrameSent,
+        on_dropped: FrameDropped,
         clock: PacingClock | None = None,
     ) -> None:
         super().__init__()
         self.epoch_ns = epoch_ns
         self.clock = clock if clock is not None else SystemClock()
         self._audio = audio
-        self._stats = stats
-        self._queue: Channel[tuple[av.VideoFrame, int]] = Channel(MAX_VIDEO_QUEUE, blocking=False)
+        self._on_sent = on_sent
+        self._on_dropped = on_dropped
+        self._queue: Channel[ProcessedFrame] = Channel(MAX_VIDEO_QUEUE, blocking=False)
         self._ended = False
         self._last_pts = -1
-        self._handed: tuple[int, int] | None = None  # (arrival, returned) of the frame being sent
+        self._handed: tuple[ProcessedFrame, int] | None = None  # the frame being sent, when returned
 
-    def push(self, frame: av.VideoFrame, arrival_ns: int) -> None:
+    def push(self, processed: ProcessedFrame) -> None:
         """Queues a processed frame; when the encoder lags, the oldest queued frame is dropped."""
         if self._ended:
             return
-        if self._queue.put_nowait((frame, arrival_ns)) is not None:
-            self._stats.dropped_frames += 1
+        dropped = self._queue.put_nowait(processed)
+        if dropped is not None:
+            self._on_dropped(dropped)
 
     def end(self) -> None:
         if not self._ended:
@@ -142,21 +148,25 @@ class ProcessedVideoTrack(MediaStreamTrack):  # type: ignore[misc]
         if self.readyState != "live":
             raise MediaStreamError
         if self._handed is not None:  # aiortc's sender encoded and sent that one, now asks again
-            arrival_ns, returned_ns = self._handed
-            self._stats.frame_out(arrival_ns, returned_ns, self.clock.monotonic_ns())
+            handed, returned_ns = self._handed
             self._handed = None
-        item = await self._queue.get()
-        if item is None:
+            self._on_sent(handed, returned_ns, self.clock.monotonic_ns())
+        processed = await self._queue.get()
+        if processed is None:
             self._queue.end_nowait()  # every later call ends too
             self.stop()
             raise MediaStreamError
-        frame, arrival_ns = item
-        pts = (arrival_ns - self.epoch_ns + self._audio.sync_delay_ns) * VIDEO_CLOCK_HZ // 1_000_000_000
+        frame = processed.frame
+        pts = (
+            (processed.capture_ns - self.epoch_ns + self._audio.sync_delay_ns)
+            * VIDEO_CLOCK_HZ
+            // 1_000_000_000
+        )
         pts = max(pts, self._last_pts + 1)
         self._last_pts = pts
         frame.pts = pts
         frame.time_base = VIDEO_TIME_BASE
-        self._handed = (arrival_ns, self.clock.monotonic_ns())
+        self._handed = (processed, self.clock.monotonic_ns())
         return frame
 
 

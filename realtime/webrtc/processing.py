@@ -3,7 +3,8 @@
 `PipelineFactory` holds what every session shares (one loaded engine, one batcher);
 `open_session` gives one `SessionPipeline` per peer, closed when the peer goes. A pipeline is a
 stream: video frames in (latest-wins: a frame not yet taken is replaced), processed frames out
-in capture order, audio in as 16 kHz mono.
+in capture order, audio in as 16 kHz mono. Its `telemetry` is the stream's record of delivery:
+the session reports each frame's true hand-off (aiortc has encoded and sent it) to `delivered`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import av
 import numpy as np
 from numpy.typing import NDArray
 
+from realtime.pipeline.frames import OutputFrame
 from realtime.pipeline.slots import LatestSlot
+from realtime.pipeline.telemetry import Telemetry
 
 FloatArray = NDArray[np.float32]
 PIPELINE_AUDIO_RATE_HZ = 16_000
@@ -26,9 +29,14 @@ class ProcessedFrame:
     frame: av.VideoFrame
     capture_ns: int  # when the input frame arrived (the session's capture clock)
     mode: str  # "lipsync", or why it passed through: "passthrough", "noface", "late", "error", ...
+    output: OutputFrame | None = None  # the pipeline's frame (stage times, deadline); None: passthrough
 
 
 class SessionPipeline(Protocol):
+    @property
+    def telemetry(self) -> Telemetry:
+        """The stream's figures: frames in, out and dropped, modes, latency at the hand-off."""
+
     def push_audio(self, samples: FloatArray, capture_ns: int) -> None:
         """16 kHz mono float32 samples whose first sample was captured at `capture_ns`."""
 
@@ -38,8 +46,12 @@ class SessionPipeline(Protocol):
         """The next processed frame in capture order; None after `end`. Raises
         `realtime.pipeline.session.StageFailed` when the pipeline itself failed (the session closes)."""
 
+    def delivered(self, frame: ProcessedFrame, handed_ns: int, audio_delay_ns: int | None) -> None:
+        """`frame` reached the peer's transport (encoded and sent) at `handed_ns`, while the
+        returned audio was delayed by `audio_delay_ns`: recorded in `telemetry`."""
+
     def figures(self) -> dict[str, Any]:
-        """Pipeline figures for the stats message: "dropped_frames" (int) and any per-stage times."""
+        """The pipeline's own figures for the stats message (e.g. per-stage times)."""
 
     async def end(self) -> None: ...
 
@@ -59,19 +71,25 @@ class PassthroughSession:
 
     def __init__(self) -> None:
         self._slot: LatestSlot[tuple[av.VideoFrame, int]] = LatestSlot()
+        self.telemetry = Telemetry()
 
     def push_audio(self, samples: FloatArray, capture_ns: int) -> None:
         del samples, capture_ns
 
     async def push_video(self, frame: av.VideoFrame, capture_ns: int) -> None:
-        self._slot.put((frame, capture_ns))
+        self.telemetry.count("frames_in")
+        if self._slot.put((frame, capture_ns)):
+            self.telemetry.count("frames_dropped")
 
     async def next_frame(self) -> ProcessedFrame | None:
         item = await self._slot.get()
         return None if item is None else ProcessedFrame(item[0], item[1], "passthrough")
 
+    def delivered(self, frame: ProcessedFrame, handed_ns: int, audio_delay_ns: int | None) -> None:
+        self.telemetry.record_delivery(frame.capture_ns, frame.mode, handed_ns, audio_delay_ns)
+
     def figures(self) -> dict[str, Any]:
-        return {"dropped_frames": self._slot.dropped}
+        return {}
 
     async def end(self) -> None:
         self._slot.end()

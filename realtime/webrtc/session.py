@@ -3,6 +3,8 @@
 Every task is owned by the session and cancelled (with a timeout) when it closes; video in is
 latest-wins (a slow pipeline drops frames, it never queues them); the watchdog closes a peer
 that never connects or stops sending media, so a stalled or vanished client frees its slot.
+A returned frame is delivered when aiortc's sender has encoded and sent it: the pipeline's
+telemetry records it then, and the stats and the audio delay are read from that telemetry.
 """
 
 from __future__ import annotations
@@ -37,8 +39,8 @@ from realtime.webrtc.media import (
     recv_audio,
     recv_video,
 )
-from realtime.webrtc.processing import PIPELINE_AUDIO_RATE_HZ, SessionPipeline
-from realtime.webrtc.stats import STATS_CHANNEL, SessionStats
+from realtime.webrtc.processing import PIPELINE_AUDIO_RATE_HZ, ProcessedFrame, SessionPipeline
+from realtime.webrtc.stats import STATS_CHANNEL, FinalStats, SessionStats
 
 log = logging.getLogger(__name__)
 STATS_PERIOD_S = 1.0
@@ -73,11 +75,13 @@ class Session:
         self._pipeline = pipeline
         self._on_closed = on_closed
         self.epoch_ns = self.clock.monotonic_ns()
-        self.stats = SessionStats(session_id, started_ns=self.epoch_ns, backend=mode)
+        self.stats = SessionStats(session_id, pipeline.telemetry, started_ns=self.epoch_ns, backend=mode)
         self.pc = RTCPeerConnection(ice_configuration(config))
         self.audio_out = DelayedAudioTrack(self.epoch_ns, self.clock)
         self.delay = DelayTarget()
-        self.video_out = ProcessedVideoTrack(self.epoch_ns, self.audio_out, self.stats, self.clock)
+        self.video_out = ProcessedVideoTrack(
+            self.epoch_ns, self.audio_out, self._frame_sent, self._frame_dropped, self.clock
+        )
         self._tasks: set[asyncio.Task[None]] = set()
         self._channel: RTCDataChannel | None = None
         self._connected = False
@@ -182,9 +186,18 @@ class Session:
                 break
             if result is None:
                 break
-            self.stats.modes[result.mode] += 1
-            self.video_out.push(result.frame, result.capture_ns)
+            self.video_out.push(result)
         self.video_out.end()
+
+    def _frame_sent(self, frame: ProcessedFrame, returned_ns: int, sent_ns: int) -> None:
+        """The frame's true hand-off: aiortc's sender has encoded and sent it."""
+        self.stats.frame_encoded(returned_ns, sent_ns)
+        self._pipeline.delivered(frame, sent_ns, self.audio_out.sync_delay_ns)
+
+    def _frame_dropped(self, frame: ProcessedFrame) -> None:
+        """The encoder lagged: the oldest frame waiting for it was dropped."""
+        del frame
+        self._pipeline.telemetry.count("frames_dropped")
 
     async def _report_and_watch(self) -> None:
         while True:
@@ -203,14 +216,15 @@ class Session:
         """Sets the A/V sync delay to the video's median latency including its encoding (at least
         the audio's own receive delay), by the delivery rule (`realtime.pipeline.delivery.DelayTarget`)."""
         latency_ns = None
-        if len(self.stats.latencies_ms) >= MIN_LATENCY_SAMPLES:
-            latency_ns = int(self.stats.latency_percentile_ms(50) * NS_PER_MS)  # encoding included
+        latencies_ms = self.stats.recent_latencies_ms()  # capture -> encoded and sent
+        if len(latencies_ms) >= MIN_LATENCY_SAMPLES:
+            latency_ns = int(np.median(latencies_ms) * NS_PER_MS)
         delay_ns = self.delay.update(latency_ns, floor_ns=self.audio_out.receive_delay_ns)
         self.stats.sync_delay_ms = delay_ns / NS_PER_MS
         self.audio_out.sync_delay_ns = delay_ns
 
-    def final_stats(self) -> dict[str, Any]:
-        return self.stats.message(self._pipeline.figures()) | {"close_reason": self.close_reason}
+    def final_stats(self) -> FinalStats:
+        return self.stats.final(self._pipeline.figures(), self.close_reason)
 
     # -- closing -----------------------------------------------------------------------------
     def request_close(self, reason: str) -> None:
