@@ -13,12 +13,14 @@ from aiortc.mediastreams import MediaStreamError
 
 from realtime.pipeline.frames import NS_PER_MS
 from realtime.webrtc.media import (
+    AIORTC_AUDIO_PREFETCH_PACKETS,
     AUDIO_FRAME_NS,
     AUDIO_FRAME_SAMPLES,
     AUDIO_RATE_HZ,
     MAX_VIDEO_QUEUE,
     DelayedAudioTrack,
     ProcessedVideoTrack,
+    receive_delay_ns,
 )
 from realtime.webrtc.processing import ProcessedFrame
 from tests.fake_clock import FakeClock
@@ -129,3 +131,22 @@ async def test_video_drops_the_oldest_frame_when_the_encoder_lags_then_ends() ->
     track.push(video_frame(epoch))  # after the end: ignored
     with pytest.raises(MediaStreamError):
         await track.recv()
+
+
+async def test_the_receive_delay_is_aiortc_s_audio_prefetch() -> None:
+    """The sync takes a received audio frame to have been held back by aiortc's jitter buffer
+    prefetch (not a public setting): read here from a real aiortc receiver, so an aiortc
+    release that changes it fails this test instead of shifting the audio."""
+    from aiortc import RTCCertificate
+    from aiortc.rtcdtlstransport import RTCDtlsTransport
+    from aiortc.rtcicetransport import RTCIceGatherer, RTCIceTransport
+    from aiortc.rtcrtpreceiver import RTCRtpReceiver
+
+    transport = RTCDtlsTransport(RTCIceTransport(RTCIceGatherer()), [RTCCertificate.generateCertificate()])
+    receiver = RTCRtpReceiver("audio", transport)
+    try:
+        assert receiver._RTCRtpReceiver__jitter_buffer._prefetch == AIORTC_AUDIO_PREFETCH_PACKETS
+    finally:
+        await receiver.stop()
+        await transport.stop()
+    assert receive_delay_ns(audio_frame(0)) == AIORTC_AUDIO_PREFETCH_PACKETS * AUDIO_FRAME_NS

@@ -32,9 +32,9 @@ from realtime.webrtc.processing import PIPELINE_AUDIO_RATE_HZ, FloatArray, Proce
 STAGE_SERIES: tuple[SeriesName, ...] = ("track_ms", "wait_audio_ms", "infer_ms", "composite_ms")
 RECENT_FRAMES = 125
 MAX_ORIGINALS = 32
-# swscale's default YUV<->RGB path truncates (about 1 level per channel, most on blue), so a
-# lip-synced frame came back warmer and more saturated than a passed-through one; the accurate
-# path keeps them alike (tests/test_webrtc_colour.py)
+# swscale's default YUV<->RGB path truncates (about 1 level per channel, most on blue), which
+# makes a converted (lip-synced) frame warmer and more saturated than a passed-through one; the
+# accurate path keeps them alike (tests/test_webrtc_colour.py)
 DECODE_FLAGS = Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
 ENCODE_FLAGS = Interpolation.BILINEAR | Interpolation.ACCURATE_RND
 PARALLEL_BACKENDS = ("ort-cpu",)  # engines whose generate() may run on several threads at once

@@ -65,7 +65,7 @@ class DelayedAudioTrack(MediaStreamTrack):  # type: ignore[misc]
 
     def push(self, frame: av.AudioFrame, arrival_ns: int) -> None:
         """Queues one frame of the caller's audio (any format/rate) received at `arrival_ns`."""
-        self.receive_delay_ns = AIORTC_AUDIO_PREFETCH_PACKETS * int(frame.samples * 1e9 / frame.sample_rate)
+        self.receive_delay_ns = receive_delay_ns(frame)
         capture_ns = arrival_ns - self.receive_delay_ns
         for out in self._resampler.resample(frame):
             self._pending.append((capture_ns, out.to_ndarray().reshape(-1).astype(np.int16)))
@@ -208,6 +208,12 @@ class StalenessFilter:
             return False
         self.stale += 1
         return True
+
+
+def receive_delay_ns(frame: av.AudioFrame) -> int:
+    """How long aiortc's receiver held a received audio frame back before handing it on: its
+    prefetch of `AIORTC_AUDIO_PREFETCH_PACKETS` packets, each as long as this frame."""
+    return AIORTC_AUDIO_PREFETCH_PACKETS * int(frame.samples * 1e9 / frame.sample_rate)
 
 
 async def recv_video(track: MediaStreamTrack) -> av.VideoFrame:

@@ -36,6 +36,7 @@ from realtime.webrtc.media import (
     DelayedAudioTrack,
     ProcessedVideoTrack,
     StalenessFilter,
+    receive_delay_ns,
     recv_audio,
     recv_video,
 )
@@ -163,10 +164,8 @@ class Session:
                 now_ns = self.clock.monotonic_ns()
                 self._last_media_ns = now_ns
                 self.audio_out.push(frame, now_ns)
-                # the audio's capture-equivalent time: aiortc holds it back a few packets (media.py)
-                start_ns = (
-                    now_ns - self.audio_out.receive_delay_ns - int(frame.samples * 1e9 / frame.sample_rate)
-                )
+                # the audio's capture-equivalent time: aiortc held it back a few packets (media.py)
+                start_ns = now_ns - receive_delay_ns(frame) - int(frame.samples * 1e9 / frame.sample_rate)
                 for chunk in to_pipeline.resample(frame):
                     self._pipeline.push_audio(chunk.to_ndarray().reshape(-1).astype(np.float32), start_ns)
         self._input_ended()
