@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 
 from realtime.pipeline.audio_windows import MelTimeline, WindowConfig
-from realtime.pipeline.frames import NS_PER_S, AudioChunk, OutputFrame, VideoFrame
+from realtime.pipeline.frames import NS_PER_MS, NS_PER_S, AudioChunk, OutputFrame, VideoFrame
 from realtime.pipeline.slots import Channel, LatestSlot
 from realtime.pipeline.smoothing import OneEuroConfig, OneEuroFilter
 from realtime.pipeline.speech_level import SpeechLevel, SpeechLevelConfig
 from realtime.pipeline.telemetry import Telemetry
 from stablesync.audio import log_mel, mel_window, mel_window_start
+from tests.fake_clock import FakeClock
 
 
 async def test_latest_slot_keeps_newest_and_counts_drops() -> None:
@@ -113,6 +114,20 @@ def test_telemetry_percentiles_and_json(tmp_path) -> None:  # type: ignore[no-un
     data = json.loads(path.read_text())
     assert data["command"] == "test" and "p95" in data["av_offset_ms"]
     assert "fps" in tel.status_line()
+
+
+def test_telemetry_reads_the_stream_s_clock_and_offsets_video_minus_audio() -> None:
+    clock = FakeClock()
+    tel = Telemetry(clock=clock)
+    start = clock.monotonic_ns()
+    for i in range(50):  # 2 s at 25 fps, each frame handed on 120 ms after capture, its sound 100 ms
+        capture_ns = start + i * 40 * NS_PER_MS
+        tel.record_delivery(capture_ns, "lipsync", capture_ns + 120 * NS_PER_MS, 100 * NS_PER_MS)
+    clock.set_ns(start + (49 * 40 + 120) * NS_PER_MS)
+    assert tel.current_fps() == pytest.approx(25.0)
+    assert tel.summary()["av_offset_ms"]["p50"] == pytest.approx(20.0)  # the picture 20 ms after its sound
+    clock.advance_ms(10_000.0)  # ten seconds without a frame, on the stream's clock
+    assert tel.current_fps() == 0.0
 
 
 def _speech(seconds: float, level: float, seed: int = 0) -> np.ndarray:

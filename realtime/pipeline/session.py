@@ -77,7 +77,7 @@ class LipSyncSession:
         self.timeline = MelTimeline(
             WindowConfig(lookahead_ms=lookahead, window_frames=manifest.window_frames), manifest.mel
         )
-        self.telemetry = Telemetry()
+        self.telemetry = Telemetry(clock=self.clock)
         self._faults = FaultLog(log, self.clock)
         self._finisher = Finisher(self.size, cfg, self.clock, self.telemetry, self._fault, name)
         self.telemetry.note(f"watermark run id {self._finisher.watermarker.run_id_hex}")

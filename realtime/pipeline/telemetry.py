@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import time
 from collections import Counter, deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any, Literal, Required, TypedDict, get_args
 
 import numpy as np
 
+from realtime.pipeline.clock import Clock, SystemClock
 from realtime.pipeline.frames import NS_PER_MS, NS_PER_S, OutputFrame, StageTimes
 
 SeriesName = Literal[
@@ -76,8 +76,9 @@ def percentiles(values: list[float] | deque[float]) -> Percentiles:
 
 
 class Telemetry:
-    def __init__(self, cfg: TelemetryConfig = TelemetryConfig()) -> None:
+    def __init__(self, cfg: TelemetryConfig = TelemetryConfig(), clock: Clock | None = None) -> None:
         self.cfg = cfg
+        self.clock = clock if clock is not None else SystemClock()  # hand-off times are on this clock
         self.series: dict[str, deque[float]] = {name: deque(maxlen=cfg.max_samples) for name in SERIES}
         self.counts: Counter[str] = Counter()
         self._out_times_ns: deque[int] = deque(maxlen=1024)
@@ -153,7 +154,7 @@ class Telemetry:
         return {k.removeprefix("mode_"): v for k, v in sorted(self.counts.items()) if k.startswith("mode_")}
 
     def current_fps(self, now_ns: int | None = None) -> float:
-        now_ns = time.monotonic_ns() if now_ns is None else now_ns
+        now_ns = self.clock.monotonic_ns() if now_ns is None else now_ns
         horizon = now_ns - int(self.cfg.fps_window_s * NS_PER_S)
         recent = [t for t in self._out_times_ns if t >= horizon]
         if len(recent) < 2:
