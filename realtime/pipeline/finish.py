@@ -12,9 +12,8 @@ so the mouth does not pop back to the photo's.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,6 +34,7 @@ from realtime.pipeline.frames import (
 from realtime.pipeline.session_config import SessionConfig
 from realtime.pipeline.telemetry import Telemetry
 from realtime.pipeline.tracking import FaceTrack
+from realtime.pipeline.worker import Worker
 from realtime.watermark import Watermarker
 
 # (stage, summary, exception): counts and logs a live fault; the frame it hit passes through
@@ -56,14 +56,21 @@ class FrameWork:
 
 class Finisher:
     def __init__(
-        self, size: int, cfg: SessionConfig, clock: Clock, telemetry: Telemetry, fault: FaultHook, name: str
+        self,
+        size: int,
+        cfg: SessionConfig,
+        clock: Clock,
+        telemetry: Telemetry,
+        fault: FaultHook,
+        name: str,
+        logger: logging.Logger,
     ) -> None:
         self.cfg = cfg
         self.clock = clock
         self.telemetry = telemetry
         self._fault = fault
         self.watermarker = Watermarker(label=cfg.label)  # marks every frame the filter changes
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"stablesync-{name}-render")
+        self._worker = Worker(f"{name}-render", logger)
         self._compositor = Compositor(size, cfg.composite)
         self._last_composited: RgbImage | None = None
         self.composite_ms = 3.0  # running estimate of one frame's compositing (deadline planning)
@@ -101,10 +108,9 @@ class Finisher:
     async def _render(self, work: FrameWork, generated: FloatArray) -> RgbImage:
         """The frame with the generated mouth, on the render worker; the frame as it came when
         compositing fails. Sets the frame's mode and compositing time."""
-        loop = asyncio.get_running_loop()
         t0 = self.clock.monotonic_ns()
         try:
-            image = await loop.run_in_executor(self._executor, self._composite, work, generated)
+            image = await self._worker.run(self._composite, work, generated)
             work.mode = "lipsync"
             self._last_composited = image
         except Exception as exc:
@@ -143,8 +149,5 @@ class Finisher:
         return self.watermarker.mark(result.image)  # also what avatar mode repeats
 
     async def close(self, timeout_s: float) -> None:
-        """Closes the compositor on its own thread (within `timeout_s`), then the worker."""
-        loop = asyncio.get_running_loop()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(loop.run_in_executor(self._executor, self._compositor.close), timeout_s)
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        """Closes the compositor on its own thread (within `timeout_s`), then the thread."""
+        await self._worker.close(self._compositor.close, timeout_s)

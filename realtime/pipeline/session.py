@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -49,6 +48,7 @@ from realtime.pipeline.session_config import SessionConfig as SessionConfig  # r
 from realtime.pipeline.slots import Channel, LatestSlot
 from realtime.pipeline.telemetry import Telemetry
 from realtime.pipeline.tracking import FaceFollower, FaceTrack, HeadPose
+from realtime.pipeline.worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -79,12 +79,10 @@ class LipSyncSession:
         )
         self.telemetry = Telemetry(clock=self.clock)
         self._faults = FaultLog(log, self.clock)
-        self._finisher = Finisher(self.size, cfg, self.clock, self.telemetry, self._fault, name)
+        self._finisher = Finisher(self.size, cfg, self.clock, self.telemetry, self._fault, name, log)
         self.telemetry.note(f"watermark run id {self._finisher.watermarker.run_id_hex}")
         # mediapipe is not thread-safe: each mesh stays on one thread
-        self._track_executor = ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix=f"stablesync-{name}-track"
-        )
+        self._track_worker = Worker(f"{name}-track", log)
         self._follower = FaceFollower(self.size, cfg.tracking)
         live = cfg.realtime
         self._audio_in: asyncio.Queue[AudioChunk | None] = asyncio.Queue(maxsize=cfg.audio_queue_chunks)
@@ -118,7 +116,7 @@ class LipSyncSession:
         await self.batcher.start()
         await self.batcher.warmup()
         blank = VideoFrame(np.zeros((240, 320, 3), np.uint8), self.clock.monotonic_ns(), 0, -1)
-        await loop.run_in_executor(self._track_executor, self._follower.track, blank)  # loads mediapipe
+        await self._track_worker.run(self._follower.track, blank)  # loads mediapipe
         self.batcher.clients += 1
         for name, coro in (
             ("audio", self._audio_stage()),
@@ -216,12 +214,7 @@ class LipSyncSession:
             await asyncio.wait(tasks, timeout=timeout_s)
         self._tasks.clear()
         self.batcher.clients = max(0, self.batcher.clients - 1)
-        loop = asyncio.get_running_loop()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(
-                loop.run_in_executor(self._track_executor, self._follower.close), timeout_s
-            )
-        self._track_executor.shutdown(wait=False, cancel_futures=True)
+        await self._track_worker.close(self._follower.close, timeout_s)
         await self._finisher.close(timeout_s)
 
     # --- stages -------------------------------------------------------------------------
@@ -273,7 +266,6 @@ class LipSyncSession:
         return self.cfg.realtime and late >= 2 and frame.index % 2 == 1
 
     async def _track_stage(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             frame = await self._video_slot.get()
             self._video_moved(frame)
@@ -283,8 +275,8 @@ class LipSyncSession:
             work = FrameWork(frame=frame, deadline_ns=deadline)
             t0 = self.clock.monotonic_ns()
             try:
-                work.track = await loop.run_in_executor(
-                    self._track_executor, self._follower.track, frame, self._skip_tracking(frame)
+                work.track = await self._track_worker.run(
+                    self._follower.track, frame, self._skip_tracking(frame)
                 )
                 if work.track is None:
                     work.mode = "noface"

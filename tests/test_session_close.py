@@ -1,0 +1,69 @@
+"""Closing a session always finishes, and says what went wrong: a part (the tracker's or the
+compositor's face mesh) whose close raises is logged with its traceback, one that hangs is
+logged with the time limit, and the worker thread is let go either way (`realtime.pipeline.worker`)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import pytest
+
+from export.engine import Engine
+from realtime.pipeline.batcher import InferenceBatcher
+from realtime.pipeline.session import LipSyncSession, SessionConfig
+from realtime.pipeline.tracking import FaceFollower
+from realtime.pipeline.worker import Worker
+from tests.shipped_engine import shipped_cpu_engine
+
+log = logging.getLogger("test-worker")
+
+
+async def test_a_close_that_raises_is_logged_with_its_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    worker = Worker("w-raise", log)
+
+    def close_part() -> None:
+        raise RuntimeError("the mesh is gone")
+
+    with caplog.at_level(logging.WARNING, logger="test-worker"):
+        await worker.close(close_part, timeout_s=5.0)
+    (record,) = caplog.records
+    assert "w-raise" in record.getMessage() and "failed to close" in record.getMessage()
+    assert record.exc_info is not None and "the mesh is gone" in str(record.exc_info[1])
+
+
+async def test_a_close_that_hangs_is_logged_with_its_limit(caplog: pytest.LogCaptureFixture) -> None:
+    worker = Worker("w-hang", log)
+    release = threading.Event()
+
+    def close_part() -> None:
+        release.wait(30.0)
+
+    try:
+        with caplog.at_level(logging.WARNING, logger="test-worker"):
+            await worker.close(close_part, timeout_s=0.05)
+    finally:
+        release.set()  # lets the stuck thread end
+    (record,) = caplog.records
+    assert record.getMessage() == "w-hang: its part did not close within 0.1 s"
+
+
+async def test_a_session_logs_its_tracker_failing_to_close(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine: Engine = shipped_cpu_engine()
+    batcher = InferenceBatcher(engine)
+    session = LipSyncSession(batcher, SessionConfig(), name="closing")
+    await session.start()
+
+    def broken_close(self: FaceFollower) -> None:
+        raise RuntimeError("tracker close failed")
+
+    monkeypatch.setattr(FaceFollower, "close", broken_close)
+    try:
+        with caplog.at_level(logging.WARNING, logger="realtime.pipeline.session"):
+            await session.close(2.0)  # finishes, the compositor closed after the tracker
+    finally:
+        await batcher.close(2.0)
+    messages = [r.getMessage() for r in caplog.records if r.exc_info is not None]
+    assert messages == ["closing-track: its part failed to close"]
