@@ -25,6 +25,7 @@ from realtime.local.runner import RunConfig, Runner
 from realtime.local.sinks import VirtualCameraConfig
 from realtime.local.sources import AudioFileSource, ImageSource, load_image
 from realtime.pipeline.batcher import InferenceBatcher
+from realtime.pipeline.delivery import DeliveryConfig
 from realtime.pipeline.frames import NS_PER_MS, OutputFrame
 from realtime.pipeline.session import LipSyncSession, SessionConfig
 from realtime.webrtc.config import ServeConfig
@@ -151,8 +152,12 @@ async def test_serve_reports_the_session_s_telemetry_taken_after_encoding(
     assert list(lipsync.telemetry.series["glass_to_glass_ms"]) == pytest.approx(latencies_ms)
     assert message["server_latency_ms"]["p50"] == pytest.approx(float(np.median(latencies_ms)), abs=0.01)
     assert message["server_latency_ms"]["p50"] == summary["glass_to_glass_ms"]["p50"]
-    # A/V offset: video latency minus the audio's delay (0 here: the delay never followed)
-    assert summary["av_offset_ms"]["p50"] == message["av_offset_ms"] == message["server_latency_ms"]["p50"]
+    # A/V offset: video latency minus the audio's delay, here the expected latency throughout
+    # (fewer frames than the delay policy measures before it follows)
+    delay_ms = session.stats.sync_delay_ms
+    assert delay_ms == BUDGET_MS * DeliveryConfig().expected_budget_share
+    assert summary["av_offset_ms"]["p50"] == message["av_offset_ms"]
+    assert message["av_offset_ms"] == pytest.approx(message["server_latency_ms"]["p50"] - delay_ms, abs=0.01)
     assert message["telemetry"] == summary  # and the session's own figures, by the same names
 
 

@@ -111,7 +111,7 @@ async def _play_through_virtual_mic(
     finally:
         vmic.remove()
     assert "stablesync" not in source_names()
-    assert line.applied_delay_ns == delay_ns and len(handed) == signal.size // 320
+    assert line.delay_ns == delay_ns and len(handed) == signal.size // 320
     with wave.open(str(recording)) as w:
         assert w.getframerate() == rate
         data = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.float32) / 32768

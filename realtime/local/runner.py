@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from export.engine import Engine
+from realtime.local.handoff import FrameHandOff
 from realtime.local.sinks import (
     AudioDelayLine,
     FileSink,
@@ -32,6 +33,7 @@ from realtime.local.sinks.virtual_mic import VirtualMicConfig, VirtualMicSink
 from realtime.local.sources.errors import SourceError
 from realtime.pipeline.batcher import InferenceBatcher
 from realtime.pipeline.clock import StreamClock
+from realtime.pipeline.delivery import DeliveryConfig
 from realtime.pipeline.frames import AudioChunk, OutputFrame, VideoFrame
 from realtime.pipeline.session import LipSyncSession, SessionConfig, StageFailed
 from realtime.pipeline.telemetry import Telemetry
@@ -93,6 +95,7 @@ class RunConfig:
     max_seconds: float | None = None
     drain_timeout_s: float = 5.0
     on_output: Callable[[OutputFrame], None] | None = None  # sees every frame handed to the sinks
+    delivery: DeliveryConfig = field(default_factory=DeliveryConfig)  # the audio delay's rule
 
 
 @dataclass
@@ -197,6 +200,7 @@ class Runner:
                 loop.add_signal_handler(signal.SIGUSR1, self._toggle_bypass, session)
                 installed.append(signal.SIGUSR1)
         delay_queue: asyncio.Queue[AudioChunk | None] = asyncio.Queue(maxsize=256)
+        hand_off = FrameHandOff(session, cfg.delivery, vcam, file_sink, audio_delayed=vmic is not None)
 
         async def outputs() -> None:
             last_status = 0.0
@@ -211,15 +215,10 @@ class Runner:
                 if cfg.on_output is not None:
                     cfg.on_output(out)
                 try:
-                    if vcam is not None:
-                        await vcam.send(out.image)
-                    if file_sink is not None:
-                        await file_sink.write_video(out.image, out.frame.capture_ns)
+                    await hand_off(out)
                 except UserError as exc:
                     self._fail(str(exc))
                     return
-                # the true hand-off: the sinks have the frame
-                session.mark_delivered(out, delay_line.applied_delay_ns if vmic else None)
                 now = loop.time()
                 if cfg.live_status and now - last_status >= 1.0:
                     last_status = now
@@ -243,7 +242,7 @@ class Runner:
 
         async def mic_out() -> None:
             assert vmic is not None
-            await delay_line.run(delay_queue.get, session.audio_delay_ns, vmic.write)
+            await delay_line.run(delay_queue.get, lambda: hand_off.delay.applied_ns, vmic.write)
 
         tasks = {
             loop.create_task(
@@ -291,7 +290,7 @@ class Runner:
                 await vcam.close()
             if vmic is not None:
                 details["virtual_mic_samples"] = vmic.samples_written
-                details["audio_delay_ms"] = delay_line.applied_delay_ns / 1e6
+                details["audio_delay_ms"] = hand_off.delay.applied_ns / 1e6
                 await vmic.close()
             if pulse_mic is not None:
                 await loop.run_in_executor(None, pulse_mic.remove)

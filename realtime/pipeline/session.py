@@ -188,12 +188,10 @@ class LipSyncSession:
             return None
         return await self._audio_out.get()
 
-    def audio_delay_ns(self) -> int:
-        """What the audio outputs should delay the audio by: the recent median video latency."""
-        latency_ms = self.telemetry.recent_latency_ms()
-        if latency_ms is None:
-            return int(self.cfg.budget_ms * 0.6 * NS_PER_MS) if self.cfg.realtime else 0
-        return int(latency_ms * NS_PER_MS)
+    @property
+    def budget_ms(self) -> float | None:
+        """Each frame's deadline after its capture (None offline: no deadlines)."""
+        return self.cfg.budget_ms if self.cfg.realtime else None
 
     def mark_delivered(
         self, out: OutputFrame, audio_delay_ns: int | None = None, handed_ns: int | None = None

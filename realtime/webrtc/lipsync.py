@@ -97,6 +97,10 @@ class LipSyncPipeline:
     def telemetry(self) -> Telemetry:
         return self._session.telemetry
 
+    @property
+    def budget_ms(self) -> float | None:
+        return self._session.budget_ms
+
     def push_audio(self, samples: FloatArray, capture_ns: int) -> None:
         chunk = AudioChunk(samples, PIPELINE_AUDIO_RATE_HZ, capture_ns, self._audio_pts_ns)
         self._audio_pts_ns += chunk.duration_ns

@@ -37,6 +37,10 @@ class SessionPipeline(Protocol):
     def telemetry(self) -> Telemetry:
         """The stream's figures: frames in, out and dropped, modes, latency at the hand-off."""
 
+    @property
+    def budget_ms(self) -> float | None:
+        """Each frame's deadline after its capture (None: frames have none)."""
+
     def push_audio(self, samples: FloatArray, capture_ns: int) -> None:
         """16 kHz mono float32 samples whose first sample was captured at `capture_ns`."""
 
@@ -72,6 +76,7 @@ class PassthroughSession:
     def __init__(self) -> None:
         self._slot: LatestSlot[tuple[av.VideoFrame, int]] = LatestSlot()
         self.telemetry = Telemetry()
+        self.budget_ms: float | None = None  # no deadlines: frames go straight back
 
     def push_audio(self, samples: FloatArray, capture_ns: int) -> None:
         del samples, capture_ns

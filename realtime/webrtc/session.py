@@ -4,7 +4,8 @@ Every task is owned by the session and cancelled (with a timeout) when it closes
 latest-wins (a slow pipeline drops frames, it never queues them); the watchdog closes a peer
 that never connects or stops sending media, so a stalled or vanished client frees its slot.
 A returned frame is delivered when aiortc's sender has encoded and sent it: the pipeline's
-telemetry records it then, and the stats and the audio delay are read from that telemetry.
+telemetry records it then, the stats are read from that telemetry, and the returned audio's sync
+delay follows it by the policy `run` follows too (`realtime.pipeline.delivery.DelayFollower`).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from realtime.pipeline.clock import PacingClock, SystemClock
-from realtime.pipeline.delivery import DelayTarget
+from realtime.pipeline.delivery import DelayFollower, DeliveryConfig
 from realtime.pipeline.frames import NS_PER_MS
 from realtime.pipeline.session import StageFailed
 from realtime.webrtc.candidates import CandidateReport
@@ -45,7 +46,6 @@ from realtime.webrtc.stats import STATS_CHANNEL, FinalStats, SessionStats
 
 log = logging.getLogger(__name__)
 STATS_PERIOD_S = 1.0
-MIN_LATENCY_SAMPLES = 10  # frames measured before the audio delay follows the video
 TASK_CANCEL_TIMEOUT_S = 1.0
 
 
@@ -69,6 +69,7 @@ class Session:
         on_closed: Callable[[Session], None],
         mode: str,
         clock: PacingClock | None = None,
+        delivery: DeliveryConfig | None = None,  # the audio delay's rule (the default: `run`'s too)
     ) -> None:
         self.id = session_id
         self.clock = clock if clock is not None else SystemClock()
@@ -79,10 +80,12 @@ class Session:
         self.stats = SessionStats(session_id, pipeline.telemetry, started_ns=self.epoch_ns, backend=mode)
         self.pc = RTCPeerConnection(ice_configuration(config))
         self.audio_out = DelayedAudioTrack(self.epoch_ns, self.clock)
-        self.delay = DelayTarget()
         self.video_out = ProcessedVideoTrack(
             self.epoch_ns, self.audio_out, self._frame_sent, self._frame_dropped, self.clock
         )
+        delivery = delivery if delivery is not None else DeliveryConfig()
+        self.delay = DelayFollower(pipeline.telemetry, delivery, pipeline.budget_ms)
+        self._follow_video_latency()
         self._tasks: set[asyncio.Task[None]] = set()
         self._channel: RTCDataChannel | None = None
         self._connected = False
@@ -163,7 +166,10 @@ class Session:
                 frame = await recv_audio(track)
                 now_ns = self.clock.monotonic_ns()
                 self._last_media_ns = now_ns
+                floor_ns = self.audio_out.receive_delay_ns
                 self.audio_out.push(frame, now_ns)
+                if self.audio_out.receive_delay_ns != floor_ns:
+                    self._follow_video_latency()  # the delay never stays below the new floor
                 # the audio's capture-equivalent time: aiortc held it back a few packets (media.py)
                 start_ns = now_ns - receive_delay_ns(frame) - int(frame.samples * 1e9 / frame.sample_rate)
                 for chunk in to_pipeline.resample(frame):
@@ -192,6 +198,7 @@ class Session:
         """The frame's true hand-off: aiortc's sender has encoded and sent it."""
         self.stats.frame_encoded(returned_ns, sent_ns)
         self._pipeline.delivered(frame, sent_ns, self.audio_out.sync_delay_ns)
+        self._follow_video_latency()
 
     def _frame_dropped(self, frame: ProcessedFrame) -> None:
         """The encoder lagged: the oldest frame waiting for it was dropped."""
@@ -201,7 +208,6 @@ class Session:
     async def _report_and_watch(self) -> None:
         while True:
             await asyncio.sleep(STATS_PERIOD_S)
-            self._follow_video_latency()
             channel = self._channel
             if channel is not None and channel.readyState == "open":
                 channel.send(self.stats.encode(self._pipeline.figures()))
@@ -212,13 +218,10 @@ class Session:
                 self.request_close(f"no media for {idle_s:.1f} s")
 
     def _follow_video_latency(self) -> None:
-        """Sets the A/V sync delay to the video's median latency including its encoding (at least
-        the audio's own receive delay), by the delivery rule (`realtime.pipeline.delivery.DelayTarget`)."""
-        latency_ns = None
-        latencies_ms = self.stats.recent_latencies_ms()  # capture -> encoded and sent
-        if len(latencies_ms) >= MIN_LATENCY_SAMPLES:
-            latency_ns = int(np.median(latencies_ms) * NS_PER_MS)
-        delay_ns = self.delay.update(latency_ns, floor_ns=self.audio_out.receive_delay_ns)
+        """Sets the A/V sync delay (both returned tracks leave this long after capture) by the
+        stream's delay policy: the video's recent median latency including its encoding, never
+        below the audio's own receive delay."""
+        delay_ns = self.delay.follow(floor_ns=self.audio_out.receive_delay_ns)
         self.stats.sync_delay_ms = delay_ns / NS_PER_MS
         self.audio_out.sync_delay_ns = delay_ns
 

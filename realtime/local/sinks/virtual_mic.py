@@ -2,12 +2,11 @@
 output device, so an app that takes our camera and our microphone gets them in sync.
 
 `AudioDelayLine` releases each chunk at `capture_ns + delay` (minus the output device's own
-latency), on a `PacingClock` (the system's by default). The delay follows the session's recent
-median glass-to-glass latency by the delivery rule (`realtime.pipeline.delivery.DelayTarget`, also what
-`serve` uses): it changes only when the target moved by `hysteresis_ms`, because every change
-is an audible skip or gap. `VirtualMicSink` queues it for a sounddevice callback
-stream (it never waits for the device); on Linux with `pulse_sink` set, the stream is routed
-into that PulseAudio sink (PULSE_SINK).
+latency), on a `PacingClock` (the system's by default); the delay is what the stream's
+`realtime.pipeline.delivery.DelayFollower` applies (the policy `serve` follows too: the median
+latency, moved only past the hysteresis, because every change is an audible skip or gap).
+`VirtualMicSink` queues it for a sounddevice callback stream (it never waits for the device);
+on Linux with `pulse_sink` set, the stream is routed into that PulseAudio sink (PULSE_SINK).
 """
 
 from __future__ import annotations
@@ -20,44 +19,31 @@ from typing import Any
 
 from realtime.local.sinks.playout import PlayingDetector, PlayoutBuffer
 from realtime.pipeline.clock import PacingClock, SystemClock
-from realtime.pipeline.delivery import DelayRule, DelayTarget
 from realtime.pipeline.frames import NS_PER_S, AudioChunk
 from stablesync.errors import UserError
 
 
-@dataclass(frozen=True)
-class DelayConfig:
-    hysteresis_ms: float = 25.0
-    max_delay_ms: float = 1500.0
-
-
 class AudioDelayLine:
-    def __init__(self, cfg: DelayConfig = DelayConfig(), clock: PacingClock | None = None) -> None:
-        self.cfg = cfg
+    def __init__(self, clock: PacingClock | None = None) -> None:
         self.clock = clock if clock is not None else SystemClock()
-        self.delay = DelayTarget(DelayRule(hysteresis_ms=cfg.hysteresis_ms, max_delay_ms=cfg.max_delay_ms))
         self.device_latency_ns = 0
+        self.delay_ns = 0  # what the last chunk was delayed by
         self.chunks_out = 0
-
-    @property
-    def applied_delay_ns(self) -> int:
-        return self.delay.applied_ns or 0
-
-    def update(self, target_ns: int) -> int:
-        return self.delay.update(target_ns)
 
     async def run(
         self,
         source: Callable[[], Awaitable[AudioChunk | None]],
-        target_delay_ns: Callable[[], int],
+        delay_ns: Callable[[], int],
         write: Callable[[AudioChunk], Awaitable[None]],
     ) -> None:
+        """Takes chunks from `source` until None; writes each at its capture time plus
+        `delay_ns()` (read as the chunk comes up), ahead by the device's own latency."""
         while True:
             chunk = await source()
             if chunk is None:
                 return
-            delay = self.update(target_delay_ns())
-            due_ns = chunk.capture_ns + delay - self.device_latency_ns
+            self.delay_ns = delay_ns()
+            due_ns = chunk.capture_ns + self.delay_ns - self.device_latency_ns
             wait_ns = due_ns - self.clock.monotonic_ns()
             if wait_ns > 0:
                 await self.clock.sleep(wait_ns / NS_PER_S)
