@@ -150,3 +150,33 @@ def test_silence_reuses_the_last_shape_without_reading_the_crop(
     finally:
         compositor.close()
     assert quiet.shape == "silent" and not quiet.unread
+
+
+def test_the_neck_below_the_moved_jaw_stays_put(
+    closed_and_open: tuple[Image, Image, NDArray[np.float32]],
+) -> None:
+    """Beyond the jaw line (the frame's or the rendered one's, whichever is further out) by 15%
+    of its distance from the nose tip, nothing changes: the neck and collar are not dragged along
+    with an opening chin (a ring at 1.2x the frame's own jaw changed 364 pixels there; the margin
+    allows for the mesh's reading of the rendered jaw)."""
+    import cv2
+
+    from stablesync.face.landmarks import JAW, NOSE_TIP
+
+    frame, donor, points = closed_and_open
+    out, _, _ = _render(frame, donor, points)
+    with FaceMeshTracker(video=False) as tracker:
+        rendered = tracker.detect(out)[0].points[:, :2]
+    nose = points[NOSE_TIP]
+    jaw, moved = points[list(JAW)], rendered[list(JAW)]
+    further = np.where(
+        (np.linalg.norm(moved - nose, axis=1) > np.linalg.norm(jaw - nose, axis=1))[:, None], moved, jaw
+    )
+    ring = nose + 1.15 * (further - nose)
+    within = np.zeros(frame.shape[:2], np.uint8)
+    cv2.fillPoly(within, [np.round(np.concatenate([ring, nose[None]])).astype(np.int32)], (1,))
+    beyond = within == 0
+    beyond[: int(nose[1])] = False  # below the nose tip only
+    changed = np.abs(out.astype(int) - frame.astype(int)).max(-1) > 0
+    assert beyond.sum() > 1000 and changed.sum() > 100
+    assert not changed[beyond].any(), int(changed[beyond].sum())

@@ -52,7 +52,11 @@ NOSTRIL_BASE = (2, 97, 326, 98, 327, 99, 328, 60, 290, 75, 305, 79, 309, 240, 46
 class CompositeConfig:
     shape: ShapeConfig = field(default_factory=ShapeConfig)
     opening: OpeningConfig = field(default_factory=OpeningConfig)
-    ring_scale: float = 1.2  # fixed ring: the jaw line pushed out from the nose tip by this factor
+    # fixed ring: the jaw line (the source's or the target's, whichever lies further out) pushed
+    # out from the nose tip by this factor; the neck and collar beyond it do not move (at 1.2
+    # from the source's jaw the neck below an opening chin was dragged along with it: on the
+    # five real videos the changed region's edge ran 0.05-0.18 face heights along the neck)
+    ring_scale: float = 1.08
     hold_frames: int = 8  # the last generated shape is reused this long when it cannot be read
     retriangulate_frames: int = 25  # the mesh's triangulation is rebuilt this often
     feather_eyes: float = 0.015  # inward feather of the inner-mouth mask, in eye distances
@@ -89,11 +93,21 @@ def warp_frame(frame: NDArray[np.uint8], map_x: F32, map_y: F32, box: Box, lips:
     return warped
 
 
-def control_points(points: F32, ring_scale: float) -> F32:
-    """The 468 landmarks plus the fixed ring around the lower face."""
+def ring_points(points: F32, ring_scale: float, target: F32 | None = None) -> F32:
+    """The fixed ring around the lower face: each jaw point pushed out from the nose tip by
+    `ring_scale`, from the source's jaw point or the target's, whichever is further out."""
     nose = points[NOSE_TIP]
-    ring = nose + ring_scale * (points[list(JAW)] - nose)
-    return np.concatenate([points, ring]).astype(np.float32)
+    jaw = points[list(JAW)]
+    if target is not None:
+        moved = target[list(JAW)]
+        further = np.linalg.norm(moved - nose, axis=1) > np.linalg.norm(jaw - nose, axis=1)
+        jaw = np.where(further[:, None], moved, jaw)
+    return np.asarray(nose + ring_scale * (jaw - nose), np.float32)
+
+
+def control_points(points: F32, ring_scale: float, target: F32 | None = None) -> F32:
+    """The 468 landmarks plus the fixed ring around the lower face."""
+    return np.concatenate([points, ring_points(points, ring_scale, target)]).astype(np.float32)
 
 
 class Compositor:
@@ -191,9 +205,8 @@ class Compositor:
         wanted = self._opening.map(generated_opening, speaking=source == "read")
         gain = wanted / max(generated_opening, 1e-6)
         target = target_shape(points, gen_points, alignment, gain, closed)
-        source_ctrl = control_points(points, self.cfg.ring_scale)
-        target_ctrl = control_points(target, self.cfg.ring_scale)
-        target_ctrl[len(points) :] = source_ctrl[len(points) :]  # the ring stays put
+        source_ctrl = control_points(points, self.cfg.ring_scale, target)
+        target_ctrl = np.concatenate([target, source_ctrl[len(points) :]])  # the ring stays put
         tris = self._triangles(points, alignment)
         moved = np.linalg.norm(target_ctrl - source_ctrl, axis=1) > self.cfg.min_move_px
         tris = tris[moved[tris].any(1)]
