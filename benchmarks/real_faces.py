@@ -13,12 +13,15 @@ Cases (the offline session of `stablesync run --fast`, every frame compared with
 Measures (`stablesync.evaluation.real_face` defines the per-frame ones; face height = forehead
 to chin):
 - redub `r_real` / `amplitude_ratio`: Pearson r of the output's mouth opening with the source's,
-  and the ratio of their standard deviations;
+  and the ratio of their standard deviations; `r_real_envelope`, the best r (within +-3 frames)
+  of the source's own opening with its own speech envelope, is what a mouth that follows the
+  speech's loudness can reach at most in the same sense (a reference, not a target);
 - crossdub `r_new` / `r_own`: best r (within +-3 frames) of the output's opening with the new
   speech's envelope and with the video's own speech envelope (should be low);
 - photo and demo `opening_std` (face heights) and `r_speech` (best r with the envelope);
 - every case: `sharpness_ratio` (median over frames), `upper_psnr_db` (minimum), `straight_edge_frac`
-  (maximum over frames, face heights), `teal_frames` (frames with teal_share > 1%), and
+  (maximum over frames, face heights; `straight_edge_frac_with_jaw` the same with the jaw line's
+  sweep counted, the measure's first definition), `teal_frames` (frames with teal_share > 1%), and
   `silence_opening` (mean opening over frames whose driving speech envelope is below 10% of its
   95th percentile) against `rest_opening` (the source's 10th-percentile opening; 0 for photos).
 """
@@ -111,6 +114,7 @@ def measure_case(
         "sharpness_ratio": float(np.median([m.sharpness_ratio for m in valid])),
         "upper_psnr_db": float(min(m.upper_psnr_db for m in valid)),
         "straight_edge_frac": float(max(m.straight_edge_frac for m in valid)),
+        "straight_edge_frac_with_jaw": float(max(m.straight_edge_frac_with_jaw for m in valid)),
         "teal_frames": int(sum(m.teal_share > 0.01 for m in valid)),
         "opening_std": float(np.nanstd(o_out)),
         "source_opening_std": float(np.nanstd(o_src)),
@@ -122,6 +126,7 @@ def measure_case(
     if name.startswith("redub"):
         figures["r_real"] = correlation(o_out, o_src)
         figures["amplitude_ratio"] = float(np.nanstd(o_out) / max(np.nanstd(o_src), 1e-9))
+        figures["r_real_envelope"] = _best_r(o_src, env)
     if own_audio is not None:
         figures["r_new"] = figures["r_speech"]
         figures["r_own"] = _best_r(o_out, _envelope(own_audio, pts_s))
@@ -273,9 +278,13 @@ def summarise(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
         "sharpness_ratio_min": min((r["sharpness_ratio"] for r in every), default=float("nan")),
         "upper_psnr_db_min": min((r["upper_psnr_db"] for r in every), default=float("nan")),
         "straight_edge_frac_max": max((r["straight_edge_frac"] for r in every), default=float("nan")),
+        "straight_edge_frac_with_jaw_max": max(
+            (r.get("straight_edge_frac_with_jaw", float("nan")) for r in every), default=float("nan")
+        ),
         "teal_frames_total": sum(r["teal_frames"] for r in every),
         "redub_r_real_mean": mean(values("redub", "r_real")),
         "redub_amplitude_ratio_mean": mean(values("redub", "amplitude_ratio")),
+        "redub_r_real_envelope_mean": mean(values("redub", "r_real_envelope")),
         "crossdub_r_new_mean": mean(values("crossdub", "r_new")),
         "crossdub_margin_mean": mean(margin),
         "photo_opening_std_min": min(values("photo", "opening_std"), default=float("nan")),

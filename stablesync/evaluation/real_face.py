@@ -13,9 +13,12 @@ from the model. "Face height" is the distance from the forehead (mesh point 10) 
 - `straight_edge_frac`: the longest straight segment (probabilistic Hough, 1 px tolerance) on
   the boundary of the region where |output - source| exceeds 6 grey levels (opened by a disc of
   4% of the face height, so that the strip left by a real edge that moved does not count:
-  only changed areas do), outside the lips
-  (both frames' outer-lip rings grown by 15% of the face height), in face heights. A pasted box
-  draws long straight boundaries; a smooth warp does not.
+  only changed areas do), outside the lips (both frames' outer-lip rings grown by 15% of the
+  face height) and outside the jaw line's sweep (the band between the source's jaw line and the
+  output's, grown by 5% of the face height: a jaw that opens moves the face's own contour,
+  whose straight stretches are the face's, not a seam), in face heights. A pasted box draws long
+  straight boundaries across the skin; a smooth warp does not.
+  `straight_edge_frac(..., exclude_jaw=False)` keeps the jaw line in (the first definition).
 - `teal_share`: share of the output's lip-ring pixels (inside its outer-lip ring) whose green
   exceeds their red (teeth or lips turned teal).
 """
@@ -28,7 +31,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from stablesync.face.landmarks import LOWER_LIP_INNER, MOUTH_OUTER, UPPER_LIP_INNER
+from stablesync.face.landmarks import JAW, LOWER_LIP_INNER, MOUTH_OUTER, UPPER_LIP_INNER
 
 Image = NDArray[np.uint8]
 Points = NDArray[np.float32]
@@ -94,8 +97,25 @@ def _lips_mask(points: Points, shape: tuple[int, int], grow_px: float) -> NDArra
     return np.asarray(cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1))))
 
 
+def _jaw_sweep(points: Points, output_points: Points | None, shape: tuple[int, int], grow_px: float) -> Image:
+    """The band the jaw line swept between the two frames (each quad between consecutive jaw
+    points and their moved places), grown by `grow_px`."""
+    mask = np.zeros(shape, np.uint8)
+    src = points[list(JAW), :2]
+    out = output_points[list(JAW), :2] if output_points is not None else src
+    for i in range(len(JAW) - 1):
+        quad = np.stack([src[i], src[i + 1], out[i + 1], out[i]])
+        cv2.fillConvexPoly(mask, np.round(cv2.convexHull(quad.astype(np.float32))).astype(np.int32), (1,))
+    k = max(1, round(grow_px))
+    return np.asarray(cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1))))
+
+
 def straight_edge_frac(
-    source: Image, output: Image, points: Points, output_points: Points | None = None
+    source: Image,
+    output: Image,
+    points: Points,
+    output_points: Points | None = None,
+    exclude_jaw: bool = True,
 ) -> float:
     h, w = source.shape[:2]
     fh = face_height(points)
@@ -107,6 +127,8 @@ def straight_edge_frac(
     lips = _lips_mask(points, (h, w), 0.15 * fh)
     if output_points is not None:
         lips |= _lips_mask(output_points, (h, w), 0.15 * fh)
+    if exclude_jaw:
+        lips |= _jaw_sweep(points, output_points, (h, w), 0.05 * fh)
     boundary = cv2.morphologyEx(changed, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8))
     boundary[lips > 0] = 0
     min_len = max(4, round(0.02 * fh))
@@ -135,6 +157,7 @@ class FrameMeasures:
     sharpness_ratio: float
     upper_psnr_db: float
     straight_edge_frac: float
+    straight_edge_frac_with_jaw: float  # the jaw line's sweep counted too
     teal_share: float
 
 
@@ -151,5 +174,8 @@ def measure_frame(
         sharpness_ratio=lips_sharpness_ratio(source, output, source_points),
         upper_psnr_db=upper_psnr_db(source, output, source_points),
         straight_edge_frac=straight_edge_frac(source, output, source_points, output_points),
+        straight_edge_frac_with_jaw=straight_edge_frac(
+            source, output, source_points, output_points, exclude_jaw=False
+        ),
         teal_share=teal_share(output, output_points) if output_points is not None else nan,
     )
