@@ -27,6 +27,9 @@ class VideoFrame:
     pts_ns: int  # position in the stream
     index: int  # running frame number of the source
     still: bool = False  # the source promises the image equals the previous frame's (avatar mode)
+    # what the front end decoded `image` from (e.g. aiortc's frame), carried through untouched to
+    # the `OutputFrame` so a frame that passes through can be sent as it came; never read here
+    source: object = field(default=None, compare=False, repr=False)
 
     @property
     def width(self) -> int:

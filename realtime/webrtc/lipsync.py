@@ -12,7 +12,6 @@ generated in parallel instead of one after the other.
 from __future__ import annotations
 
 import asyncio
-import collections
 import dataclasses
 import functools
 from concurrent.futures import ThreadPoolExecutor
@@ -31,7 +30,6 @@ from realtime.webrtc.processing import PIPELINE_AUDIO_RATE_HZ, FloatArray, Proce
 
 STAGE_SERIES: tuple[SeriesName, ...] = ("track_ms", "wait_audio_ms", "infer_ms", "composite_ms")
 RECENT_FRAMES = 125
-MAX_ORIGINALS = 32
 # swscale's default YUV<->RGB path truncates (about 1 level per channel, most on blue), which
 # makes a converted (lip-synced) frame warmer and more saturated than a passed-through one; the
 # accurate path keeps them alike (tests/test_webrtc_colour.py)
@@ -88,7 +86,6 @@ class LipSyncPipeline:
     def __init__(self, session: LipSyncSession, executor: ThreadPoolExecutor) -> None:
         self._session = session
         self._executor = executor
-        self._originals: collections.OrderedDict[int, av.VideoFrame] = collections.OrderedDict()
         self._first_ns: int | None = None
         self._frames_in = 0
         self._audio_pts_ns = 0
@@ -111,10 +108,7 @@ class LipSyncPipeline:
         image = await loop.run_in_executor(self._executor, _to_rgb, frame)
         if self._first_ns is None:
             self._first_ns = capture_ns
-        self._originals[capture_ns] = frame
-        while len(self._originals) > MAX_ORIGINALS:
-            self._originals.popitem(last=False)
-        video = VideoFrame(image, capture_ns, capture_ns - self._first_ns, self._frames_in)
+        video = VideoFrame(image, capture_ns, capture_ns - self._first_ns, self._frames_in, source=frame)
         self._frames_in += 1
         await self._session.submit_video(video)
 
@@ -122,16 +116,13 @@ class LipSyncPipeline:
         out = await self._session.next_output()
         if out is None:
             return None
-        capture_ns = out.frame.capture_ns
-        original = self._originals.pop(capture_ns, None)
-        while self._originals and next(iter(self._originals)) < capture_ns:
-            self._originals.popitem(last=False)  # dropped inside the pipeline: never coming out
-        if out.mode == "lipsync" or original is None:
+        original = out.frame.source
+        if out.image is out.frame.image and isinstance(original, av.VideoFrame):
+            frame = original  # passed through untouched: send the decoded frame as it came
+        else:
             loop = asyncio.get_running_loop()
             frame = await loop.run_in_executor(self._executor, functools.partial(_from_rgb, out.image))
-        else:
-            frame = original  # passed through: send the decoded frame as it came
-        return ProcessedFrame(frame, capture_ns, out.mode, out)
+        return ProcessedFrame(frame, out.frame.capture_ns, out.mode, out)
 
     def delivered(self, frame: ProcessedFrame, handed_ns: int, audio_delay_ns: int | None) -> None:
         assert frame.output is not None  # every frame this pipeline gives out carries its OutputFrame
