@@ -106,6 +106,9 @@ class StageTimes:
 # stage failed: passed through), "warmup" (no reference yet: passed through), "bypass" (the user
 # paused the filter: passed through untouched).
 FrameMode = Literal["lipsync", "noface", "late", "error", "warmup", "bypass"]
+# What happened to a frame a front end handed on: its `FrameMode`, or "passthrough" (`serve
+# --backend passthrough`: no pipeline, every frame returned as it came).
+DeliveredMode = FrameMode | Literal["passthrough"]
 
 
 @dataclass(frozen=True)

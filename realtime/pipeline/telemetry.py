@@ -20,7 +20,7 @@ from typing import Any, Literal, Required, TypedDict, get_args
 import numpy as np
 
 from realtime.pipeline.clock import Clock, SystemClock
-from realtime.pipeline.frames import NS_PER_MS, NS_PER_S, OutputFrame, StageTimes
+from realtime.pipeline.frames import NS_PER_MS, NS_PER_S, DeliveredMode, OutputFrame, StageTimes
 
 SeriesName = Literal[
     "glass_to_glass_ms", "av_offset_ms", "track_ms", "wait_audio_ms", "infer_ms", "composite_ms"
@@ -112,7 +112,7 @@ class Telemetry:
     def record_delivery(
         self,
         capture_ns: int,
-        mode: str,
+        mode: DeliveredMode,
         handed_ns: int,
         audio_delay_ns: int | None,
         stages: StageTimes | None = None,

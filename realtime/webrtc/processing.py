@@ -16,7 +16,7 @@ import av
 import numpy as np
 from numpy.typing import NDArray
 
-from realtime.pipeline.frames import OutputFrame
+from realtime.pipeline.frames import DeliveredMode, OutputFrame
 from realtime.pipeline.slots import LatestSlot
 from realtime.pipeline.telemetry import Telemetry
 
@@ -28,7 +28,7 @@ PIPELINE_AUDIO_RATE_HZ = 16_000
 class ProcessedFrame:
     frame: av.VideoFrame
     capture_ns: int  # when the input frame arrived (the session's capture clock)
-    mode: str  # "lipsync", or why it passed through: "passthrough", "noface", "late", "error", ...
+    mode: DeliveredMode  # "lipsync", or why it passed through: "passthrough", "noface", "late", ...
     output: OutputFrame | None = None  # the pipeline's frame (stage times, deadline); None: passthrough
 
 

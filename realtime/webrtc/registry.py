@@ -57,7 +57,8 @@ class SessionRegistry:
             lease = await self._pipelines.acquire(profile)
             try:
                 pipeline = await lease.factory.open_session(session_id)
-                session = Session(session_id, self._config, pipeline, self._discard, mode=lease.factory.mode)
+                backend = lease.factory.mode
+                session = Session(session_id, self._config, pipeline, self._discard, backend=backend)
             except BaseException:
                 self._pipelines.release(lease)
                 raise

@@ -67,7 +67,7 @@ class Session:
         config: ServeConfig,
         pipeline: SessionPipeline,
         on_closed: Callable[[Session], None],
-        mode: str,
+        backend: str,  # shown to the peer: "passthrough" or the engine's backend
         clock: PacingClock | None = None,
         delivery: DeliveryConfig | None = None,  # the audio delay's rule (the default: `run`'s too)
     ) -> None:
@@ -77,7 +77,7 @@ class Session:
         self._pipeline = pipeline
         self._on_closed = on_closed
         self.epoch_ns = self.clock.monotonic_ns()
-        self.stats = SessionStats(session_id, pipeline.telemetry, started_ns=self.epoch_ns, backend=mode)
+        self.stats = SessionStats(session_id, pipeline.telemetry, started_ns=self.epoch_ns, backend=backend)
         self.pc = RTCPeerConnection(ice_configuration(config))
         self.audio_out = DelayedAudioTrack(self.epoch_ns, self.clock)
         self.video_out = ProcessedVideoTrack(
