@@ -17,7 +17,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypedDict, runtime_checkable
 
 from export.engine import Engine
 from realtime.local.handoff import FrameHandOff
@@ -98,13 +98,23 @@ class RunConfig:
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)  # the audio delay's rule
 
 
+class RunDetails(TypedDict, total=False):
+    """What a run reports beside its telemetry (`--stats-json`'s "run"); each when it applies."""
+
+    virtual_camera: dict[str, Any]  # what the device took (`VirtualCameraSink.negotiated`)
+    virtual_mic_samples: int  # samples handed to the virtual microphone
+    audio_delay_ms: float  # the virtual microphone's audio delay at the end
+    batches: int  # engine calls
+    batched_frames: int  # frames generated in them
+
+
 @dataclass
 class RunResult:
     telemetry: Telemetry
     error: str | None = None
     out_path: Path | None = None
     interrupted: bool = False
-    details: dict[str, Any] = field(default_factory=dict)
+    details: RunDetails = field(default_factory=lambda: RunDetails())
 
 
 class Runner:
@@ -284,7 +294,7 @@ class Runner:
                     out_path = await file_sink.close()
                 except UserError as exc:
                     self._fail(str(exc))
-            details: dict[str, Any] = {}
+            details = RunDetails()
             if vcam is not None:
                 details["virtual_camera"] = vcam.negotiated
                 await vcam.close()

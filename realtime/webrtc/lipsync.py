@@ -15,7 +15,6 @@ import asyncio
 import dataclasses
 import functools
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import av
 import numpy as np
@@ -27,6 +26,7 @@ from realtime.pipeline.frames import AudioChunk, RgbImage, VideoFrame
 from realtime.pipeline.session import LipSyncSession, SessionConfig
 from realtime.pipeline.telemetry import SeriesName, Telemetry
 from realtime.webrtc.processing import PIPELINE_AUDIO_RATE_HZ, FloatArray, ProcessedFrame, SessionPipeline
+from realtime.webrtc.stats import PipelineFigures
 
 STAGE_SERIES: tuple[SeriesName, ...] = ("track_ms", "wait_audio_ms", "infer_ms", "composite_ms")
 RECENT_FRAMES = 125
@@ -128,9 +128,9 @@ class LipSyncPipeline:
         assert frame.output is not None  # every frame this pipeline gives out carries its OutputFrame
         self._session.mark_delivered(frame.output, audio_delay_ns, handed_ns)
 
-    def figures(self) -> dict[str, Any]:
+    def figures(self) -> PipelineFigures:
         telemetry = self._session.telemetry
-        stages: dict[str, float] = {}
+        stages: dict[SeriesName, float] = {}
         for name in STAGE_SERIES:
             recent = telemetry.recent(name, RECENT_FRAMES)
             if recent:

@@ -10,7 +10,7 @@ the session reports each frame's true hand-off (aiortc has encoded and sent it) 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Protocol
+from typing import Protocol
 
 import av
 import numpy as np
@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 from realtime.pipeline.frames import DeliveredMode, OutputFrame
 from realtime.pipeline.slots import LatestSlot
 from realtime.pipeline.telemetry import Telemetry
+from realtime.webrtc.stats import PipelineFigures
 
 FloatArray = NDArray[np.float32]
 PIPELINE_AUDIO_RATE_HZ = 16_000
@@ -54,8 +55,8 @@ class SessionPipeline(Protocol):
         """`frame` reached the peer's transport (encoded and sent) at `handed_ns`, while the
         returned audio was delayed by `audio_delay_ns`: recorded in `telemetry`."""
 
-    def figures(self) -> dict[str, Any]:
-        """The pipeline's own figures for the stats message (e.g. per-stage times)."""
+    def figures(self) -> PipelineFigures:
+        """The pipeline's own figures for the stats message (per-stage times, late frames)."""
 
     async def end(self) -> None: ...
 
@@ -93,7 +94,7 @@ class PassthroughSession:
     def delivered(self, frame: ProcessedFrame, handed_ns: int, audio_delay_ns: int | None) -> None:
         self.telemetry.record_delivery(frame.capture_ns, frame.mode, handed_ns, audio_delay_ns)
 
-    def figures(self) -> dict[str, Any]:
+    def figures(self) -> PipelineFigures:
         return {}
 
     async def end(self) -> None:

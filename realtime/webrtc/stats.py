@@ -18,7 +18,8 @@ labelled `STATS_CHANNEL` that the client opened:
                                # > 0 video leaves after the audio it matches, < 0 before it
      "late_frames": int, "dropped_frames": int,   # totals: passed through late / never sent
      "frames_out": int, "modes": {mode: count},   # "lipsync" or why a frame passed through
-     "backend": str, "pipeline": {...},           # the pipeline's own figures (per-stage ms)
+     "backend": str,                              # the engine's backend, or "passthrough"
+     "pipeline": {"stages_p50_ms": {stage: ms}, "late": {why: count}},  # its own; {}: passthrough
      "ice_candidates": {"accepted", "rejected", "reasons": {reason: count}}}  # the offer's
 
 Percentiles are over the last `WINDOW_FRAMES` frames. The page adds its own part (network,
@@ -37,12 +38,20 @@ from typing import Any, TypedDict
 import numpy as np
 
 from realtime.pipeline.frames import NS_PER_MS, NS_PER_S
-from realtime.pipeline.telemetry import Telemetry, TelemetrySummary
+from realtime.pipeline.telemetry import SeriesName, Telemetry, TelemetrySummary
 from realtime.webrtc.candidates import CandidateReport
 
 STATS_CHANNEL = "stats"
 WINDOW_FRAMES = 125  # percentiles over the last 5 s at 25 fps
 RATE_SPAN_NS = 2 * NS_PER_S  # frames per second over the last 2 s
+
+
+class PipelineFigures(TypedDict, total=False):
+    """A pipeline's own figures (none for passthrough): the median time of each stage over the
+    recent frames, and the frames passed through late, by why (only the reasons that occurred)."""
+
+    stages_p50_ms: dict[SeriesName, float]
+    late: dict[str, int]
 
 
 class LatencyFigures(TypedDict):
@@ -66,7 +75,7 @@ class StatsMessage(TypedDict):
     frames_out: int
     modes: dict[str, int]
     backend: str
-    pipeline: dict[str, Any]
+    pipeline: PipelineFigures
     ice_candidates: dict[str, Any]
 
 
@@ -117,7 +126,7 @@ class SessionStats:
     def encode_p50_ms(self) -> float:
         return float(np.median(np.fromiter(self.encode_ms, dtype=np.float64))) if self.encode_ms else 0.0
 
-    def message(self, pipeline: dict[str, Any], now_ns: int | None = None) -> StatsMessage:
+    def message(self, pipeline: PipelineFigures, now_ns: int | None = None) -> StatsMessage:
         now_ns = time.monotonic_ns() if now_ns is None else now_ns
         latencies = self.recent_latencies_ms()
         offsets = self.telemetry.recent("av_offset_ms", WINDOW_FRAMES)
@@ -146,12 +155,12 @@ class SessionStats:
             "ice_candidates": self.candidates.as_dict(),
         }
 
-    def final(self, pipeline: dict[str, Any], close_reason: str | None) -> FinalStats:
+    def final(self, pipeline: PipelineFigures, close_reason: str | None) -> FinalStats:
         return FinalStats(
             **self.message(pipeline), close_reason=close_reason, telemetry=self.telemetry.summary()
         )
 
-    def encode(self, pipeline: dict[str, Any]) -> str:
+    def encode(self, pipeline: PipelineFigures) -> str:
         return json.dumps(self.message(pipeline))
 
 
