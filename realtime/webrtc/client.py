@@ -34,7 +34,7 @@ from realtime.webrtc.clip import (
     synthetic_clip,
     tone_onset,
 )
-from realtime.webrtc.media import AIORTC_AUDIO_PREFETCH_PACKETS, recv_audio, recv_video
+from realtime.webrtc.media import receive_delay_ns, recv_audio, recv_video
 from realtime.webrtc.stats import STATS_CHANNEL
 from stablesync.errors import UserError
 
@@ -167,10 +167,10 @@ class _Receiver:
                 self.result.audio_rms = (self._square_sum / max(1, self._square_n)) ** 0.5
                 onset = tone_onset(mono, frame.sample_rate)
                 if onset is not None and not self._in_tone:
-                    # aiortc's receiver released this frame 4 packets after it arrived (prefetch):
-                    # a player rendering audio at its own pace would have started it that much earlier.
-                    prefetch_ns = AIORTC_AUDIO_PREFETCH_PACKETS * int(frame.samples * 1e9 / frame.sample_rate)
-                    self._tones.append(now_ns - prefetch_ns + int(onset * 1e9 / frame.sample_rate))
+                    # aiortc's receiver released this frame a prefetch after it arrived: a player
+                    # rendering audio at its own pace would have started it that much earlier
+                    arrival_ns = now_ns - receive_delay_ns(frame)
+                    self._tones.append(arrival_ns + int(onset * 1e9 / frame.sample_rate))
                     self._pair()
                 self._in_tone = onset is not None
 
