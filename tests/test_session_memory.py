@@ -1,0 +1,60 @@
+"""benchmarks/session_memory.py's instruments: glibc's malloc figures read through ctypes, the
+onnxruntime options it sets while the engine opens, its bad-input answer and one short run."""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from benchmarks.session_memory import _ort_options, main, malloc_mb
+
+glibc = pytest.mark.skipif(
+    not sys.platform.startswith("linux") or not hasattr(ctypes.CDLL(None), "mallinfo2"),
+    reason="mallinfo2 is glibc's (2.33 and later)",
+)
+
+
+@glibc
+def test_malloc_figures_see_a_large_block_come_and_go() -> None:
+    before = malloc_mb()
+    block = np.ones(64 * 1024 * 1024, dtype=np.uint8)  # above glibc's mmap threshold: a mapped chunk
+    held = malloc_mb()
+    del block
+    after = malloc_mb()
+    assert held["mmapped"] - before["mmapped"] >= 63.0
+    assert held["mmapped_blocks"] == before["mmapped_blocks"] + 1
+    assert abs(after["mmapped"] - before["mmapped"]) < 1.0
+    assert held["heap_in_use"] > 0.0
+
+
+def test_onnxruntime_options_are_set_only_while_open() -> None:
+    with _ort_options({"enable_mem_pattern": False, "enable_cpu_mem_arena": False}):
+        inside = ort.SessionOptions()
+    outside = ort.SessionOptions()
+    assert (inside.enable_mem_pattern, inside.enable_cpu_mem_arena) == (False, False)
+    assert (outside.enable_mem_pattern, outside.enable_cpu_mem_arena) == (True, True)
+
+
+def test_an_unknown_onnxruntime_option_is_refused_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--ort-option", "enable_everything=1", "--part", "threads"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "--ort-option enable_everything=1" in err and "enable_mem_pattern" in err
+
+
+@glibc
+def test_a_part_is_run_and_its_rss_recorded_after_every_cycle(tmp_path: Path) -> None:
+    out = tmp_path / "memory.json"
+    assert main(["--part", "threads", "--cycles", "3", "--frames", "2", "--out", str(out)]) == 0
+    part = json.loads(out.read_text())["figures"]["parts"]["threads"]
+    assert "error" not in part, part
+    assert len(part["rss_after_cycle_mb"]) == 3
+    assert all(rss > 10.0 for rss in part["rss_after_cycle_mb"])
+    assert part["growth_per_cycle_mb"] is None  # 3 cycles are too few for a slope
+    assert set(part["malloc_mb"]) == {"before", "after_cycle_1", "after_cycle_3"}
