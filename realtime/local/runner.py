@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -38,6 +39,8 @@ from realtime.pipeline.frames import AudioChunk, OutputFrame, VideoFrame
 from realtime.pipeline.session import LipSyncSession, SessionConfig, StageFailed
 from realtime.pipeline.telemetry import Telemetry
 from stablesync.errors import UserError
+
+log = logging.getLogger(__name__)
 
 
 class VideoSource(Protocol):
@@ -77,10 +80,14 @@ async def open_sources(*sources: object) -> None:
 
 
 async def close_sources(*sources: object) -> None:
+    """Closes each source's device or file; one whose close raises is logged with its traceback
+    and the others are closed all the same."""
     for source in sources:
         if isinstance(source, OpenableSource):
-            with contextlib.suppress(Exception):
+            try:
                 await source.close()
+            except Exception:  # whatever a device library's close raises: logged, never raised here
+                log.exception("closing the %s failed", type(source).__name__)
 
 
 @dataclass(frozen=True)
@@ -149,8 +156,11 @@ class Runner:
         except Exception as exc:
             self._fail(f"{name} source failed: {type(exc).__name__}: {exc}")
         finally:
-            with contextlib.suppress(Exception):
+            try:
                 await asyncio.shield(end())
+            except Exception as exc:  # ending the session's input expects no error: a bug, shown
+                log.exception("%s source: ending the session's input failed", name)
+                self._fail(f"{name} source: ending the session's input failed: {type(exc).__name__}: {exc}")
 
     async def run(self) -> RunResult:
         """Opens the sources (devices, files) first: one that cannot open raises its UserError

@@ -25,7 +25,7 @@ as fast as it can), which is how the tests drive this path without a webcam.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import av
 import cv2
 import numpy as np
 from numpy.typing import NDArray
@@ -43,6 +44,8 @@ from realtime.pipeline.frames import NS_PER_S, AudioChunk, RgbImage, VideoFrame
 from stablesync.enroll.checks import FaceSample, TakeChecks, TakeTally, reasons, sample_face, speech_levels
 from stablesync.errors import UserError
 from stablesync.media import Mp4Writer, write_wav
+
+log = logging.getLogger(__name__)
 
 
 class Source(Protocol):
@@ -93,6 +96,7 @@ class TakeRecorder:
         self._pending: deque[asyncio.Future[None]] = deque()
         self._tracker: Any = None
         self._look: asyncio.Future[FaceSample] | None = None
+        self.looks_failed = 0  # face looks that raised (the first logged with its traceback)
         self._next_look_ns = 0
         self._t0_ns: int | None = None  # when the take starts (monotonic): the mic's first chunk
         self._latest: FaceSample | None = None
@@ -130,13 +134,19 @@ class TakeRecorder:
             for task in [*tasks, done_wait]:
                 task.cancel()
             results = await asyncio.gather(*tasks, done_wait, return_exceptions=True)
-            await self._drain()
+            write_failure = await self._drain()
             self.display.finish()
         failure = next((r for r in results[:2] if isinstance(r, Exception)), None)  # not cancelled ones
         if isinstance(failure, UserError):
             raise failure
         if failure is not None:
             raise UserError(f"recording stopped: {failure}")
+        if isinstance(write_failure, OSError | av.error.FFmpegError):  # the disk, the encoder
+            raise UserError(
+                f"camera take: cannot write {self.video_path}: {write_failure}"
+            ) from write_failure
+        if write_failure is not None:
+            raise write_failure  # anything else is a bug: its traceback
         try:
             return await loop.run_in_executor(self._encoder, self._finish)  # after the last frame
         finally:
@@ -218,8 +228,16 @@ class TakeRecorder:
         self._look.add_done_callback(self._looked)
 
     def _looked(self, future: asyncio.Future[FaceSample]) -> None:
+        """A look's outcome: its sample counted, or (it raised) the second left unsampled, the
+        first failure logged with its traceback and the rest counted (`_drain` says how many)."""
         self._look = None
-        if future.cancelled() or future.exception() is not None:
+        if future.cancelled():
+            return
+        exc = future.exception()
+        if exc is not None:
+            self.looks_failed += 1
+            if self.looks_failed == 1:
+                log.warning("camera take: a face look failed: %s: %s", type(exc).__name__, exc, exc_info=exc)
             return
         self._latest = future.result()
         self.tally.add(self._latest, self.cfg.checks)
@@ -246,17 +264,24 @@ class TakeRecorder:
             out[lo - first : hi - first] = whole[lo:hi]
         return out
 
-    async def _drain(self) -> None:
+    async def _drain(self) -> BaseException | None:
+        """Waits for the running face look and every queued frame write, then closes the
+        tracker; -> the first write's failure (None: all written)."""
         if self._look is not None:
-            with contextlib.suppress(Exception):
-                await self._look
-        while self._pending:
-            with contextlib.suppress(Exception):
-                await self._pending.popleft()
+            await asyncio.wait([self._look])  # its outcome goes to `_looked`
+        if self.looks_failed > 1:
+            log.warning("camera take: %d face looks failed in all", self.looks_failed)
+        failure: BaseException | None = None
+        if self._pending:
+            await asyncio.wait(self._pending)
+            failures = (w.exception() for w in self._pending if not w.cancelled())
+            failure = next((exc for exc in failures if exc is not None), None)
+            self._pending.clear()
         tracker = self._tracker
         if tracker is not None:
             await asyncio.get_running_loop().run_in_executor(self._looker, tracker.close)
         self._looker.shutdown(wait=False)
+        return failure
 
     def _finish(self) -> RecordedTake:
         """Closes the files and checks the take."""
