@@ -29,6 +29,7 @@ import ctypes
 import gc
 import itertools
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -326,6 +327,14 @@ def malloc_mb() -> dict[str, float]:
     }
 
 
+def _os_threads() -> int:
+    """This process's threads as the OS counts them (native ones included); -1 without /proc."""
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return -1
+
+
 def _measure(part: str, cycles: int, frames: int, ort_settings: dict[str, bool]) -> dict[str, Any]:
     from realtime.webrtc.registry import release_free_memory
 
@@ -348,10 +357,12 @@ def _measure(part: str, cycles: int, frames: int, ort_settings: dict[str, bool])
             cycle = _face_cycles(part, inputs)
         before = settle()
         rss: list[float] = []
+        os_threads: list[int] = []
         by_kind = {"before": malloc_mb()}
         for i in range(cycles):
             await cycle()
             rss.append(settle())
+            os_threads.append(_os_threads())
             if i + 1 in (1, max(1, cycles // 5), cycles):
                 by_kind[f"after_cycle_{i + 1}"] = malloc_mb()
         threads = threading.active_count()
@@ -361,7 +372,8 @@ def _measure(part: str, cycles: int, frames: int, ort_settings: dict[str, bool])
             "rss_before_mb": before,
             "rss_after_cycle_mb": rss,
             "malloc_mb": by_kind,
-            "threads_at_end": threads,
+            "python_threads_at_end": threads,
+            "os_threads_after_cycle": os_threads,
             "last_session_counts": counts,
         }
 

@@ -55,6 +55,7 @@ def test_a_part_is_run_and_its_rss_recorded_after_every_cycle(tmp_path: Path) ->
     part = json.loads(out.read_text())["figures"]["parts"]["threads"]
     assert "error" not in part, part
     assert len(part["rss_after_cycle_mb"]) == 3
+    assert len(part["os_threads_after_cycle"]) == 3 and min(part["os_threads_after_cycle"]) >= 1
     assert all(rss > 10.0 for rss in part["rss_after_cycle_mb"])
     assert part["growth_per_cycle_mb"] is None  # 3 cycles are too few for a slope
     assert set(part["malloc_mb"]) == {"before", "after_cycle_1", "after_cycle_3"}
