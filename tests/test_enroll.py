@@ -137,7 +137,7 @@ def test_enroll_interrupted_resumed_exported_and_used_by_run(
     serve = build_parser("stablesync serve").parse_args(["--profile", "me", "--backend", "ort-cpu"])
     assert serve.weights == profile
     pipelines = open_pipelines(serve)  # serve's shared engine: the profile's graphs
-    assert pipelines.mode == "ort-cpu"
+    assert pipelines.backend == "ort-cpu"
     asyncio.run(pipelines.aclose())
     assert cli(["profiles", "list"]) == 0
     assert cli(["profiles", "remove", "me"]) == 0 and not profile.exists()

@@ -205,7 +205,7 @@ def test_serve_never_imports_torch(cpu_rt_export: Path) -> None:
         "from realtime.cli.serve import build_parser, open_pipelines\n"
         f"argv = ['--backend', 'ort-cpu', '--weights', r'{cpu_rt_export}']\n"
         "args = build_parser('serve').parse_args(argv)\n"
-        "assert open_pipelines(args).mode == 'ort-cpu'\n"
+        "assert open_pipelines(args).backend == 'ort-cpu'\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, timeout=120)

@@ -136,7 +136,7 @@ def main(args: argparse.Namespace) -> int:
     def ready(server: RunningServer) -> None:
         if not args.quiet:
             print(start_up_block(pipelines, server, config).text(), file=sys.stderr, flush=True)
-        print(f"stablesync serve: open {page_url(server, config.token)} ({pipelines.mode})", flush=True)
+        print(f"stablesync serve: open {page_url(server, config.token)} ({pipelines.backend})", flush=True)
 
     sessions: list[dict[str, object]] = []
     with contextlib.suppress(KeyboardInterrupt):
@@ -144,7 +144,7 @@ def main(args: argparse.Namespace) -> int:
     print(f"stablesync serve: stopped after {len(sessions)} session(s)", file=sys.stderr)
     if args.stats_json is not None:
         write_json_atomic(
-            args.stats_json, {"command": "serve", "backend": pipelines.mode, "sessions": sessions}
+            args.stats_json, {"command": "serve", "backend": pipelines.backend, "sessions": sessions}
         )
         print(f"wrote {args.stats_json}", file=sys.stderr)
     return 0

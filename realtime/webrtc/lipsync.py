@@ -64,7 +64,7 @@ class LipSyncFactory:
         convert_threads: int = 2,
         inference_workers: int = 1,
     ) -> None:
-        self.mode = engine.backend
+        self.backend = engine.backend
         workers = inference_workers if engine.backend in PARALLEL_BACKENDS else 1
         batcher_cfg = dataclasses.replace(batcher_cfg or BatcherConfig(), workers=workers)
         self.batcher = InferenceBatcher(engine, batcher_cfg)

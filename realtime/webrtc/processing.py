@@ -64,7 +64,7 @@ class SessionPipeline(Protocol):
 
 
 class PipelineFactory(Protocol):
-    mode: str  # shown to peers: "passthrough" or the engine's backend
+    backend: str  # shown to peers: "passthrough" or the engine's backend
 
     async def open_session(self, session_id: str) -> SessionPipeline: ...
 
@@ -105,7 +105,7 @@ class PassthroughSession:
 
 
 class PassthroughFactory:
-    mode = "passthrough"
+    backend = "passthrough"
 
     async def open_session(self, session_id: str) -> SessionPipeline:
         del session_id

@@ -81,8 +81,8 @@ class ProfilePipelines:
         self._closing: set[asyncio.Task[None]] = set()
 
     @property
-    def mode(self) -> str:
-        return self.default.mode
+    def backend(self) -> str:
+        return self.default.backend
 
     @property
     def serves_profiles(self) -> bool:
@@ -109,7 +109,7 @@ class ProfilePipelines:
                 f"profile: expected a profile name (letters, digits, '_', '-', '.'), got {name!r}"
             )
         if self._opener is None:
-            raise ProfileRefused(f"profile {name!r}: this server serves no profiles ({self.mode} only)")
+            raise ProfileRefused(f"profile {name!r}: this server serves no profiles ({self.backend} only)")
         path = profile_dir(name)
         if not is_complete(path):
             raise ProfileRefused(
@@ -171,7 +171,7 @@ class ProfilePipelines:
             reason = " ".join(str(exc).split()) or type(exc).__name__
             raise ProfileFailed(f"profile {engine.name!r}: cannot open its engine ({reason})") from None
         engine.factory = factory
-        log.info("profile %s: engine opened (%s)", engine.name, factory.mode)
+        log.info("profile %s: engine opened (%s)", engine.name, factory.backend)
         if engine.sessions == 0:
             self._schedule_idle(engine)
         return factory

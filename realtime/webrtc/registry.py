@@ -57,7 +57,7 @@ class SessionRegistry:
             lease = await self._pipelines.acquire(profile)
             try:
                 pipeline = await lease.factory.open_session(session_id)
-                backend = lease.factory.mode
+                backend = lease.factory.backend
                 session = Session(session_id, self._config, pipeline, self._discard, backend=backend)
             except BaseException:
                 self._pipelines.release(lease)

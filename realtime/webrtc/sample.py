@@ -68,7 +68,7 @@ def serve_demo(args: argparse.Namespace) -> int:
         pipelines = open_pipelines(args)
 
         def ready(server: RunningServer) -> None:
-            print(f"stablesync demo: open {server.url}?source=sample ({pipelines.mode})", flush=True)
+            print(f"stablesync demo: open {server.url}?source=sample ({pipelines.backend})", flush=True)
 
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(serve_until_signal(config, pipelines, ready))

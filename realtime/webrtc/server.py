@@ -103,7 +103,7 @@ async def _status(request: web.Request) -> web.Response:
         {
             "sessions": len(registry),
             "max_sessions": config.max_sessions,
-            "mode": request.app[PIPELINES_KEY].mode,
+            "mode": request.app[PIPELINES_KEY].backend,  # the wire key stays "mode": readers poll it
             "token_required": config.token is not None,
         }
     )
