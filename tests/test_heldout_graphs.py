@@ -1,0 +1,47 @@
+"""`python -m export.heldout`: the held-out protocol's model calls answered by an export's graphs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from export.heldout import GraphModel, open_graph
+from export.manifest import read_manifest
+from export.sample_inputs import InputSpec, corpus_like_inputs
+from stablesync.errors import UserError
+
+SHIPPED = Path(__file__).resolve().parent.parent / "stablesync" / "assets" / "weights" / "cpu-rt"
+
+
+def test_the_fp32_graph_answers_as_the_shipped_checkpoint() -> None:
+    # the figures of `export.heldout --graph frame` are those of `stablesync eval` on the same
+    # weights only if the adapter hands the protocol what the torch model would
+    torch = pytest.importorskip("torch")
+    from stablesync import checkpoint
+    from stablesync.models.lipsync import LipSyncModel
+
+    manifest = read_manifest(SHIPPED)
+    spec = InputSpec(
+        manifest.image_size, manifest.window_frames, manifest.fps, manifest.lookahead_ms, manifest.mel
+    )
+    inputs = corpus_like_inputs(spec, 4)
+    model, _ = checkpoint.load(SHIPPED / "lipsync.safetensors", expect_arch="lipsync")
+    assert isinstance(model, LipSyncModel)
+    graphs = GraphModel(open_graph(SHIPPED, "frame", 1))
+    assert graphs.cfg.lookahead_ms == model.cfg.lookahead_ms
+    with torch.no_grad():
+        model.eval()
+        ref, frames, mels = (torch.from_numpy(x) for x in (inputs.images, inputs.frames, inputs.mels))
+        expected = model.generate(model.encode_reference(ref), frames, mels).numpy()
+    got = graphs.generate(graphs.encode_reference(ref), frames, mels).numpy()
+    assert got.shape == expected.shape
+    assert float(np.abs(got - expected).max()) < 1e-3
+
+
+def test_a_missing_int8_graph_is_named() -> None:
+    if "frame_int8" in read_manifest(SHIPPED).graphs:
+        pytest.skip("the shipped export lists frame_int8")
+    with pytest.raises(UserError, match="no frame_int8 graph"):
+        open_graph(SHIPPED, "frame_int8", 1)
