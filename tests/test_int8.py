@@ -86,8 +86,8 @@ def test_the_verdict_needs_the_mouth_to_move_as_much() -> None:
 
 
 def test_the_shipped_export_lists_int8_only_with_a_passed_check() -> None:
-    # the shipped cpu-rt export keeps fp32 only: its int8 graph moved small mouth movements
-    # 15-20 % less on a real face (README, "int8 on the trained weights")
+    # the shipped cpu-rt export keeps fp32 only: its int8 graph lowers every held-out clip's
+    # PSNR and SSIM (benchmarks/RESULTS.md, "int8 frame graph on the trained weights")
     manifest = read_manifest(SHIPPED)
     if "frame_int8" in manifest.graphs:
         assert manifest.int8_check is not None and manifest.int8_check.passed
