@@ -188,6 +188,25 @@ def test_bad_camera_takes_are_one_line_exit_2(
     assert not any((xdg / "takes" / "me").iterdir())  # nothing of the refused take is kept
 
 
+def test_a_refused_take_leaves_none_of_its_files_and_keeps_what_was_there(tmp_path: Path) -> None:
+    """A take refused for its reasons (here 1 s of grey frames, silent) removes the mp4 and WAV
+    it wrote; an older take at the same paths, and anything else in the folder, stay as they were."""
+    import asyncio
+
+    from realtime.local.take_recorder import RecordConfig, TakeRecorder
+    from tests.test_local_faults import Camera, Microphone
+
+    before = {"take.mp4": b"an older take", "take.wav": b"its sound", "notes.txt": b"mine"}
+    for name, data in before.items():
+        (tmp_path / name).write_bytes(data)
+    cfg = RecordConfig(seconds=1.0, mic_wait_s=0.0)
+    take = TakeRecorder(Camera(), Microphone(), tmp_path / "take.mp4", tmp_path / "take.wav", cfg)
+    with pytest.raises(UserError, match=r"unusable take: too short .*silence"):
+        asyncio.run(take.record())
+    assert take.written == 25  # the take was recorded, then refused
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
 def test_take_keeps_capture_times_nearest_frame_per_instant_and_sound_on_the_clock(tmp_path: Path) -> None:
     """A 30 fps camera into the 25 fps take: each instant k/25 s gets the frame captured
     nearest to it; microphone chunks are placed where their capture times say (here the first
@@ -224,12 +243,13 @@ def test_take_keeps_capture_times_nearest_frame_per_instant_and_sound_on_the_clo
 
     asyncio.run(feed())
     with pytest.raises(UserError, match=r"unusable take: too short .*no face"):  # 1 s, never looked at
-        take._finish()  # ... but the files are written first
-    values = [round(float(f.mean())) for f, _ in iter_video_frames(take.video_path)]
+        take._finish()
+    video, wav = take._write_files(take._audio_between(0, 16_000))  # the files a usable take keeps
+    values = [round(float(f.mean())) for f, _ in iter_video_frames(video)]
     nearest = [int(np.argmin([abs(t - k * 40_000_000) for t in frame_ns])) for k in range(25)]
     assert len(values) == 25
     assert all(abs(v - 7 * i) <= 2 for v, i in zip(values, nearest, strict=True)), (values, nearest)
-    sound = read_audio(take.audio_path)
+    sound = read_audio(wav)
     assert sound.shape[0] == 16_000
     assert np.abs(sound[:1590]).max() == 0.0 and np.abs(sound[1610:1900]).max() > 0.4
 

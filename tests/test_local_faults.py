@@ -3,7 +3,8 @@
 logged with its traceback while the others still close; a failure to end the session's input
 stops the run with a one-line error; a frame write that fails once the camera has stopped (the
 disk full) refuses the take in one line naming the file, instead of a take checked as if it
-were whole; a face look that raises is logged with its traceback once and counted after."""
+were whole, and leaves none of its partial files behind; a face look that raises is logged with
+its traceback once and counted after."""
 
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ class Microphone:
 
 
 def test_a_write_that_fails_after_the_camera_stopped_refuses_the_take(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     class FullDisk(take_recorder.Mp4Writer):
         written = 0
@@ -56,6 +57,9 @@ def test_a_write_that_fails_after_the_camera_stopped_refuses_the_take(
 
     monkeypatch.setattr(take_recorder, "Mp4Writer", FullDisk)
     video = tmp_path / "take.mp4"
+    before = {name: name.encode() for name in ("take.mp4", "take.wav", "notes.txt")}  # an older take
+    for name, data in before.items():
+        (tmp_path / name).write_bytes(data)
     take = TakeRecorder(
         Camera(), Microphone(), video, tmp_path / "take.wav", RecordConfig(seconds=1.0, mic_wait_s=0.0)
     )
@@ -63,6 +67,10 @@ def test_a_write_that_fails_after_the_camera_stopped_refuses_the_take(
         asyncio.run(take.record())
     assert "\n" not in str(info.value)
     assert take.written == 25 and FullDisk.written == 25  # every frame reached the writer first
+    # the refused take's partial mp4 is gone; what was in the folder before is untouched
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    # every failed write was read: none left for asyncio to log as a traceback after the line
+    assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == []
 
 
 def test_a_failing_face_look_is_logged_once_with_its_traceback_then_counted(

@@ -4,9 +4,10 @@
 real-time path's camera and microphone sources (`realtime/local/take_recorder.py`: lines to read,
 a live check of each second, a progress bar, one-line reasons for an unusable take; the same
 over the camera picture in a preview window where a display exists), keeps it
-in `$XDG_DATA_HOME/stablesync/takes/NAME` (mode 0700), and enrolls from it exactly as from
-`--video FILE --audio FILE`. This front lives in realtime/ because stablesync never imports
-realtime. `--resume` reuses the kept take instead of recording again.
+in `$XDG_DATA_HOME/stablesync/takes/NAME` (mode 0700; a refused take leaves nothing there and
+an older take stays), and enrolls from it exactly as from `--video FILE --audio FILE`. This
+front lives in realtime/ because stablesync never imports realtime. `--resume` reuses the kept
+take instead of recording again.
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -97,10 +96,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"enroll: resuming with the take kept in {kept}", flush=True)
     else:
         make_take_dir(args.name)
-        with tempfile.TemporaryDirectory(prefix=".recording-", dir=kept) as tmp:
-            account = asyncio.run(record(args, Path(tmp)))
-            for name in (TAKE_VIDEO, TAKE_AUDIO):
-                shutil.move(Path(tmp) / name, kept / name)
+        account = asyncio.run(record(args, kept))  # its files are moved in only when usable
         print(f"{account}; kept in {kept}", flush=True)
     args.video, args.audio, args.camera = kept / TAKE_VIDEO, kept / TAKE_AUDIO, None
     return enroll_cli.main(args)

@@ -6,9 +6,11 @@ output instant k/25 s gets the camera frame captured nearest to it (a 30 fps cam
 frames, a slow one repeats them), so picture and sound keep the times they were captured at.
 The sound is the microphone's 16 kHz mono (what the model hears), placed on the same clock
 (the median over its chunks of where its first sample lies) and written as a WAV beside the
-mp4 (and into it, for playing). The take starts with the microphone's first chunk (its stream
-took up to a second to start here), so the first line is not read into a microphone that is
-not recording yet.
+mp4 (and into it, for playing). Both are written in a folder of the take's own beside the mp4
+and moved to their paths only when the take is usable: a refused or failed take removes that
+folder, so nothing of it is left and whatever was at those paths before stays. The take starts
+with the microphone's first chunk (its stream took up to a second to start here), so the first
+line is not read into a microphone that is not recording yet.
 
 While it records it shows the line to read (`stablesync.enroll.script`), a progress bar and,
 each second, what is wrong with that second: no face, two faces, the head turned away, the
@@ -26,6 +28,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
+import tempfile
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -91,6 +95,8 @@ class TakeRecorder:
         self._last: tuple[RgbImage, int] | None = None  # (image, capture time from the start)
         self._size: tuple[int, int] | None = None
         self._writer: Mp4Writer | None = None
+        self._folder: Path | None = None  # the take's own, beside the mp4: its files until usable
+        self._placed: list[Path] = []  # the paths this take's files were moved to
         self._encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stablesync-take-encode")
         self._looker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stablesync-take-face")
         self._pending: deque[asyncio.Future[None]] = deque()
@@ -111,7 +117,18 @@ class TakeRecorder:
         self._done.set()
 
     async def record(self) -> RecordedTake:
-        """Records until `seconds` of video are written; -> the take, or a UserError why not."""
+        """Records until `seconds` of video are written; -> the take, its files in place, or a
+        UserError why not (nothing of the take left on disk)."""
+        try:
+            take = await self._record()
+        except BaseException:
+            self._encoder.shutdown(wait=True)  # no frame write still running on the files
+            self._discard()
+            raise
+        self._encoder.shutdown(wait=False)
+        return take
+
+    async def _record(self) -> RecordedTake:
         from stablesync.face import open_tracker
 
         loop = asyncio.get_running_loop()
@@ -147,10 +164,7 @@ class TakeRecorder:
             ) from write_failure
         if write_failure is not None:
             raise write_failure  # anything else is a bug: its traceback
-        try:
-            return await loop.run_in_executor(self._encoder, self._finish)  # after the last frame
-        finally:
-            self._encoder.shutdown(wait=False)
+        return await loop.run_in_executor(self._encoder, self._finish)  # after the last frame
 
     def _begin(self, t0_ns: int) -> None:
         """The take starts: a microphone stream can take a second to start delivering, and the
@@ -201,8 +215,10 @@ class TakeRecorder:
         h, w = image.shape[:2]
         if self._size is None:
             self._size = (w, h)
+            parent, name = self.video_path.parent, self.video_path.name
+            self._folder = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=parent))
             self._writer = Mp4Writer(
-                self.video_path, self.cfg.fps, self._size, audio_rate_hz=self.cfg.rate_hz
+                self._folder / name, self.cfg.fps, self._size, audio_rate_hz=self.cfg.rate_hz
             )
         if (w, h) != self._size:
             return np.asarray(cv2.resize(image, self._size, interpolation=cv2.INTER_AREA), np.uint8)
@@ -274,7 +290,7 @@ class TakeRecorder:
         failure: BaseException | None = None
         if self._pending:
             await asyncio.wait(self._pending)
-            failures = (w.exception() for w in self._pending if not w.cancelled())
+            failures = [w.exception() for w in self._pending if not w.cancelled()]  # each one read
             failure = next((exc for exc in failures if exc is not None), None)
             self._pending.clear()
         tracker = self._tracker
@@ -284,16 +300,18 @@ class TakeRecorder:
         return failure
 
     def _finish(self) -> RecordedTake:
-        """Closes the files and checks the take."""
+        """Checks the take; a usable one's files are written and moved to their paths."""
         duration_s = self.written / self.cfg.fps
         audio = self._audio_between(0, round(duration_s * self.cfg.rate_hz))
-        if self._writer is not None:
-            self._writer.close(audio)
-        write_wav(self.audio_path, audio, self.cfg.rate_hz)
         summary = self.tally.summary(duration_s, self.written, audio)
         problems = reasons(summary, self.cfg.checks)
         if problems:
             raise UserError(f"camera take: unusable take: {'; '.join(problems)}")
+        video, wav = self._write_files(audio)
+        for written, path in ((video, self.video_path), (wav, self.audio_path)):
+            shutil.move(written, path)
+            self._placed.append(path)
+        video.parent.rmdir()  # the take's folder, empty now
         return RecordedTake(
             self.video_path,
             self.audio_path,
@@ -302,3 +320,25 @@ class TakeRecorder:
             self.tally.mouth_hidden,
             self.tally.sampled,
         )
+
+    def _write_files(self, audio: NDArray[np.float32]) -> tuple[Path, Path]:
+        """Closes the mp4 with `audio` in it and writes the WAV, both in the take's folder."""
+        writer, folder = self._writer, self._folder
+        assert writer is not None and folder is not None  # a take with no frame is too short
+        return writer.close(audio), write_wav(folder / self.audio_path.name, audio, self.cfg.rate_hz)
+
+    def _discard(self) -> None:
+        """Removes what this take wrote: its folder and any file it moved to its paths."""
+        writer = self._writer
+        if writer is not None:
+            try:
+                writer.abort()  # closes the container; its file goes with the folder
+            except (OSError, av.error.FFmpegError) as exc:  # the disk or encoder that refused it
+                log.warning("camera take: closing the refused mp4 failed: %s: %s", type(exc).__name__, exc)
+        for path in self._placed:
+            path.unlink(missing_ok=True)
+        if self._folder is not None:
+            try:
+                shutil.rmtree(self._folder)
+            except OSError as exc:
+                log.warning("camera take: cannot remove %s: %s", self._folder, exc)
