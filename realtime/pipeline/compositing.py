@@ -59,7 +59,9 @@ class CompositeConfig:
     ring_scale: float = 1.08
     hold_frames: int = 8  # the last generated shape is reused this long when it cannot be read
     retriangulate_frames: int = 25  # the mesh's triangulation is rebuilt this often
-    feather_eyes: float = 0.015  # inward feather of the inner-mouth mask, in eye distances
+    # inward feather of the inner-mouth mask, in eye distances (at 0.015, under a pixel on small
+    # or soft faces, the generated inside of the mouth showed a hard outline: a pasted look)
+    feather_eyes: float = 0.04
     min_move_px: float = 0.05  # triangles whose vertices all move less than this are not warped
     # the warp's maps are computed on a grid this much coarser than the frame and interpolated
     warp_step: int = 2

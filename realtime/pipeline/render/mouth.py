@@ -22,7 +22,9 @@ F32 = NDArray[np.float32]
 # Skin beside and below the mouth (chin, cheeks): the brightest the inside of a mouth may be.
 SKIN = (152, 199, 200, 205, 425, 206, 426, 50, 280)
 TEETH_TO_SKIN = 0.9  # teeth at most as bright as this share of the skin's luma
-SHADE = 0.45  # how much darker the inside of the mouth is right at the lips
+# how much darker the inside of the mouth is right at the lips (at 0.45 the shade drew a dark
+# ring around the inside of the mouth on soft photos, read as an outline)
+SHADE = 0.25
 SHADE_DEPTH = 0.4  # ... reaching full light this far in, in inner-lip gaps
 WARMTH = 0.012  # teeth a little yellow, never blue: chroma at least this far from grey
 OWN_INTERIOR = 0.85  # weight of the frame's own mouth interior when it is as open as the new one
