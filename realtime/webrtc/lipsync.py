@@ -35,6 +35,11 @@ RECENT_FRAMES = 125
 # accurate path keeps them alike (tests/test_webrtc_colour.py)
 DECODE_FLAGS = Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
 ENCODE_FLAGS = Interpolation.BILINEAR | Interpolation.ACCURATE_RND
+# PyAV gives each frame it converts a swscale context of its own, which by default ("auto")
+# starts a pool of one thread per core and keeps it until the frame is freed: every decoded
+# frame in flight (and every one left in a reference cycle until the garbage collector runs)
+# held its own threads. Conversions run single-threaded on the factory's executor instead.
+SWS_THREADS = 1
 PARALLEL_BACKENDS = ("ort-cpu",)  # engines whose generate() may run on several threads at once
 # the stats message's "pipeline.late": frames passed through late, by why, and "over_budget"
 # (frames handed on after their deadline), as the session counts them
@@ -43,7 +48,8 @@ LATE_COUNTS = ("window_cut_short", "late_by_estimate", "inference_past_deadline"
 
 def _to_rgb(frame: av.VideoFrame) -> RgbImage:
     """The decoded frame as RGB, by its own matrix and range tags (BT.601 limited when untagged)."""
-    return np.asarray(frame.reformat(format="rgb24", interpolation=DECODE_FLAGS).to_ndarray(), dtype=np.uint8)
+    rgb = frame.reformat(format="rgb24", interpolation=DECODE_FLAGS, threads=SWS_THREADS)
+    return np.asarray(rgb.to_ndarray(), dtype=np.uint8)
 
 
 def _from_rgb(image: RgbImage) -> av.VideoFrame:
@@ -51,7 +57,11 @@ def _from_rgb(image: RgbImage) -> av.VideoFrame:
     receiver assumes), converted here rather than by the encoder's default path."""
     rgb = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
     return rgb.reformat(
-        format="yuv420p", dst_colorspace="ITU601", dst_color_range="MPEG", interpolation=ENCODE_FLAGS
+        format="yuv420p",
+        dst_colorspace="ITU601",
+        dst_color_range="MPEG",
+        interpolation=ENCODE_FLAGS,
+        threads=SWS_THREADS,
     )
 
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import weakref
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from typing import Any, ParamSpec
 
 import av
 import numpy as np
@@ -47,6 +48,19 @@ from realtime.webrtc.stats import STATS_CHANNEL, FinalStats, SessionStats
 log = logging.getLogger(__name__)
 STATS_PERIOD_S = 1.0
 TASK_CANCEL_TIMEOUT_S = 1.0
+P = ParamSpec("P")
+
+
+def _weakly(method: Callable[P, None]) -> Callable[P, None]:
+    """Calls `method` while its object lives; does nothing after (and does not keep it alive)."""
+    ref = weakref.WeakMethod(method)
+
+    def call(*args: P.args, **kwargs: P.kwargs) -> None:
+        bound = ref()
+        if bound is not None:
+            bound(*args, **kwargs)
+
+    return call
 
 
 def ice_configuration(config: ServeConfig) -> RTCConfiguration:
@@ -80,8 +94,11 @@ class Session:
         self.stats = SessionStats(session_id, pipeline.telemetry, started_ns=self.epoch_ns, backend=backend)
         self.pc = RTCPeerConnection(ice_configuration(config))
         self.audio_out = DelayedAudioTrack(self.epoch_ns, self.clock)
+        # the track calls back weakly: otherwise the session and its track hold each other in a
+        # reference cycle that outlives the close, keeping the returned audio's resampler (a
+        # filter graph with a thread per core) until the garbage collector happens to run
         self.video_out = ProcessedVideoTrack(
-            self.epoch_ns, self.audio_out, self._frame_sent, self._frame_dropped, self.clock
+            self.epoch_ns, self.audio_out, _weakly(self._frame_sent), _weakly(self._frame_dropped), self.clock
         )
         delivery = delivery if delivery is not None else DeliveryConfig()
         self.delay = DelayFollower(pipeline.telemetry, delivery, pipeline.budget_ms)

@@ -1,0 +1,90 @@
+"""Sessions of `stablesync serve` leave no threads behind (issue 21): real aiortc peers on
+loopback, the shipped engine, the real tracker and renderer; after each session has closed, the
+process's OS threads are back to their level after the first one.
+
+The cyclic garbage collector is off while the sessions run, so what counts is what a session's
+close lets go of itself, not what a collection happened to free later (in a long soak, threads
+held by closed sessions' leftovers piled up between collections: 12 -> 75 in 6 minutes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import gc
+import re
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from benchmarks.webrtc_sessions import _clip
+from realtime.pipeline.session import SessionConfig
+from realtime.webrtc import ServeConfig, running_server
+from realtime.webrtc.client import run_client
+from realtime.webrtc.lipsync import LipSyncFactory
+from tests.shipped_engine import shipped_cpu_engine
+
+SESSIONS = 3
+SEND_S = 2.0
+CLOSE_TIMEOUT_S = 15.0
+SETTLE_TIMEOUT_S = 10.0  # a closed peer's last threads (a decoder's, a pool's) end within this
+
+
+def os_threads() -> int:
+    return len(list(Path("/proc/self/task").iterdir()))
+
+
+def thread_kinds() -> collections.Counter[str]:
+    """Python threads by name, numbering dropped ("asyncio_3" -> "asyncio"): a pool may grow to
+    its bound, but a kind of thread that was not there before is a session's."""
+    return collections.Counter(re.sub(r"[_-]\d+$", "", t.name) for t in threading.enumerate())
+
+
+def native_threads() -> int:
+    """OS threads Python does not know of: codecs', swscale's and filter graphs' pools, ..."""
+    return os_threads() - threading.active_count()
+
+
+async def _settled(baseline: int) -> int:
+    """The native thread count once it is back to `baseline`, or after `SETTLE_TIMEOUT_S`."""
+    deadline = time.monotonic() + SETTLE_TIMEOUT_S
+    while (count := native_threads()) > baseline and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    return count
+
+
+@pytest.fixture
+def no_cyclic_gc() -> Iterator[None]:
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts threads in /proc (Linux)")
+async def test_closed_sessions_leave_no_threads(no_cyclic_gc: None) -> None:
+    clip = _clip()
+    factory = LipSyncFactory(shipped_cpu_engine(), SessionConfig())
+    async with running_server(ServeConfig(port=0), factory) as server:
+        # the first session makes what the server keeps (pools, codecs' tables, mediapipe)
+        first = await run_client(server.url, clip, SEND_S, settle_s=0.5)
+        assert first.error is None, first.error
+        assert await server.registry.wait_empty(CLOSE_TIMEOUT_S), "the first session did not close"
+        await asyncio.sleep(1.0)  # its peer's last tasks end
+        baseline = native_threads()
+        kinds = thread_kinds()
+        counts = []
+        for _ in range(SESSIONS):
+            result = await run_client(server.url, clip, SEND_S, settle_s=0.5)
+            assert result.error is None, result.error
+            assert result.stats and result.stats[-1]["modes"].get("lipsync", 0) > 0, result.stats[-1:]
+            assert await server.registry.wait_empty(CLOSE_TIMEOUT_S), "a session did not close"
+            counts.append(await _settled(baseline))
+            assert set(thread_kinds()) <= set(kinds), (thread_kinds(), kinds)
+    assert max(counts) <= baseline, (baseline, counts)
