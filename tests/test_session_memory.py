@@ -22,14 +22,16 @@ glibc = pytest.mark.skipif(
 
 @glibc
 def test_malloc_figures_see_a_large_block_come_and_go() -> None:
+    # other threads of the test process (earlier tests' pools) may map and unmap small blocks
+    # meanwhile: the figures must see this block's 256 MB come and go, whatever else moves
     before = malloc_mb()
-    block = np.ones(64 * 1024 * 1024, dtype=np.uint8)  # above glibc's mmap threshold: a mapped chunk
+    block = np.ones(256 * 1024 * 1024, dtype=np.uint8)  # above glibc's mmap threshold: a mapped chunk
     held = malloc_mb()
     del block
     after = malloc_mb()
-    assert held["mmapped"] - before["mmapped"] >= 63.0
-    assert held["mmapped_blocks"] == before["mmapped_blocks"] + 1
-    assert abs(after["mmapped"] - before["mmapped"]) < 1.0
+    assert held["mmapped"] - before["mmapped"] >= 240.0
+    assert held["mmapped_blocks"] >= before["mmapped_blocks"] + 1
+    assert held["mmapped"] - after["mmapped"] >= 240.0
     assert held["heap_in_use"] > 0.0
 
 
