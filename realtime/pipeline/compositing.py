@@ -59,9 +59,11 @@ class CompositeConfig:
     ring_scale: float = 1.08
     hold_frames: int = 8  # the last generated shape is reused this long when it cannot be read
     retriangulate_frames: int = 25  # the mesh's triangulation is rebuilt this often
-    # inward feather of the inner-mouth mask, in eye distances (at 0.015, under a pixel on small
-    # or soft faces, the generated inside of the mouth showed a hard outline: a pasted look)
-    feather_eyes: float = 0.04
+    # inward feather of the inner-mouth mask, in eye distances, and at least `min_feather_px`
+    # (at 0.015 alone, under a pixel on small faces, the generated inside of the mouth showed a
+    # hard outline: a pasted look; 0.04 on every face cost sharp faces' lips their sharpness)
+    feather_eyes: float = 0.015
+    min_feather_px: float = 1.5
     min_move_px: float = 0.05  # triangles whose vertices all move less than this are not warped
     # the warp's maps are computed on a grid this much coarser than the frame and interpolated
     warp_step: int = 2
@@ -223,7 +225,7 @@ class Compositor:
         step = self.cfg.warp_step if box.shape[0] % self.cfg.warp_step == 0 else 1
         map_x, map_y, _ = backward_maps(target_ctrl, source_ctrl, tris, box, step)
         warped = warp_frame(frame, map_x, map_y, box, self._lips_box(points, target, w, h))
-        feather_px = max(0.7, self.cfg.feather_eyes * eye_distance(points))
+        feather_px = max(self.cfg.min_feather_px, self.cfg.feather_eyes * eye_distance(points))
         fill_interior(warped, box, frame, points, target, generated, gen_points, feather_px)
         out = frame.copy()
         out[box.y0 : box.y1, box.x0 : box.x1] = warped
