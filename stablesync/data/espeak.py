@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 import os
 import pickle
 from collections.abc import Callable
@@ -179,6 +180,10 @@ def run_isolated(fn: Callable[[EspeakSynth], T], seed: int) -> T:
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:  # child: never returns
+        # No garbage collection in the child: a collection there would run the destructors of
+        # objects the parent left in reference cycles (an onnxruntime session's wait on its
+        # thread pool, whose threads do not exist after fork() deadlocked the child).
+        gc.disable()
         code = 0
         try:
             os.close(read_fd)
