@@ -58,7 +58,11 @@ def test_minute_record_takes_the_minute_s_frames_and_late_ones_against_the_previ
     samples = [{"rss_mb": 1.0, "fds": 3, "threads": 1}, {"rss_mb": 1.0, "fds": 900, "threads": 40}]
     # the minute's end is read off a process with one thread and few fds (this test process's
     # own counts depend on the tests run before it)
-    idle = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    idle = subprocess.Popen(
+        [sys.executable, "-c", "import time; print('ready', flush=True); time.sleep(30)"],
+        stdout=subprocess.PIPE,
+    )
+    assert idle.stdout is not None and idle.stdout.readline().strip() == b"ready"  # running, not exec'ing
     try:
         record = minute_record(peer, g2g_from=2, stats_from=1, pid=idle.pid, minute=2, samples=samples)
     finally:
