@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import datetime as dt
 import importlib.metadata
 import json
@@ -62,6 +63,41 @@ def rss_mb(pid: int | str = "self") -> float:
     except OSError:
         pass
     return float("nan")
+
+
+# struct mallinfo2, all ten size_t fields in order (it is returned by value: the size must match)
+MALLINFO2_FIELDS = "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()  # noqa: SIM905
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in MALLINFO2_FIELDS]
+
+
+def malloc_mb() -> dict[str, float]:
+    """glibc's malloc over all arenas (`mallinfo2`, glibc >= 2.33; {} elsewhere): bytes in use in
+    the heaps, free in them, and in chunks mapped on their own (large blocks such as
+    onnxruntime's arena extensions)."""
+    try:
+        call = ctypes.CDLL(None).mallinfo2
+    except (OSError, AttributeError):
+        return {}
+    call.restype = _MallInfo2
+    info = call()
+    mb = 1024.0 * 1024.0
+    return {
+        "heap_in_use": round(info.uordblks / mb, 2),
+        "heap_free": round(info.fordblks / mb, 2),
+        "mmapped": round(info.hblkhd / mb, 2),
+        "mmapped_blocks": info.hblks,
+    }
+
+
+def os_threads() -> int:
+    """This process's threads as the OS counts them (native ones included); -1 without /proc."""
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return -1
 
 
 def environment() -> dict[str, Any]:

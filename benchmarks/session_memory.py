@@ -25,11 +25,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import ctypes
 import gc
 import itertools
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -43,7 +41,7 @@ from unittest import mock
 import numpy as np
 from numpy.typing import NDArray
 
-from benchmarks.common import rss_mb, write_result
+from benchmarks.common import malloc_mb, os_threads, rss_mb, write_result
 
 PARTS = (
     "threads",
@@ -300,41 +298,6 @@ async def _session_cycles(
     return cycle, end
 
 
-# struct mallinfo2, all ten size_t fields in order (it is returned by value: the size must match)
-MALLINFO2_FIELDS = "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()  # noqa: SIM905
-
-
-class _MallInfo2(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_size_t) for name in MALLINFO2_FIELDS]
-
-
-def malloc_mb() -> dict[str, float]:
-    """glibc's malloc over all arenas (`mallinfo2`, glibc >= 2.33; {} elsewhere): bytes in use in
-    the heaps, free in them, and in chunks mapped on their own (large blocks such as
-    onnxruntime's arena extensions)."""
-    try:
-        call = ctypes.CDLL(None).mallinfo2
-    except (OSError, AttributeError):
-        return {}
-    call.restype = _MallInfo2
-    info = call()
-    mb = 1024.0 * 1024.0
-    return {
-        "heap_in_use": round(info.uordblks / mb, 2),
-        "heap_free": round(info.fordblks / mb, 2),
-        "mmapped": round(info.hblkhd / mb, 2),
-        "mmapped_blocks": info.hblks,
-    }
-
-
-def _os_threads() -> int:
-    """This process's threads as the OS counts them (native ones included); -1 without /proc."""
-    try:
-        return len(os.listdir("/proc/self/task"))
-    except OSError:
-        return -1
-
-
 def _measure(part: str, cycles: int, frames: int, ort_settings: dict[str, bool]) -> dict[str, Any]:
     from realtime.webrtc.registry import release_free_memory
 
@@ -357,12 +320,12 @@ def _measure(part: str, cycles: int, frames: int, ort_settings: dict[str, bool])
             cycle = _face_cycles(part, inputs)
         before = settle()
         rss: list[float] = []
-        os_threads: list[int] = []
+        threads_after: list[int] = []
         by_kind = {"before": malloc_mb()}
         for i in range(cycles):
             await cycle()
             rss.append(settle())
-            os_threads.append(_os_threads())
+            threads_after.append(os_threads())
             if i + 1 in (1, max(1, cycles // 5), cycles):
                 by_kind[f"after_cycle_{i + 1}"] = malloc_mb()
         threads = threading.active_count()
@@ -373,7 +336,7 @@ def _measure(part: str, cycles: int, frames: int, ort_settings: dict[str, bool])
             "rss_after_cycle_mb": rss,
             "malloc_mb": by_kind,
             "python_threads_at_end": threads,
-            "os_threads_after_cycle": os_threads,
+            "os_threads_after_cycle": threads_after,
             "last_session_counts": counts,
         }
 

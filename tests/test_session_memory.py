@@ -26,7 +26,7 @@ def test_malloc_figures_see_a_large_block_come_and_go() -> None:
     # at all for the block (earlier tests' state); the figures must see its 256 MB come and go
     script = """
 import ctypes, json
-from benchmarks.session_memory import malloc_mb
+from benchmarks.common import malloc_mb
 libc = ctypes.CDLL(None)
 libc.malloc.restype = ctypes.c_void_p
 libc.free.argtypes = [ctypes.c_void_p]
