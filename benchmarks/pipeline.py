@@ -1,6 +1,7 @@
 """The real-time pipeline on this machine: a paced run (default 60 s) of the default preset in
 avatar mode (a face photo + speech, the `stablesync demo` path), reporting sustained fps, late
-and dropped frames, glass-to-glass latency p50/p95/p99 and per-stage times.
+and dropped frames, glass-to-glass latency p50/p95/p99, per-stage times, and the CPU the whole
+process used (`cores`: CPU seconds of every thread over wall seconds; `cpu_ms_per_frame`).
 
 `python -m benchmarks.pipeline --out benchmarks/out/pipeline.json [--seconds 60] [--quick]`
 Weights: `--weights DIR`, else the bundled trained cpu-rt export, else a random-init cpu-rt
@@ -13,6 +14,7 @@ import argparse
 import asyncio
 import sys
 import tempfile
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -51,8 +53,10 @@ async def run_paced(
         source = ImageSource(load_image(face), fps, duration_s=seconds)
     cfg = RunConfig(session=SessionConfig(budget_ms=budget_ms), live_status=False)
     side = asyncio.get_running_loop().create_task(during()) if during is not None else None
+    cpu_start_s, wall_start_s = time.process_time(), time.monotonic()
     try:
         result = await Runner(engine, source, audio, cfg, paced=True).run()
+        cpu_s, wall_s = time.process_time() - cpu_start_s, time.monotonic() - wall_start_s
     finally:
         if side is not None:
             side.cancel()
@@ -74,6 +78,8 @@ async def run_paced(
         "glass_to_glass_ms": s["glass_to_glass_ms"],
         "stages_ms": {k: s[k] for k in ("track_ms", "wait_audio_ms", "infer_ms", "composite_ms")},
         "batches": result.details.get("batches"),
+        "cores": round(cpu_s / wall_s, 3),
+        "cpu_ms_per_frame": round(1000.0 * cpu_s / max(1, c.get("frames_out", 0)), 2),
         "error": result.error,
     }
 
@@ -98,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"{figures['sustained_fps']:.1f} fps sustained over {seconds:.0f} s; late {figures['late_frames']},"
         f" dropped {figures['dropped_frames']}; glass-to-glass p50 {g.get('p50')} p95 {g.get('p95')}"
-        f" p99 {g.get('p99')} ms -> {path}"
+        f" p99 {g.get('p99')} ms; {figures['cores']} cores -> {path}"
     )
     return 0
 

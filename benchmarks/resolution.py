@@ -2,7 +2,8 @@
 
 A camera stand-in at each resolution: the demo photo, scaled to 60% of the frame height and
 moving a little every frame (so tracking runs on every frame, as with a webcam), paced at the
-model's fps together with looped speech. Reports fps, glass-to-glass p50/p95 and stage times.
+model's fps together with looped speech. Reports fps, glass-to-glass p50/p95, stage times, late
+frames and the process's cores.
 
 `python -m benchmarks.resolution --out benchmarks/out/resolution.json [--seconds 20] [--quick]`
 """
@@ -88,11 +89,16 @@ def main(argv: list[str] | None = None) -> int:
                     "lipsync_frames",
                     "late_frames",
                     "dropped_frames",
+                    "cores",
+                    "cpu_ms_per_frame",
                 )
             }
             g = run["glass_to_glass_ms"]
             fps = run["sustained_fps"]
-            print(f"{name}: {fps:.1f} fps, glass-to-glass p50 {g.get('p50')} p95 {g.get('p95')} ms")
+            print(
+                f"{name}: {fps:.1f} fps, glass-to-glass p50 {g.get('p50')} p95 {g.get('p95')} ms,"
+                f" late {run['late_frames']}, {run['cores']} cores"
+            )
     path = write_result(args.out, "resolution", figures)
     print(f"-> {path}")
     return 0
