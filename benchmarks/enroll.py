@@ -1,7 +1,7 @@
 """Enroll on real faces: does a personal model beat the shipped weights on the person's own face?
 
 `python -m benchmarks.enroll --out benchmarks/out/enroll.json [--data DIR] [--quick] [--minutes M]
-[--only NAME] [--timing-s 60]` (part of `stablesync bench`). `--data` defaults to `../shared/real`
+[--steps N] [--only NAME] [--timing-s 60]` (part of `stablesync bench`). `--data` defaults to `../shared/real`
 beside the project; without it the benchmark says so in one line and writes nothing else. Those
 videos are never part of the project: every take, profile and fine-tuned weight made from them
 lives in a temporary folder that is deleted when the clip is done; only figures are written.
@@ -54,8 +54,11 @@ def write_take(path: Path, frames: list[NDArray[np.uint8]], fps: float, audio: N
     return path
 
 
-def enroll_take(take: Path, audio: NDArray[np.float32], scratch: Path, minutes: float) -> tuple[Path, float]:
-    """Enrolls `take` into a profile under `scratch`; -> (profile folder, wall seconds)."""
+def enroll_take(
+    take: Path, audio: NDArray[np.float32], scratch: Path, minutes: float, steps: int = 0
+) -> tuple[Path, float]:
+    """Enrolls `take` into a profile under `scratch` (`steps` > 0: that many training steps
+    instead of the `minutes` budget); -> (profile folder, wall seconds)."""
     from stablesync.enroll.pipeline import EnrollConfig, enroll
     from stablesync.enroll.profiles import profile_dir
 
@@ -63,7 +66,10 @@ def enroll_take(take: Path, audio: NDArray[np.float32], scratch: Path, minutes: 
     os.environ["XDG_DATA_HOME"] = str(scratch / "data")
     try:
         start = time.perf_counter()
-        enroll(EnrollConfig(name="bench", video=take, audio=audio, minutes=minutes, validate_s=0.0))
+        config = EnrollConfig(
+            name="bench", video=take, audio=audio, minutes=minutes, steps=steps, validate_s=0.0
+        )
+        enroll(config)
         return profile_dir("bench"), time.perf_counter() - start
     finally:
         if old is None:
@@ -72,7 +78,7 @@ def enroll_take(take: Path, audio: NDArray[np.float32], scratch: Path, minutes: 
             os.environ["XDG_DATA_HOME"] = old
 
 
-def run_clip(video: Path, minutes: float) -> dict[str, Any]:
+def run_clip(video: Path, minutes: float, steps: int = 0) -> dict[str, Any]:
     from stablesync.enroll.pipeline import SHIPPED_DIR
     from stablesync.enroll.validate import compare, read_segment
     from stablesync.media import read_audio
@@ -86,7 +92,7 @@ def run_clip(video: Path, minutes: float) -> dict[str, Any]:
         take = write_take(
             scratch / "take.mp4", whole.frames[:cut], whole.fps, audio[: round(cut_s * RATE_HZ)]
         )
-        profile, wall_s = enroll_take(take, audio[: round(cut_s * RATE_HZ)], scratch, minutes)
+        profile, wall_s = enroll_take(take, audio[: round(cut_s * RATE_HZ)], scratch, minutes, steps)
         rest = read_segment(video, audio, cut_s, 1e9)
         report = compare(profile, SHIPPED_DIR, rest).report
         plan = (profile / "profile.json").read_text()
@@ -141,6 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--quick", action="store_true", help="one video, half a minute of training")
     parser.add_argument("--minutes", type=float, default=None, help="training budget per clip (default 6)")
+    parser.add_argument(
+        "--steps", type=int, default=0, help="this many training steps per clip instead of --minutes"
+    )
     parser.add_argument("--only", default=None, help="the videos whose name contains this")
     parser.add_argument(
         "--timing-s", type=float, default=0.0, help="also time an enroll of this much footage"
@@ -158,9 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         videos = videos[:1]
     minutes = args.minutes or (0.5 if args.quick else 6.0)
-    results: dict[str, Any] = {"minutes": minutes, "clips": {}}
+    results: dict[str, Any] = {"minutes": minutes, "steps": args.steps, "clips": {}}
     for video in videos:
-        results["clips"][video.stem] = run_clip(video, minutes)
+        results["clips"][video.stem] = run_clip(video, minutes, args.steps)
         print(video.stem, results["clips"][video.stem], flush=True)
         write_result(args.out, "enroll", results)
     if args.timing_s > 0 and videos:
