@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -136,6 +137,29 @@ def test_live_commands_run_numpy_blas_on_one_thread(monkeypatch: pytest.MonkeyPa
             [sys.executable, "-c", code, command], capture_output=True, text=True, timeout=120
         )
         assert res.stdout.strip().splitlines()[-1] == expected, (command, res.stdout, res.stderr)
+
+
+def test_opening_a_live_engine_holds_numpy_blas_to_one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process that loaded numpy with its default BLAS pool (a benchmark, an embedding app) gets
+    it cut to one thread when it opens the real-time engine: the pool's idle workers otherwise
+    spin in sched_yield, a whole core in a paced session."""
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("one CPU: BLAS runs on one thread anyway, nothing to limit")
+    code = (
+        "import numpy\n"
+        "from threadpoolctl import threadpool_info\n"
+        "from realtime.pipeline.engines import open_engine\n"
+        "def blas():\n"
+        "    return [p['num_threads'] for p in threadpool_info() if p['user_api'] == 'blas']\n"
+        "print('before', blas())\n"
+        "open_engine(None, 'ort-cpu', 1)\n"
+        "print('after', blas())\n"
+    )
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    lines = dict(line.split(" ", 1) for line in res.stdout.strip().splitlines())
+    assert lines["before"] != "[]" and lines["before"] != "[1]", (res.stdout, res.stderr)
+    assert lines["after"] == "[1]", (res.stdout, res.stderr)
 
 
 def _like_trained(model: torch.nn.Module) -> None:

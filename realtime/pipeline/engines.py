@@ -44,12 +44,25 @@ def profile_weights(name: str) -> Path:
     return weights_of(name)
 
 
+def limit_blas_threads() -> None:
+    """numpy's BLAS to one thread in this process, whatever loaded it first. The real-time path
+    gives it only small matmuls; with more threads its workers spin in `sched_yield` between
+    them (a whole core in a paced session, measured). `stablesync run/serve/demo` also set
+    OPENBLAS_NUM_THREADS before numpy loads; this covers every other process that opens a live
+    engine (benchmarks, tests, an application embedding the pipeline)."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
+
+
 def open_engine(weights: str | Path | None, backend: str = "auto", threads: int = 2) -> Engine:
-    """Loads the engine. "auto" here never picks the torch backend (the real-time path stays
-    torch-free); pass `--backend torch` explicitly to use it."""
+    """Loads the engine, with numpy's BLAS limited to one thread (`limit_blas_threads`). "auto"
+    here never picks the torch backend (the real-time path stays torch-free); pass `--backend
+    torch` explicitly to use it."""
     from export import load_engine
     from export.backends import pick_auto
 
+    limit_blas_threads()
     directory = resolve_weights(weights)
     if backend == "auto":
         backend = pick_auto()
