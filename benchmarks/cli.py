@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.results import render_results, write_plots
+from stablesync.benchmarks.results import render_results, write_plots
 
 HERE = Path(__file__).resolve().parent
 NOT_BENCHMARKS = {"__init__", "cli", "common", "inputs", "results"}
@@ -59,7 +59,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 
 
 def run_one(name: str, out_json: Path, quick: bool, timeout_s: float) -> tuple[bool, float, str]:
-    cmd = [sys.executable, "-m", f"benchmarks.{name}", "--out", str(out_json)]
+    cmd = [sys.executable, "-m", f"stablesync.benchmarks.{name}", "--out", str(out_json)]
     cmd += ["--quick"] if quick else []
     start = time.monotonic()
     try:

@@ -1,6 +1,6 @@
 """Quality of the synthetic corpus: lips vs speech envelope, and mediapipe detection rate.
 
-    python -m benchmarks.corpus_quality --clips 20 --seconds 4 --out runs/bench/corpus_quality.json
+    python -m stablesync.benchmarks.corpus_quality --clips 20 --seconds 4 --out runs/bench/corpus_quality.json
 
 Generates a corpus (or reuses --corpus DIR), then reports the mean/min correlation of
 `mouth_open` with the smoothed speech RMS envelope (target >= 0.5 on average), the fraction of
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import write_result
+from stablesync.benchmarks.common import write_result
 
 
 def main(argv: list[str] | None = None) -> int:

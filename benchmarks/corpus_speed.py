@@ -1,6 +1,6 @@
 """Synthetic corpus generation speed: minutes of corpus per minute of wall time.
 
-    python -m benchmarks.corpus_speed --minutes 10 --workers 2 --out runs/bench/corpus_speed.json
+    python -m stablesync.benchmarks.corpus_speed --minutes 10 --workers 2 --out runs/bench/corpus_speed.json
 
 Target (issue 3): 10 minutes of corpus (150 clips of 4 s at 256x256, 25 fps) in at most
 5 minutes of wall time on 2 cores. `--minutes 1` gives a quick estimate of the same ratio.
@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import write_result
+from stablesync.benchmarks.common import write_result
 
 
 def _cpu_s() -> float:

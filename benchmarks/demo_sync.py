@@ -1,7 +1,7 @@
 """Does the demo's face speak? `stablesync demo` as a user runs it, then the mouth in its mp4
 against the speech in the same mp4 (`stablesync.evaluation.av_sync`).
 
-`python -m benchmarks.demo_sync --out benchmarks/out/demo_sync.json [--quick] [--weights DIR]`
+`python -m stablesync.benchmarks.demo_sync --out benchmarks/out/demo_sync.json [--quick] [--weights DIR]`
 
 The full run is the paced demo (`make demo`); `--quick` runs it with `--fast`. Reported: the
 correlation of the mouth opening with the speech envelope at zero shift and at the best shift
@@ -20,8 +20,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks.common import write_result
-from benchmarks.inputs import bench_weights
+from stablesync.benchmarks.common import write_result
+from stablesync.benchmarks.inputs import bench_weights
 
 
 def run_demo(weights: Path, out: Path, fast: bool) -> None:
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     from stablesync.evaluation.av_sync import RATE_HZ, mouth_series, series_sync
     from stablesync.media import read_audio
 
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.demo_sync", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m stablesync.benchmarks.demo_sync", description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out/demo_sync.json"))
     parser.add_argument("--quick", action="store_true", help="the demo with --fast")
     parser.add_argument("--weights", type=Path, default=None)

@@ -1,6 +1,6 @@
 """Enroll on real faces: does a personal model beat the shipped weights on the person's own face?
 
-`python -m benchmarks.enroll --out benchmarks/out/enroll.json [--data DIR] [--quick] [--minutes M]
+`python -m stablesync.benchmarks.enroll --out benchmarks/out/enroll.json [--data DIR] [--quick] [--minutes M]
 [--steps N] [--only NAME] [--timing-s 60]` (part of `stablesync bench`). `--data` defaults to `../shared/real`
 beside the project; without it the benchmark says so in one line and writes nothing else. Those
 videos are never part of the project: every take, profile and fine-tuned weight made from them
@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from benchmarks.common import write_result
+from stablesync.benchmarks.common import write_result
 
 DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "real"
 RATE_HZ = 16_000
@@ -142,7 +142,7 @@ def run_timing(video: Path, seconds: float, minutes: float) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.enroll", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m stablesync.benchmarks.enroll", description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out/enroll.json"))
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--quick", action="store_true", help="one video, half a minute of training")

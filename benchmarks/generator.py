@@ -1,10 +1,10 @@
 """Generator speed: per-frame milliseconds for each preset x backend x batch, params and GFLOPs.
 
-    python -m benchmarks.generator --out runs/bench/generator.json [--quick]
+    python -m stablesync.benchmarks.generator --out runs/bench/generator.json [--quick]
 
 Each preset (random-init weights: speed does not depend on their values) is exported with
 `stablesync export`'s code (cpu-rt also with --int8) into a temporary folder and opened with
-`export.load_engine` on every backend available here. For batch B it times
+`stablesync.export.load_engine` on every backend available here. For batch B it times
 - `cached`: `generate` alone (reference features cached, the real-time case), per frame;
 - `with_ref`: `encode_reference` + `generate` for B new faces, per frame.
 Medians (and minima: on a shared machine the least disturbed call) of `--runs` timed calls
@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import write_result
+from stablesync.benchmarks.common import write_result
 
 BATCHES = (1, 2, 4, 8)
 
@@ -83,9 +83,9 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from export import load_engine
-    from export.backends import available_backends
-    from export.exporter import ExportOptions, export_model
+    from stablesync.export import load_engine
+    from stablesync.export.backends import available_backends
+    from stablesync.export.exporter import ExportOptions, export_model
     from stablesync.models import create, list_presets
     from stablesync.models.cli import preset_costs
 

@@ -1,7 +1,7 @@
 """One GPU, one command: the torch CUDA backend's speed per batch, how many 25 fps sessions the
 `InferenceBatcher` holds on it, and the first frame's latency.
 
-`python -m benchmarks.gpu --out benchmarks/results/gpu.json [--quick] [--weights DIR]` (part of
+`python -m stablesync.benchmarks.gpu --out benchmarks/results/gpu.json [--quick] [--weights DIR]` (part of
 `stablesync bench`; under 8 minutes, no network: PyTorch with CUDA, onnxruntime, numpy). Without
 CUDA it says so in one line and writes a "skipped" result, never over an earlier GPU result.
 
@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import write_result
+from stablesync.benchmarks.common import write_result
 
 BATCHES = (1, 2, 4, 8, 16, 32, 64)
 SESSION_MAX_BATCH = 64  # the batcher's max_batch in the session steps
@@ -91,7 +91,7 @@ async def _session(
     batcher: Any, manifest: Any, seconds: float, deadline_ms: float, seed: int
 ) -> dict[str, Any]:
     """One synthetic session: a frame every 40 ms (random phase) for `seconds`; counts answers."""
-    from realtime.pipeline.frames import NS_PER_MS
+    from stablesync.realtime.pipeline.frames import NS_PER_MS
 
     rng = np.random.default_rng(seed)
     frames, mels = _inputs(manifest, 4, rng)
@@ -117,7 +117,7 @@ async def _session(
 
 
 async def run_sessions(engine: Any, n: int, seconds: float, deadline_ms: float) -> dict[str, Any]:
-    from realtime.pipeline.batcher import BatcherConfig, InferenceBatcher
+    from stablesync.realtime.pipeline.batcher import BatcherConfig, InferenceBatcher
 
     batcher = InferenceBatcher(engine, BatcherConfig(max_batch=SESSION_MAX_BATCH, queue_size=4 * max(n, 16)))
     await batcher.start()
@@ -145,8 +145,8 @@ async def run_sessions(engine: Any, n: int, seconds: float, deadline_ms: float) 
 
 def first_frame(directory: Path) -> tuple[Any, dict[str, float]]:
     """Opens the engine; times the open, the first (capturing) call, and a warm session's first frame."""
-    from export.backends.torch_engine import TorchEngine
-    from export.manifest import read_manifest
+    from stablesync.export.backends.torch_engine import TorchEngine
+    from stablesync.export.manifest import read_manifest
 
     t0 = time.perf_counter()
     engine = TorchEngine(directory, read_manifest(directory))
@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         return _skip(args.out, "PyTorch is not installed")
     if not torch.cuda.is_available() and not args.allow_cpu:
         return _skip(args.out, "no CUDA device")
-    from realtime.pipeline.engines import resolve_weights
+    from stablesync.realtime.pipeline.engines import resolve_weights
 
     if not torch.cuda.is_available():
         torch.set_num_threads(2)  # the CPU smoke test: this machine's cores, not more threads

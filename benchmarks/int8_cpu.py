@@ -1,6 +1,7 @@
 """CPU per frame of an export's fp32 and int8 frame graphs (onnxruntime CPU), interleaved rounds.
 
-`python -m benchmarks.int8_cpu DIR --data PREPARED [--threads 1] [--batch 1] [--rounds 20] --out F.json`
+`python -m stablesync.benchmarks.int8_cpu DIR --data PREPARED [--threads 1] [--batch 1] [--rounds 20] --out
+F.json`
 
 Inputs: `--batch` items of the prepared dataset's test split (one reference per item). Each
 round runs 20 timed calls of frame.onnx, then of frame_int8.onnx, after 2 warm-up calls each;
@@ -19,15 +20,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import write_result
+from stablesync.benchmarks.common import write_result
 
 CALLS = 20
 
 
 def measure(directory: Path, data: Path, threads: int, batch: int, rounds: int) -> dict[str, Any]:
-    from export.heldout import open_graph
-    from export.manifest import read_manifest
-    from export.quantize import split_inputs
+    from stablesync.export.heldout import open_graph
+    from stablesync.export.manifest import read_manifest
+    from stablesync.export.quantize import split_inputs
 
     samples = split_inputs(data, "test", batch, read_manifest(directory).lookahead_ms, seed=3)
     engines = {g: open_graph(directory, g, threads) for g in ("frame", "frame_int8")}
@@ -65,7 +66,7 @@ def measure(directory: Path, data: Path, threads: int, batch: int, rounds: int) 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.int8_cpu", description=__doc__.splitlines()[0]
+        prog="python -m stablesync.benchmarks.int8_cpu", description=__doc__.splitlines()[0]
     )
     parser.add_argument("directory", type=Path, help="an export directory listing frame_int8")
     parser.add_argument("--data", type=Path, required=True, help="a prepared dataset (test split used)")

@@ -1,6 +1,7 @@
 """Glass-to-glass latency and A/V offset measured from OUTSIDE the pipeline.
 
-`python -m benchmarks.latency_probe --out benchmarks/out/latency_probe.json [--quick] [--weights DIR]`
+`python -m stablesync.benchmarks.latency_probe --out benchmarks/out/latency_probe.json [--quick] [--weights
+DIR]`
 
 The probe feeds speech bursts after silence (syllables that open the mouth, synthesised with
 espeak-ng) and the demo face through the real inputs (an audio file paced in real time and a
@@ -37,8 +38,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from benchmarks.common import write_result
-from benchmarks.inputs import bench_weights, demo_face_and_speech
+from stablesync.benchmarks.common import write_result
+from stablesync.benchmarks.inputs import bench_weights, demo_face_and_speech
 
 RATE_HZ = 16_000
 SYLLABLES = ("pa pa", "ma ma", "ba ba", "papa", "mama")
@@ -115,7 +116,7 @@ class HandInAudio:
     """The paced file source, with the moment each chunk was handed to the pipeline noted."""
 
     def __init__(self, samples: NDArray[np.float32]) -> None:
-        from realtime.local.sources import AudioFileSource
+        from stablesync.realtime.local.sources import AudioFileSource
 
         self.inner = AudioFileSource(samples, RATE_HZ)
         self.handed: list[tuple[int, int, int]] = []  # (first sample, sample count, monotonic ns)
@@ -163,10 +164,10 @@ def _percentiles(values: list[float]) -> dict[str, float | None]:
 
 
 async def _run(weights: Path, face: Path, samples: NDArray[np.float32], work: Path) -> tuple[Any, Any]:
-    from realtime.local.runner import RunConfig, Runner
-    from realtime.local.sinks import VirtualCameraConfig
-    from realtime.local.sources import ImageSource, load_image
-    from realtime.pipeline.engines import open_engine
+    from stablesync.realtime.local.runner import RunConfig, Runner
+    from stablesync.realtime.local.sinks import VirtualCameraConfig
+    from stablesync.realtime.local.sources import ImageSource, load_image
+    from stablesync.realtime.pipeline.engines import open_engine
 
     engine = open_engine(weights, "auto")
     seconds = samples.size / RATE_HZ
@@ -227,7 +228,9 @@ def measure(weights: Path, face: Path, bursts: int, gap_s: float, work: Path) ->
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.latency_probe", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m stablesync.benchmarks.latency_probe", description=__doc__
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out/latency_probe.json"))
     parser.add_argument("--bursts", type=int, default=12)
     parser.add_argument("--gap-s", type=float, default=1.2)

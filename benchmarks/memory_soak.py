@@ -2,7 +2,7 @@
 second, to show that it does not grow: start, peak and end RSS and the growth rate over the
 second half of the run (MB per minute, least squares).
 
-`python -m benchmarks.memory_soak --out benchmarks/out/memory_soak.json [--minutes 10] [--quick]`
+`python -m stablesync.benchmarks.memory_soak --out benchmarks/out/memory_soak.json [--minutes 10] [--quick]`
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import rss_mb, write_result
-from benchmarks.inputs import bench_weights, demo_face_and_speech, speech_like
-from benchmarks.pipeline import run_paced
+from stablesync.benchmarks.common import rss_mb, write_result
+from stablesync.benchmarks.inputs import bench_weights, demo_face_and_speech, speech_like
+from stablesync.benchmarks.pipeline import run_paced
 
 
 class Sampler:
@@ -44,7 +44,7 @@ def growth_mb_per_min(t_s: list[float], rss: list[float]) -> float | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.memory_soak", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m stablesync.benchmarks.memory_soak", description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out/memory_soak.json"))
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--quick", action="store_true", help="15 s instead of 10 minutes")

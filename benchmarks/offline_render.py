@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from realtime.pipeline.frames import NS_PER_S, AudioChunk, VideoFrame
+from stablesync.realtime.pipeline.frames import NS_PER_S, AudioChunk, VideoFrame
 
 RATE_HZ = 16_000
 CHUNK_S = 0.02
@@ -33,9 +33,9 @@ async def _render(
     audio: NDArray[np.float32],
     still: bool,
 ) -> Rendered:
-    from realtime.pipeline.batcher import InferenceBatcher
-    from realtime.pipeline.engines import open_engine
-    from realtime.pipeline.session import LipSyncSession, SessionConfig
+    from stablesync.realtime.pipeline.batcher import InferenceBatcher
+    from stablesync.realtime.pipeline.engines import open_engine
+    from stablesync.realtime.pipeline.session import LipSyncSession, SessionConfig
 
     engine = open_engine(weights, "ort-cpu")
     batcher = InferenceBatcher(engine)

@@ -3,7 +3,7 @@ avatar mode (a face photo + speech, the `stablesync demo` path), reporting susta
 and dropped frames, glass-to-glass latency p50/p95/p99, per-stage times, and the CPU the whole
 process used (`cores`: CPU seconds of every thread over wall seconds; `cpu_ms_per_frame`).
 
-`python -m benchmarks.pipeline --out benchmarks/out/pipeline.json [--seconds 60] [--quick]`
+`python -m stablesync.benchmarks.pipeline --out benchmarks/out/pipeline.json [--seconds 60] [--quick]`
 Weights: `--weights DIR`, else the bundled trained cpu-rt export, else a random-init cpu-rt
 export made for the run (same graphs and speed; recorded in the JSON as "weights").
 """
@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import write_result
-from benchmarks.inputs import bench_weights, demo_face_and_speech, speech_like
+from stablesync.benchmarks.common import write_result
+from stablesync.benchmarks.inputs import bench_weights, demo_face_and_speech, speech_like
 
 
 async def run_paced(
@@ -37,10 +37,10 @@ async def run_paced(
     """One paced run of `seconds`: speech looped into the file input, and `video(fps)` (a video
     source) or the photo `face` (avatar mode). `during()` runs alongside (e.g. a memory sampler)
     and is cancelled at the end. Returns the telemetry figures."""
-    from realtime.local.runner import RunConfig, Runner
-    from realtime.local.sources import AudioFileSource, ImageSource, load_image
-    from realtime.pipeline.engines import open_engine
-    from realtime.pipeline.session import SessionConfig
+    from stablesync.realtime.local.runner import RunConfig, Runner
+    from stablesync.realtime.local.sources import AudioFileSource, ImageSource, load_image
+    from stablesync.realtime.pipeline.engines import open_engine
+    from stablesync.realtime.pipeline.session import SessionConfig
 
     engine = open_engine(weights, "auto")
     reps = int(np.ceil(seconds * 16_000 / speech.size))
@@ -85,7 +85,7 @@ async def run_paced(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.pipeline", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m stablesync.benchmarks.pipeline", description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out/pipeline.json"))
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--quick", action="store_true", help="8 s instead of 60")

@@ -1,6 +1,6 @@
 """Real faces: does the output look like the person, and does the mouth follow the speech?
 
-`python -m benchmarks.real_faces --out benchmarks/results/real_faces.json [--data DIR] [--quick]`
+`python -m stablesync.benchmarks.real_faces --out benchmarks/results/real_faces.json [--data DIR] [--quick]`
 (part of `stablesync bench`). `--data` defaults to `../shared/real` beside the project; when it
 is absent the benchmark says so in one line and writes nothing. Those files are never part of
 the project: the contact sheets made from them go to `<out folder>/real_faces/`, which git ignores.
@@ -36,8 +36,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from benchmarks.common import write_result
-from benchmarks.inputs import demo_face_and_speech
+from stablesync.benchmarks.common import write_result
+from stablesync.benchmarks.inputs import demo_face_and_speech
 
 RATE_HZ = 16_000
 DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "real"
@@ -179,7 +179,7 @@ def contact_sheet(source: Frames, output: Frames, picks: list[int], path: Path) 
 
 
 def _photo_frames(path: Path, seconds: float) -> tuple[Frames, list[float]]:
-    from realtime.local.sources import load_image
+    from stablesync.realtime.local.sources import load_image
 
     image = load_image(path)
     n = int(seconds * 25)
@@ -209,7 +209,7 @@ def cases(data: Path, quick: bool) -> list[tuple[str, Path, Path | None, bool]]:
 def run_case(
     weights: str | None, name: str, face: Path, driver: Path | None, cross: bool, sheets: Path
 ) -> dict[str, Any]:
-    from benchmarks.offline_render import render_offline
+    from stablesync.benchmarks.offline_render import render_offline
     from stablesync.media import read_audio
 
     max_s = 6.0
@@ -232,7 +232,7 @@ def run_case(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.real_faces", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m stablesync.benchmarks.real_faces", description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out/real_faces.json"))
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--quick", action="store_true", help="two videos and one photo")

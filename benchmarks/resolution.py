@@ -5,7 +5,7 @@ moving a little every frame (so tracking runs on every frame, as with a webcam),
 model's fps together with looped speech. Reports fps, glass-to-glass p50/p95, stage times, late
 frames and the process's cores.
 
-`python -m benchmarks.resolution --out benchmarks/out/resolution.json [--seconds 20] [--quick]`
+`python -m stablesync.benchmarks.resolution --out benchmarks/out/resolution.json [--seconds 20] [--quick]`
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from benchmarks.common import write_result
-from benchmarks.inputs import bench_weights, demo_face_and_speech, speech_like
-from benchmarks.pipeline import run_paced
+from stablesync.benchmarks.common import write_result
+from stablesync.benchmarks.inputs import bench_weights, demo_face_and_speech, speech_like
+from stablesync.benchmarks.pipeline import run_paced
 
 RESOLUTIONS = {"480p": (854, 480), "720p": (1280, 720), "1080p": (1920, 1080)}
 
@@ -50,7 +50,7 @@ class MovingFaceCamera:
         return image
 
     async def run(self, emit: Any, clock: Any) -> None:
-        from realtime.pipeline.frames import NS_PER_S, VideoFrame
+        from stablesync.realtime.pipeline.frames import NS_PER_S, VideoFrame
 
         for index in range(self.frames):
             pts_ns = int(index * NS_PER_S / self.fps)
@@ -59,13 +59,13 @@ class MovingFaceCamera:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.resolution", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m stablesync.benchmarks.resolution", description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out/resolution.json"))
     parser.add_argument("--seconds", type=float, default=20.0, help="per resolution")
     parser.add_argument("--quick", action="store_true", help="4 s per resolution")
     parser.add_argument("--weights", type=Path, default=None)
     args = parser.parse_args(argv)
-    from realtime.local.sources import load_image
+    from stablesync.realtime.local.sources import load_image
 
     seconds = 4.0 if args.quick else args.seconds
     face_path, speech = demo_face_and_speech()

@@ -86,7 +86,9 @@ def render_results(results: list[dict[str, Any]], plots: dict[str, Path], quick:
         keys = sorted({k for f in flat for k in f})
         lines += [f"## {name}", ""]
         env0 = envs[0]
-        command = f"python -m benchmarks.{name} --out {out_dir}/{name}.json" + (" --quick" if quick else "")
+        command = f"python -m stablesync.benchmarks.{name} --out {out_dir}/{name}.json" + (
+            " --quick" if quick else ""
+        )
         lines.append(f"commit {env0.get('commit')}, {env0.get('date')}; command: `{command}`")
         lines.append("")
         lines.append("| figure | " + " | ".join(machine_label(e) for e in envs) + " |")

@@ -1,9 +1,9 @@
 """Memory kept per session by the lip-sync pipeline's per-session parts, without WebRTC.
 
 Opens and closes one part `--cycles` times in one process, feeding a few frames of the demo face
-(320 px wide, as `benchmarks.webrtc_soak` sends it) each time, and records the RSS after each
+(320 px wide, as `stablesync.benchmarks.webrtc_soak` sends it) each time, and records the RSS after each
 close, after `gc.collect()` and the heap trim `serve` does when a session closes
-(`realtime.webrtc.registry.release_free_memory`). Each part runs in a process of its own:
+(`stablesync.realtime.webrtc.registry.release_free_memory`). Each part runs in a process of its own:
 
   threads             a fresh single-thread worker per cycle doing the crop's OpenCV work (control)
   tracker             the face follower's tracker (`open_tracker("auto")`) on a fresh worker thread
@@ -15,7 +15,7 @@ close, after `gc.collect()` and the heap trim `serve` does when a session closes
                       encodes the reference)
   session[-echo]-beside   the same next to one long live session fed at 25 fps (the soak's shape)
 
-`python -m benchmarks.session_memory --out benchmarks/results/session_memory.json
+`python -m stablesync.benchmarks.session_memory --out benchmarks/results/session_memory.json
 [--cycles 60] [--frames 5] [--part NAME ...] [--ort-option enable_mem_pattern=0 ...]`
 Growth per cycle: the least-squares slope of RSS over the cycles after the first fifth.
 """
@@ -41,7 +41,7 @@ from unittest import mock
 import numpy as np
 from numpy.typing import NDArray
 
-from benchmarks.common import malloc_mb, os_threads, rss_mb, write_result
+from stablesync.benchmarks.common import malloc_mb, os_threads, rss_mb, write_result
 
 PARTS = (
     "threads",
@@ -74,10 +74,10 @@ class Inputs:
 def _inputs(frames: int) -> Inputs:
     import cv2
 
-    from benchmarks.inputs import demo_face_and_speech, speech_like
-    from export.manifest import read_manifest
-    from realtime.pipeline.engines import default_weights_dir
+    from stablesync.benchmarks.inputs import demo_face_and_speech, speech_like
+    from stablesync.export.manifest import read_manifest
     from stablesync.face import CropAlignment, align_crop, open_tracker
+    from stablesync.realtime.pipeline.engines import default_weights_dir
 
     face, speech = demo_face_and_speech()
     photo = cv2.cvtColor(cv2.imread(str(face)), cv2.COLOR_BGR2RGB)
@@ -112,11 +112,11 @@ async def _on_fresh_worker(work: Callable[[], None]) -> None:
 
 
 def _face_cycles(part: str, inputs: Inputs) -> Cycle:
-    from realtime.pipeline.compositing import Compositor
-    from realtime.pipeline.frames import VideoFrame
-    from realtime.pipeline.tracking import FaceFollower, TrackingConfig
     from stablesync.face import align_crop, open_tracker
     from stablesync.face.crop_landmarks import CropLandmarks
+    from stablesync.realtime.pipeline.compositing import Compositor
+    from stablesync.realtime.pipeline.frames import VideoFrame
+    from stablesync.realtime.pipeline.tracking import FaceFollower, TrackingConfig
 
     def crops_work() -> None:
         for frame in inputs.frames:
@@ -196,8 +196,8 @@ class EchoEngine:
 
 async def _long_session(batcher: Any, inputs: Inputs, stop: asyncio.Event) -> None:
     """A live session fed at FPS until `stop` (as the long call beside the soak's churn)."""
-    from realtime.pipeline.frames import NS_PER_S, AudioChunk, VideoFrame
-    from realtime.pipeline.session import LipSyncSession, SessionConfig
+    from stablesync.realtime.pipeline.frames import NS_PER_S, AudioChunk, VideoFrame
+    from stablesync.realtime.pipeline.session import LipSyncSession, SessionConfig
 
     session = LipSyncSession(batcher, SessionConfig(realtime=True, audio_out=False), name="mem-long")
     await session.start()
@@ -230,7 +230,7 @@ async def _long_session(batcher: Any, inputs: Inputs, stop: asyncio.Event) -> No
 @contextlib.contextmanager
 def _ort_options(settings: dict[str, bool]) -> Iterator[None]:
     """While open: every onnxruntime `SessionOptions` made gets `settings` (attribute: value) on
-    top of what `export.backends.ort` sets, to measure what a change of them would keep."""
+    top of what `stablesync.export.backends.ort` sets, to measure what a change of them would keep."""
     import onnxruntime as ort
 
     make_base = ort.SessionOptions
@@ -250,10 +250,10 @@ async def _session_cycles(
 ) -> tuple[Cycle, Callable[[], Awaitable[None]]]:
     """One session per cycle on one shared batcher (with `beside`, next to a long live session);
     `counts`: the last cycle's session's telemetry counts. Returns the cycle and what ends it all."""
-    from realtime.pipeline.batcher import InferenceBatcher
-    from realtime.pipeline.engines import open_engine
-    from realtime.pipeline.frames import NS_PER_S, AudioChunk, VideoFrame
-    from realtime.pipeline.session import LipSyncSession, SessionConfig
+    from stablesync.realtime.pipeline.batcher import InferenceBatcher
+    from stablesync.realtime.pipeline.engines import open_engine
+    from stablesync.realtime.pipeline.frames import NS_PER_S, AudioChunk, VideoFrame
+    from stablesync.realtime.pipeline.session import LipSyncSession, SessionConfig
 
     with _ort_options(ort_settings):
         engine: Any = open_engine(None, "auto", 1)
@@ -299,7 +299,7 @@ async def _session_cycles(
 
 
 def _measure(part: str, cycles: int, frames: int, ort_settings: dict[str, bool]) -> dict[str, Any]:
-    from realtime.webrtc.registry import release_free_memory
+    from stablesync.realtime.webrtc.registry import release_free_memory
 
     inputs = _inputs(frames)
 
@@ -370,7 +370,9 @@ def _parse_ort_options(given: list[str]) -> dict[str, bool] | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.session_memory", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m stablesync.benchmarks.session_memory", description=__doc__
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/session_memory.json"))
     parser.add_argument("--cycles", type=int, default=60)
     parser.add_argument("--frames", type=int, default=5, help="frames fed per cycle")
@@ -395,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     parts: dict[str, Any] = {}
     for part in args.part or PARTS:
-        cmd = [sys.executable, "-m", "benchmarks.session_memory", "--one", part]
+        cmd = [sys.executable, "-m", "stablesync.benchmarks.session_memory", "--one", part]
         cmd += ["--cycles", str(args.cycles), "--frames", str(args.frames)]
         cmd += [f"--ort-option={o}" for o in args.ort_option]
         done = subprocess.run(cmd, capture_output=True, text=True, check=False)

@@ -3,7 +3,7 @@ stalls once for `--stall-s` (default 1.5 s, like the machine swapping) after `--
 reports the share of the frames captured after the stall's end that came out lip-synced, and
 how long after the stall's end the first one came.
 
-`python -m benchmarks.stall_recovery [--seconds 10] [--stall-at-s 3] [--stall-s 1.5] [--quick]
+`python -m stablesync.benchmarks.stall_recovery [--seconds 10] [--stall-at-s 3] [--stall-s 1.5] [--quick]
 [--out benchmarks/out/stall_recovery.json]`
 """
 
@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from benchmarks.common import write_result
-from benchmarks.inputs import bench_weights, demo_face_and_speech, speech_like
-from export.engine import Engine, FloatArray, ReferenceFeatures
-from realtime.pipeline.frames import NS_PER_MS, OutputFrame
+from stablesync.benchmarks.common import write_result
+from stablesync.benchmarks.inputs import bench_weights, demo_face_and_speech, speech_like
+from stablesync.export.engine import Engine, FloatArray, ReferenceFeatures
+from stablesync.realtime.pipeline.frames import NS_PER_MS, OutputFrame
 
 
 class StallingEngine:
@@ -50,10 +50,10 @@ class StallingEngine:
 async def run_with_stall(
     weights: Path, face: Path, speech: NDArray[np.float32], seconds: float, stall_at_s: float, stall_s: float
 ) -> dict[str, Any]:
-    from realtime.local.runner import RunConfig, Runner
-    from realtime.local.sources import AudioFileSource, ImageSource, load_image
-    from realtime.pipeline.engines import open_engine
-    from realtime.pipeline.session import SessionConfig
+    from stablesync.realtime.local.runner import RunConfig, Runner
+    from stablesync.realtime.local.sources import AudioFileSource, ImageSource, load_image
+    from stablesync.realtime.pipeline.engines import open_engine
+    from stablesync.realtime.pipeline.session import SessionConfig
 
     engine = StallingEngine(open_engine(weights, "auto"), stall_s)
     reps = int(np.ceil(seconds * 16_000 / speech.size))
@@ -94,7 +94,9 @@ async def run_with_stall(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.stall_recovery", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m stablesync.benchmarks.stall_recovery", description=__doc__
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out/stall_recovery.json"))
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--stall-at-s", type=float, default=3.0, help="after the first frame out")

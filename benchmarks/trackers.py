@@ -10,7 +10,7 @@ installed also its older landmark model), all in video mode, on:
 Agreement: mean distance of the mouth (both lip rings), jaw and eye points, in face heights
 (|10 - 152| of the reference).
 
-`python -m benchmarks.trackers --out benchmarks/results/trackers.json [--quick] [--max-faces 3]`
+`python -m stablesync.benchmarks.trackers --out benchmarks/results/trackers.json [--quick] [--max-faces 3]`
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from benchmarks.common import write_result
+from stablesync.benchmarks.common import write_result
 from stablesync.face.landmarks import JAW, LEFT_EYE, MOUTH_INNER, MOUTH_OUTER, RIGHT_EYE
 
 SIZE = (640, 480)

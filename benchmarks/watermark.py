@@ -15,7 +15,7 @@ score there, plus 0.5); the time to mark a 720p frame; the time `stablesync dete
 a 10-s 640x480 and 720p H.264 clip. A contact sheet of a marked flat grey frame and of the
 difference amplified 32x goes to `watermark_contact.png` beside the JSON.
 
-`python -m benchmarks.watermark --out benchmarks/results/watermark.json [--quick] [--clips N]`
+`python -m stablesync.benchmarks.watermark --out benchmarks/results/watermark.json [--quick] [--clips N]`
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from benchmarks.common import write_result
-from realtime.watermark import Detector, Watermarker
+from stablesync.benchmarks.common import write_result
+from stablesync.realtime.watermark import Detector, Watermarker
 
 Image = NDArray[np.uint8]
 Clip = list[Image]
@@ -184,7 +184,7 @@ def embed_ms(frames: int) -> tuple[float, float]:
 
 def detect_file_s(seconds: float, size: tuple[int, int], folder: Path) -> tuple[float, float]:
     """Wall and CPU seconds of `stablesync detect`'s analysis of an H.264 file (decode included)."""
-    from realtime.cli.detect import analyse
+    from stablesync.realtime.cli.detect import analyse
 
     marker = Watermarker(run_id=2)
     base = [cv2.resize(f, size) for f in synthetic_clip(3, photos())]
@@ -272,7 +272,7 @@ def summarise(raw: dict[str, Any], threshold: float) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.watermark", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m stablesync.benchmarks.watermark", description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out/watermark.json"))
     parser.add_argument("--clips", type=int, default=8, help="synthetic clips (plus up to 12 real ones)")
     parser.add_argument("--quick", action="store_true", help="1 synthetic clip, 1 real, short timings")

@@ -8,7 +8,7 @@ frames come from the load (inference slowed by other programs); what the mark ad
 difference between the two columns, and its own cost per frame is `embed_ms_720p_median` of
 `benchmarks/watermark.py`.
 
-`python -m benchmarks.watermark_pipeline --out benchmarks/out/watermark_pipeline.json [--rounds 3]
+`python -m stablesync.benchmarks.watermark_pipeline --out benchmarks/out/watermark_pipeline.json [--rounds 3]
 [--seconds 8] [--quick]`
 """
 
@@ -26,12 +26,12 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import write_result
-from benchmarks.inputs import bench_weights, demo_face_and_speech, speech_like
-from benchmarks.pipeline import run_paced
-from benchmarks.resolution import RESOLUTIONS, MovingFaceCamera
-from realtime.pipeline.frames import RgbImage
-from realtime.watermark.embed import Watermarker
+from stablesync.benchmarks.common import write_result
+from stablesync.benchmarks.inputs import bench_weights, demo_face_and_speech, speech_like
+from stablesync.benchmarks.pipeline import run_paced
+from stablesync.benchmarks.resolution import RESOLUTIONS, MovingFaceCamera
+from stablesync.realtime.pipeline.frames import RgbImage
+from stablesync.realtime.watermark.embed import Watermarker
 
 
 @contextmanager
@@ -73,7 +73,9 @@ def one_run(weights: Path, speech: Any, face: RgbImage, seconds: float, marked: 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.watermark_pipeline", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m stablesync.benchmarks.watermark_pipeline", description=__doc__
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out/watermark_pipeline.json"))
     parser.add_argument("--rounds", type=int, default=3, help="pairs of runs, with and without the mark")
     parser.add_argument("--seconds", type=float, default=8.0, help="length of each run")

@@ -3,7 +3,7 @@
 receiving peer, the server's CPU per session and per frame, why frames passed through (the
 server's late counts and stage times), and the server's memory (RSS) at start and after every N.
 
-`python -m benchmarks.webrtc_sessions --out benchmarks/out/webrtc_sessions.json [--seconds 60]
+`python -m stablesync.benchmarks.webrtc_sessions --out benchmarks/out/webrtc_sessions.json [--seconds 60]
 [--quick] [--sessions 1,2,4,8] [--weights DIR] [--backend auto|passthrough|...]`
 
 The server runs in its own process (one engine, one batcher for every peer); the peers are
@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import rss_mb, write_result
-from benchmarks.inputs import bench_weights, demo_face_and_speech, speech_like
+from stablesync.benchmarks.common import rss_mb, write_result
+from stablesync.benchmarks.inputs import bench_weights, demo_face_and_speech, speech_like
 
 SERVER_START_TIMEOUT_S = 120.0
 
@@ -45,8 +45,8 @@ def cpu_s(pid: int) -> float:
 def _clip(width_px: int = 320) -> Any:
     import cv2
 
-    from realtime.webrtc.clip import SEND_RATE_HZ, Clip
     from stablesync.audio import resample
+    from stablesync.realtime.webrtc.clip import SEND_RATE_HZ, Clip
 
     face, speech = demo_face_and_speech()
     speech = speech_like(8.0) if speech is None else speech
@@ -104,7 +104,7 @@ def _per_session(result: Any) -> dict[str, Any]:
 
 
 async def _round(url: str, clip: Any, n: int, seconds: float) -> list[Any]:
-    from realtime.webrtc.client import run_client
+    from stablesync.realtime.webrtc.client import run_client
 
     return list(
         await asyncio.gather(*(run_client(url, clip, seconds, settle_s=1.0 + 0.1 * i) for i in range(n)))
@@ -124,7 +124,9 @@ def _weights(args: argparse.Namespace, tmp: Path) -> tuple[Path | None, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.webrtc_sessions", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m stablesync.benchmarks.webrtc_sessions", description=__doc__
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out/webrtc_sessions.json"))
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--quick", action="store_true", help="N = 1, 2 for 6 s each")

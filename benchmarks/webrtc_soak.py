@@ -12,7 +12,7 @@ holds a session `IDLE_TIMEOUT_S` after either, stderr says so and they are not j
 each session the server served was closed (from its log: a vanished peer must end as "no
 media", not "never connected"). Writes NAME.json and a time-series plot NAME_per_minute.png.
 
-`python -m benchmarks.webrtc_soak --out benchmarks/out/webrtc_soak.json [--minutes 30] [--quick]
+`python -m stablesync.benchmarks.webrtc_soak --out benchmarks/out/webrtc_soak.json [--minutes 30] [--quick]
 [--weights DIR] [--backend auto|passthrough|...]`
 
 Compares the first and the last `window` minutes (5, or a third of a shorter run): p50 latency,
@@ -39,8 +39,8 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import rss_mb, write_result
-from benchmarks.webrtc_sessions import _clip, _start_server, _status, _wait_idle, _weights, cpu_s
+from stablesync.benchmarks.common import rss_mb, write_result
+from stablesync.benchmarks.webrtc_sessions import _clip, _start_server, _status, _wait_idle, _weights, cpu_s
 
 MAX_SESSIONS = 4
 CHURN_SECONDS = 5.0  # how long each churn session sends
@@ -123,8 +123,8 @@ class LongPeer:
     def __init__(self, url: str, clip: Any) -> None:
         from aiortc import RTCConfiguration, RTCPeerConnection
 
-        from realtime.webrtc.client import ClientResult, ClipAudioTrack, ClipVideoTrack, _Receiver
-        from realtime.webrtc.stats import STATS_CHANNEL
+        from stablesync.realtime.webrtc.client import ClientResult, ClipAudioTrack, ClipVideoTrack, _Receiver
+        from stablesync.realtime.webrtc.stats import STATS_CHANNEL
 
         self.url = url
         self.result = ClientResult()
@@ -149,7 +149,7 @@ class LongPeer:
     async def open(self) -> None:
         from aiortc import RTCSessionDescription
 
-        from realtime.webrtc.client import post_offer
+        from stablesync.realtime.webrtc.client import post_offer
 
         await self.pc.setLocalDescription(await self.pc.createOffer())
         status, answer = await post_offer(self.url, self.pc.localDescription.sdp)
@@ -187,7 +187,7 @@ async def vanish(url: str, counts: Churn) -> None:
     (no goodbye: its packets just stop). The process takes seconds to start on a loaded machine,
     so the sending time counts from when the server holds one more session."""
     before = await _sessions(url)
-    cmd = [sys.executable, "-m", "realtime.webrtc.client", url, "--seconds", "60"]
+    cmd = [sys.executable, "-m", "stablesync.realtime.webrtc.client", url, "--seconds", "60"]
     proc = await asyncio.create_subprocess_exec(*cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + VANISH_CONNECT_TIMEOUT_S
@@ -207,7 +207,7 @@ async def vanish(url: str, counts: Churn) -> None:
 
 async def churn(url: str, clip: Any, period_s: float, counts: Churn) -> None:
     """A session opened and closed every `period_s` (every `VANISH_EVERY`-th one killed)."""
-    from realtime.webrtc.client import run_client
+    from stablesync.realtime.webrtc.client import run_client
 
     index = 0
     while True:
@@ -259,7 +259,7 @@ def minute_record(
 
 
 async def soak(url: str, clip: Any, pid: int, minutes: int, churn_period_s: float) -> dict[str, Any]:
-    from realtime.webrtc.client import run_client
+    from stablesync.realtime.webrtc.client import run_client
 
     await run_client(url, clip, CHURN_SECONDS, settle_s=0.5)  # warm-up: lazily made pools, codecs
     left = await asyncio.to_thread(wait_closed, url, "after the warm-up session")
@@ -390,7 +390,7 @@ def log_figures(log_path: Path) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.webrtc_soak", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m stablesync.benchmarks.webrtc_soak", description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out/webrtc_soak.json"))
     parser.add_argument("--minutes", type=int, default=30)
     parser.add_argument("--quick", action="store_true", help="1 minute instead of --minutes")

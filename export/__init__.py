@@ -3,6 +3,6 @@
 The engines (`load_engine`) never import torch, except the "torch" backend.
 """
 
-from export.engine import Engine, ReferenceFeatures, load_engine, split_features, stack_features
+from stablesync.export.engine import Engine, ReferenceFeatures, load_engine, split_features, stack_features
 
 __all__ = ["Engine", "ReferenceFeatures", "load_engine", "split_features", "stack_features"]

@@ -46,8 +46,8 @@ def main(args: argparse.Namespace) -> int:
         raise UserError(f"--out {args.out}: holds files already; pass --overwrite to replace them")
     import torch
 
-    from export.exporter import ExportOptions, export_model, load_for_export
     from stablesync import checkpoint
+    from stablesync.export.exporter import ExportOptions, export_model, load_for_export
     from stablesync.models import DEFAULT_PRESET, AVSyncNet, create, get_preset
 
     if args.max_batch < 1:
@@ -55,7 +55,7 @@ def main(args: argparse.Namespace) -> int:
     if args.parity_batch < 1:
         raise UserError(f"--parity-batch {args.parity_batch}: expected >= 1")
     if args.tensorrt:
-        from export.backends.tensorrt_engine import require_tensorrt
+        from stablesync.export.backends.tensorrt_engine import require_tensorrt
 
         require_tensorrt()  # fail before the slow part
     syncnet = None

@@ -1,13 +1,13 @@
 """Opening an export directory on a backend (`load_engine`). The interface every backend
-implements is `export.interface` (re-exported here).
+implements is `stablesync.export.interface` (re-exported here).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from export.interface import Engine, FloatArray, ReferenceFeatures, split_features, stack_features
 from stablesync.errors import UserError
+from stablesync.export.interface import Engine, FloatArray, ReferenceFeatures, split_features, stack_features
 
 __all__ = ["Engine", "FloatArray", "ReferenceFeatures", "load_engine", "split_features", "stack_features"]
 
@@ -26,8 +26,8 @@ def load_engine(
     `intra_op_threads`: onnxruntime CPU threads. `prefer_int8`: "ort-cpu" runs frame_int8.onnx
     when the export kept one. Bad artifacts give a one-line UserError naming the file.
     """
-    from export import backends
-    from export.manifest import read_manifest
+    from stablesync.export import backends
+    from stablesync.export.manifest import read_manifest
 
     directory = Path(directory)
     manifest = read_manifest(directory)
@@ -38,13 +38,13 @@ def load_engine(
             f"backend {backend!r}: unknown; expected auto or one of {', '.join(backends.BACKENDS)}"
         )
     if backend.startswith("ort-"):
-        from export.backends.ort import OrtEngine
+        from stablesync.export.backends.ort import OrtEngine
 
         return OrtEngine(directory, manifest, backend, intra_op_threads, prefer_int8)
     if backend == "tensorrt":
-        from export.backends.tensorrt_engine import TensorRTEngine
+        from stablesync.export.backends.tensorrt_engine import TensorRTEngine
 
         return TensorRTEngine(directory, manifest)
-    from export.backends.torch_engine import TorchEngine
+    from stablesync.export.backends.torch_engine import TorchEngine
 
     return TorchEngine(directory, manifest)

@@ -18,14 +18,21 @@ from pathlib import Path
 import onnx
 import torch
 
-from export import graphs
-from export.fold import as_exported, round_weights_fp16
-from export.fp16_weights import store_initializers_fp16
-from export.manifest import MANIFEST_FILE, MANIFEST_VERSION, GraphInfo, Manifest, sha256_file, write_manifest
-from export.sample_inputs import InputSpec, corpus_like_inputs, random_inputs
-from export.verify import Tolerance, full_check, lipsync_parity, syncnet_parity
 from stablesync import __version__, checkpoint
 from stablesync.errors import UserError
+from stablesync.export import graphs
+from stablesync.export.fold import as_exported, round_weights_fp16
+from stablesync.export.fp16_weights import store_initializers_fp16
+from stablesync.export.manifest import (
+    MANIFEST_FILE,
+    MANIFEST_VERSION,
+    GraphInfo,
+    Manifest,
+    sha256_file,
+    write_manifest,
+)
+from stablesync.export.sample_inputs import InputSpec, corpus_like_inputs, random_inputs
+from stablesync.export.verify import Tolerance, full_check, lipsync_parity, syncnet_parity
 from stablesync.models import PRESETS, AVSyncNet, LipSyncConfig, LipSyncModel
 
 CHECKPOINT_FILE = "lipsync.safetensors"
@@ -206,11 +213,11 @@ def _export_into(
         log(f"parity {key:<18} max abs error {err:.2e} (onnxruntime vs PyTorch)")
     manifest = dataclasses.replace(manifest, parity_max_abs_error=errors)
     if options.int8:
-        from export.quantize import quantize_frame
+        from stablesync.export.quantize import quantize_frame
 
         manifest = quantize_frame(tmp, manifest, corpus_like_inputs(spec, 8, options.corpus), log)
     if options.tensorrt:
-        from export.backends.tensorrt_engine import build_engines
+        from stablesync.export.backends.tensorrt_engine import build_engines
 
         build_engines(tmp, manifest, log)
     write_manifest(tmp, manifest)  # the complete set is only moved into place once all this passed

@@ -1,6 +1,6 @@
 """`stablesync eval`'s held-out protocol run on an export's onnxruntime graphs instead of torch.
 
-`python -m export.heldout DIR --data PREPARED --graph frame|frame_int8 --out JSON [--split test]
+`python -m stablesync.export.heldout DIR --data PREPARED --graph frame|frame_int8 --out JSON [--split test]
 [--max-clips N] [--no-lip-leak] [--threads 2]`
 
 The same clips, reference draws, audio windows and measures as `stablesync eval`
@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from export.backends.ort import OrtEngine
-from export.manifest import read_manifest
 from stablesync.errors import UserError
+from stablesync.export.backends.ort import OrtEngine
+from stablesync.export.manifest import read_manifest
 
 if TYPE_CHECKING:
     import torch
@@ -38,7 +38,7 @@ def open_graph(directory: Path, graph: str, threads: int) -> OrtEngine:
     manifest = read_manifest(directory)
     if graph not in manifest.graphs:
         raise UserError(
-            f"{directory}: the export lists no {graph} graph (make one: python -m export.quantize)"
+            f"{directory}: the export lists no {graph} graph (make one: python -m stablesync.export.quantize)"
         )
     if graph == "frame_int8":  # the recorded verdict is what this measures: not consulted here
         manifest = dataclasses.replace(manifest, int8_check=None, int8_psnr_db=99.0)
@@ -111,7 +111,9 @@ def evaluate_graph(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m export.heldout", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m stablesync.export.heldout", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("directory", type=Path, help="an export directory (manifest.json, graphs)")
     parser.add_argument("--data", type=Path, required=True, help="a prepared dataset")
     parser.add_argument("--graph", choices=GRAPHS, default="frame")

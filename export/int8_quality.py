@@ -1,6 +1,6 @@
 """Is the int8 frame graph as good as the fp32 one? Generated crops of held-out clips, compared.
 
-`python -m export.int8_quality DIR --corpus PREPARED [--splits test,val] [--out JSON] [--record]
+`python -m stablesync.export.int8_quality DIR --corpus PREPARED [--splits test,val] [--out JSON] [--record]
 [--real-faces "one line"]`
 
 Every frame of every clip in the splits is generated twice by the "ort-cpu" engine, from the
@@ -24,10 +24,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from export.backends.ort import OrtEngine
-from export.manifest import MIN_INT8_PSNR_DB, Int8Check, Manifest, read_manifest, write_manifest
-from export.quantize import psnr_db
 from stablesync.errors import UserError
+from stablesync.export.backends.ort import OrtEngine
+from stablesync.export.manifest import MIN_INT8_PSNR_DB, Int8Check, Manifest, read_manifest, write_manifest
+from stablesync.export.quantize import psnr_db
 from stablesync.train.data import Clip, PreparedData, generator_mel, to_chw
 
 MIN_MOUTH_OPENING_R = 0.95  # int8 vs fp32 opening, below which the int8 graph is not used
@@ -57,7 +57,8 @@ def compare(directory: Path, corpus: Path, splits: list[str], seed: int = 0) -> 
     int8 = OrtEngine(directory, dataclasses.replace(manifest, int8_check=None, int8_psnr_db=99.0))
     if int8.frame_graph != "frame_int8":
         raise UserError(
-            f"{directory}: the export lists no frame_int8 graph (make one: python -m export.quantize)"
+            f"{directory}: the export lists no frame_int8 graph"
+            " (make one: python -m stablesync.export.quantize)"
         )
     landmarks = CropLandmarks()
     rng = np.random.default_rng(seed)
@@ -123,7 +124,7 @@ def verdict(report: dict[str, Any], real_faces: str) -> Int8Check:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m export.int8_quality", description=__doc__.splitlines()[0]
+        prog="python -m stablesync.export.int8_quality", description=__doc__.splitlines()[0]
     )
     parser.add_argument("directory", type=Path, help="an export directory listing frame_int8")
     parser.add_argument("--corpus", type=Path, required=True, help="a prepared dataset")

@@ -1,12 +1,12 @@
 """The int8 frame graph against the fp32 one on a real video, rendered in one process.
 
-`python -m export.int8_real DIR --video talk1.mp4 [--audio other.wav] [--seconds 6] --out FOLDER`
+`python -m stablesync.export.int8_real DIR --video talk1.mp4 [--audio other.wav] [--seconds 6] --out FOLDER`
 
-The video is rendered twice by the offline session (`benchmarks.offline_render`, as the
+The video is rendered twice by the offline session (`stablesync.benchmarks.offline_render`, as the
 real-face benchmark renders it), once with frame.onnx and once with frame_int8.onnx, with the
 same code and inputs, so every difference between the two is the graph's. Measured: PSNR of
 the int8 output against the fp32 output over the box of pixels the lip-sync changed, the
-real-face benchmark's figures for each (`benchmarks.real_faces.measure_case`), and one contact
+real-face benchmark's figures for each (`stablesync.benchmarks.real_faces.measure_case`), and one contact
 sheet per graph on the same frames (the fp32 output's picks).
 """
 
@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from export.manifest import read_manifest, write_manifest
-from export.quantize import psnr_db
+from stablesync.export.manifest import read_manifest, write_manifest
+from stablesync.export.quantize import psnr_db
 
 
 def _fp32_only(directory: Path, tmp: Path) -> Path:
@@ -47,8 +47,8 @@ def _changed_box_psnr_db(source: list[Any], a: list[Any], b: list[Any]) -> float
 
 
 def compare(directory: Path, video: Path, audio: Path | None, seconds: float, out: Path) -> dict[str, Any]:
-    from benchmarks.offline_render import render_offline
-    from benchmarks.real_faces import RATE_HZ, _read_video, contact_sheet, measure_case
+    from stablesync.benchmarks.offline_render import render_offline
+    from stablesync.benchmarks.real_faces import RATE_HZ, _read_video, contact_sheet, measure_case
     from stablesync.media import read_audio
 
     frames, pts = _read_video(video, seconds)
@@ -71,7 +71,7 @@ def compare(directory: Path, video: Path, audio: Path | None, seconds: float, ou
 
 def main(argv: list[str] | None = None) -> int:
     about = __doc__.splitlines()[0]
-    parser = argparse.ArgumentParser(prog="python -m export.int8_real", description=about)
+    parser = argparse.ArgumentParser(prog="python -m stablesync.export.int8_real", description=about)
     parser.add_argument("directory", type=Path, help="an export directory listing frame_int8")
     parser.add_argument("--video", type=Path, required=True)
     parser.add_argument("--audio", type=Path, default=None, help="another recording to drive it")

@@ -17,7 +17,7 @@ from typing import Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from export.manifest import Manifest
+from stablesync.export.manifest import Manifest
 
 FloatArray = NDArray[np.float32]
 ReferenceFeatures = tuple[FloatArray, ...]

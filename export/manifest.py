@@ -66,7 +66,7 @@ class Manifest:
     int8_psnr_db: float | None = None  # frame_int8 vs frame on corpus inputs (only kept if >= 35 dB)
     int8_speedup: float | None = None  # fp32 ms / int8 ms per frame, batch 1, onnxruntime CPU
     max_batch: int = 8  # the TensorRT optimisation profile's upper batch
-    int8_check: Int8Check | None = None  # recorded by `python -m export.int8_quality --record`
+    int8_check: Int8Check | None = None  # recorded by `python -m stablesync.export.int8_quality --record`
 
     @property
     def n_levels(self) -> int:

@@ -4,9 +4,9 @@ Calibrated on corpus-like inputs; frame_int8.onnx is kept only if its output is 
 PSNR of the fp32 graph's on those inputs. The speed-up (batch 1, onnxruntime CPU) is printed
 and stored in the manifest. No torch.
 
-`python -m export.quantize DIR --corpus PREPARED [--samples 32]` quantises an existing export
+`python -m stablesync.export.quantize DIR --corpus PREPARED [--samples 32]` quantises an existing export
 in place, calibrated on the prepared dataset's train split (its val and test clips stay unseen
-for `python -m export.int8_quality`).
+for `python -m stablesync.export.int8_quality`).
 """
 
 from __future__ import annotations
@@ -29,9 +29,16 @@ from onnxruntime.quantization import (
     quantize_static,
 )
 
-from export.backends.ort import open_session
-from export.manifest import MIN_INT8_PSNR_DB, GraphInfo, Manifest, read_manifest, sha256_file, write_manifest
-from export.sample_inputs import SampleInputs
+from stablesync.export.backends.ort import open_session
+from stablesync.export.manifest import (
+    MIN_INT8_PSNR_DB,
+    GraphInfo,
+    Manifest,
+    read_manifest,
+    sha256_file,
+    write_manifest,
+)
+from stablesync.export.sample_inputs import SampleInputs
 from stablesync.train.data import PreparedData, generator_mel, to_chw
 
 Feeds = dict[str, NDArray[np.float32]]
@@ -139,7 +146,9 @@ def split_inputs(corpus: Path, split: str, n: int, lookahead_ms: float, seed: in
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m export.quantize", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m stablesync.export.quantize", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("directory", type=Path, help="an export directory (manifest.json, frame.onnx)")
     parser.add_argument("--corpus", type=Path, required=True, help="a prepared dataset (train split used)")
     parser.add_argument("--samples", type=int, default=32, help="calibration items")

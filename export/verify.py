@@ -1,9 +1,9 @@
 """Checks an export before it is reported: onnx.checker (full check) and onnxruntime vs PyTorch.
 
-Parity is measured on random inputs and on corpus-like inputs (`export.sample_inputs`), per
+Parity is measured on random inputs and on corpus-like inputs (`stablesync.export.sample_inputs`), per
 graph, as the max absolute error; it must stay within `tolerance` (1e-4). With fp16-stored
 weights the torch reference is the model with batch norm folded and then the weights rounded to
-fp16 (`export.fold`), which is exactly what the graphs hold, so the same 1e-4 applies, taken
+fp16 (`stablesync.export.fold`), which is exactly what the graphs hold, so the same 1e-4 applies, taken
 relative to the largest output (the reference features are unbounded).
 """
 
@@ -17,10 +17,10 @@ import onnx
 import torch
 from numpy.typing import NDArray
 
-from export.backends.ort import check_session, open_session
-from export.manifest import Manifest
-from export.sample_inputs import SampleInputs
 from stablesync.errors import UserError
+from stablesync.export.backends.ort import check_session, open_session
+from stablesync.export.manifest import Manifest
+from stablesync.export.sample_inputs import SampleInputs
 from stablesync.models import AVSyncNet, LipSyncModel
 
 

@@ -16,19 +16,31 @@ from stablesync.errors import UserError
 
 # name -> (module, one-line help). Order is the order shown by --help.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("realtime.cli.demo", "run the bundled face and speech through the real-time filter"),
-    "run": ("realtime.cli.run", "live lip-sync: microphone + webcam or photo -> virtual camera/mic, file"),
-    "serve": ("realtime.cli.serve", "serve the filter over WebRTC to browsers and apps"),
-    "devices": ("realtime.cli.devices", "list cameras, microphones, virtual cameras, audio outputs, tracker"),
-    "detect": ("realtime.cli.detect", "is a video or picture marked by stablesync? (watermark, C2PA)"),
+    "demo": ("stablesync.realtime.cli.demo", "run the bundled face and speech through the real-time filter"),
+    "run": (
+        "stablesync.realtime.cli.run",
+        "live lip-sync: microphone + webcam or photo -> virtual camera/mic, file",
+    ),
+    "serve": ("stablesync.realtime.cli.serve", "serve the filter over WebRTC to browsers and apps"),
+    "devices": (
+        "stablesync.realtime.cli.devices",
+        "list cameras, microphones, virtual cameras, audio outputs, tracker",
+    ),
+    "detect": (
+        "stablesync.realtime.cli.detect",
+        "is a video or picture marked by stablesync? (watermark, C2PA)",
+    ),
     "data": ("stablesync.data.cli", "make the synthetic corpus or prepare a real dataset"),
     "train": ("stablesync.train.cli", "train AVSyncNet, the silent-lip generator or the generator"),
     "average": ("stablesync.train.average", "average the weights of one run's last checkpoints"),
     "eval": ("stablesync.evaluation.cli", "evaluate a checkpoint like the paper (LSE-C/D, PSNR, SSIM, LMD)"),
-    "enroll": ("realtime.cli.enroll", "a personal model of your face from a short recording of you"),
+    "enroll": (
+        "stablesync.realtime.cli.enroll",
+        "a personal model of your face from a short recording of you",
+    ),
     "profiles": ("stablesync.enroll.profiles_cli", "list, show or remove the profiles made by enroll"),
-    "export": ("export.cli", "export a checkpoint to ONNX (and TensorRT) for the real-time path"),
-    "bench": ("benchmarks.cli", "run the benchmark suite and write JSON, plots and RESULTS.md"),
+    "export": ("stablesync.export.cli", "export a checkpoint to ONNX (and TensorRT) for the real-time path"),
+    "bench": ("stablesync.benchmarks.cli", "run the benchmark suite and write JSON, plots and RESULTS.md"),
     "presets": ("stablesync.models.cli", "list the model presets with their sizes"),
 }
 

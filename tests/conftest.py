@@ -25,11 +25,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def cpu_rt_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random-init cpu-rt export directory (manifest.json, reference.onnx, frame.onnx, checkpoint),
-    verified against PyTorch; open it with `export.load_engine(path, "ort-cpu")`. Read-only: copy
+    verified against PyTorch; open it with `stablesync.export.load_engine(path, "ort-cpu")`. Read-only: copy
     it before changing anything in it."""
     import torch
 
-    from export.exporter import ExportOptions, export_model
+    from stablesync.export.exporter import ExportOptions, export_model
     from stablesync.models import create
 
     torch.manual_seed(0)

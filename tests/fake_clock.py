@@ -1,12 +1,12 @@
-"""A monotonic clock that moves only when a test tells it to (`realtime.pipeline.clock.Clock`), so the
-deadline policy, the batcher's estimate and the tracks' pacing can be tested without timing."""
+"""A monotonic clock that moves only when a test tells it to (`stablesync.realtime.pipeline.clock.Clock`),
+so the deadline policy, the batcher's estimate and the tracks' pacing can be tested without timing."""
 
 from __future__ import annotations
 
 import threading
 import time
 
-from realtime.pipeline.frames import NS_PER_MS, NS_PER_S
+from stablesync.realtime.pipeline.frames import NS_PER_MS, NS_PER_S
 
 
 class FakeClock:

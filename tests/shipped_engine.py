@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from export import load_engine
-from export.engine import Engine
-from realtime.pipeline.engines import default_weights_dir
+from stablesync.export import load_engine
+from stablesync.export.engine import Engine
+from stablesync.realtime.pipeline.engines import default_weights_dir
 
 
 def shipped_cpu_engine() -> Engine:

@@ -14,10 +14,10 @@ import pytest
 from numpy.typing import NDArray
 from scipy.signal import resample_poly
 
-from realtime.local.sources import MicSource, StreamResampler
-from realtime.pipeline.clock import StreamClock
-from realtime.pipeline.frames import AudioChunk
 from stablesync.cli import main as cli_main
+from stablesync.realtime.local.sources import MicSource, StreamResampler
+from stablesync.realtime.pipeline.clock import StreamClock
+from stablesync.realtime.pipeline.frames import AudioChunk
 
 
 @pytest.mark.parametrize(("from_hz", "block"), [(48_000, 960), (44_100, 441), (48_000, 1000)])

@@ -12,8 +12,8 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from export.engine import Engine, FloatArray, ReferenceFeatures
-from realtime.pipeline.batcher import BatcherConfig, InferenceBatcher
+from stablesync.export.engine import Engine, FloatArray, ReferenceFeatures
+from stablesync.realtime.pipeline.batcher import BatcherConfig, InferenceBatcher
 from tests.shipped_engine import shipped_cpu_engine
 
 BARRIER_TIMEOUT_S = 5.0

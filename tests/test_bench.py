@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.latency_probe import RATE_HZ, response_frame, sound_onsets
+from stablesync.benchmarks.latency_probe import RATE_HZ, response_frame, sound_onsets
 
 
 def test_sound_onsets_find_bursts_after_silence_only() -> None:

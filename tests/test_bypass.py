@@ -7,11 +7,11 @@ import asyncio
 
 import numpy as np
 
-from realtime.local.sources import load_image
-from realtime.pipeline.batcher import InferenceBatcher
-from realtime.pipeline.engines import open_engine
-from realtime.pipeline.frames import AudioChunk, VideoFrame
-from realtime.pipeline.session import LipSyncSession, SessionConfig
+from stablesync.realtime.local.sources import load_image
+from stablesync.realtime.pipeline.batcher import InferenceBatcher
+from stablesync.realtime.pipeline.engines import open_engine
+from stablesync.realtime.pipeline.frames import AudioChunk, VideoFrame
+from stablesync.realtime.pipeline.session import LipSyncSession, SessionConfig
 
 
 async def test_bypass_passes_frames_through_untouched_and_resumes(rt_face_photo) -> None:  # type: ignore[no-untyped-def]

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from realtime.local.devices import resolve_camera
 from stablesync.cli import main as cli_main
 from stablesync.errors import UserError
+from stablesync.realtime.local.devices import resolve_camera
 
 
 @pytest.fixture

@@ -61,8 +61,8 @@ def test_eval_on_a_corpus_without_test_clips_says_so(
 def test_the_offline_status_line_shows_no_latency() -> None:
     import numpy as np
 
-    from realtime.pipeline.frames import OutputFrame, StageTimes, VideoFrame
-    from realtime.pipeline.telemetry import Telemetry
+    from stablesync.realtime.pipeline.frames import OutputFrame, StageTimes, VideoFrame
+    from stablesync.realtime.pipeline.telemetry import Telemetry
 
     tel = Telemetry()
     frame = VideoFrame(np.zeros((4, 4, 3), np.uint8), 0, 0, 0)
@@ -132,9 +132,9 @@ async def test_the_serve_page_tells_a_browser_user_how_to_get_in(
     to send an HTTP header they cannot send."""
     import asyncio
 
-    from realtime.webrtc import ServeConfig, running_server
-    from realtime.webrtc.clip import synthetic_clip
-    from realtime.webrtc.processing import PassthroughFactory
+    from stablesync.realtime.webrtc import ServeConfig, running_server
+    from stablesync.realtime.webrtc.clip import synthetic_clip
+    from stablesync.realtime.webrtc.processing import PassthroughFactory
     from tests import webrtc_browser
 
     if not webrtc_browser.available():

@@ -1,4 +1,4 @@
-"""The delivery policy (`realtime.pipeline.delivery`): the audio delay follows the video's latency
+"""The delivery policy (`stablesync.realtime.pipeline.delivery`): the audio delay follows the video's latency
 (the median of the recent hand-offs, the expected latency before enough are measured), rounded,
 above the transport's floor, and moves only past the hysteresis; `serve` sets its returned
 audio's delay by it and `run`'s delay line releases the audio by it, the two taking the same
@@ -16,19 +16,19 @@ import av
 import numpy as np
 import pytest
 
-from export.engine import Engine
-from realtime.local.handoff import FrameHandOff
-from realtime.local.runner import RunConfig
-from realtime.local.sinks.virtual_mic import AudioDelayLine
-from realtime.pipeline.batcher import InferenceBatcher
-from realtime.pipeline.delivery import DelayFollower, DelayTarget, DeliveryConfig
-from realtime.pipeline.frames import NS_PER_MS, AudioChunk, OutputFrame, VideoFrame
-from realtime.pipeline.session import LipSyncSession, SessionConfig
-from realtime.pipeline.telemetry import Telemetry
-from realtime.webrtc.config import ServeConfig
-from realtime.webrtc.lipsync import LipSyncPipeline
-from realtime.webrtc.processing import PassthroughSession, ProcessedFrame
-from realtime.webrtc.session import Session
+from stablesync.export.engine import Engine
+from stablesync.realtime.local.handoff import FrameHandOff
+from stablesync.realtime.local.runner import RunConfig
+from stablesync.realtime.local.sinks.virtual_mic import AudioDelayLine
+from stablesync.realtime.pipeline.batcher import InferenceBatcher
+from stablesync.realtime.pipeline.delivery import DelayFollower, DelayTarget, DeliveryConfig
+from stablesync.realtime.pipeline.frames import NS_PER_MS, AudioChunk, OutputFrame, VideoFrame
+from stablesync.realtime.pipeline.session import LipSyncSession, SessionConfig
+from stablesync.realtime.pipeline.telemetry import Telemetry
+from stablesync.realtime.webrtc.config import ServeConfig
+from stablesync.realtime.webrtc.lipsync import LipSyncPipeline
+from stablesync.realtime.webrtc.processing import PassthroughSession, ProcessedFrame
+from stablesync.realtime.webrtc.session import Session
 from tests.fake_clock import FakeClock
 from tests.shipped_engine import shipped_cpu_engine
 

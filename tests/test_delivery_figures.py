@@ -20,18 +20,18 @@ import numpy as np
 import pytest
 from aiortc.mediastreams import MediaStreamError
 
-from export.engine import Engine
-from realtime.local.runner import RunConfig, Runner
-from realtime.local.sinks import VirtualCameraConfig
-from realtime.local.sources import AudioFileSource, ImageSource, load_image
-from realtime.pipeline.batcher import InferenceBatcher
-from realtime.pipeline.delivery import DeliveryConfig
-from realtime.pipeline.frames import NS_PER_MS, OutputFrame
-from realtime.pipeline.session import LipSyncSession, SessionConfig
-from realtime.webrtc.config import ServeConfig
-from realtime.webrtc.lipsync import LipSyncPipeline
-from realtime.webrtc.media import MAX_VIDEO_QUEUE, ProcessedVideoTrack
-from realtime.webrtc.session import Session
+from stablesync.export.engine import Engine
+from stablesync.realtime.local.runner import RunConfig, Runner
+from stablesync.realtime.local.sinks import VirtualCameraConfig
+from stablesync.realtime.local.sources import AudioFileSource, ImageSource, load_image
+from stablesync.realtime.pipeline.batcher import InferenceBatcher
+from stablesync.realtime.pipeline.delivery import DeliveryConfig
+from stablesync.realtime.pipeline.frames import NS_PER_MS, OutputFrame
+from stablesync.realtime.pipeline.session import LipSyncSession, SessionConfig
+from stablesync.realtime.webrtc.config import ServeConfig
+from stablesync.realtime.webrtc.lipsync import LipSyncPipeline
+from stablesync.realtime.webrtc.media import MAX_VIDEO_QUEUE, ProcessedVideoTrack
+from stablesync.realtime.webrtc.session import Session
 from tests.fake_clock import FakeClock
 from tests.shipped_engine import shipped_cpu_engine
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from realtime.cli.devices import linux_cameras
+from stablesync.realtime.cli.devices import linux_cameras
 
 
 def test_devices_lists_the_sound_servers_devices_the_tracker_and_backends(pulse_server: str) -> None:

@@ -132,7 +132,7 @@ def test_enroll_interrupted_resumed_exported_and_used_by_run(
     run = ["run", "--profile", "me", "--face", str(face), "--audio", str(video)]
     assert cli([*run, "--fast", "--seconds", "1", "--quiet", "--out", str(out)]) == 0
     assert out.is_file()
-    from realtime.cli.serve import build_parser, open_pipelines
+    from stablesync.realtime.cli.serve import build_parser, open_pipelines
 
     serve = build_parser("stablesync serve").parse_args(["--profile", "me", "--backend", "ort-cpu"])
     assert serve.weights == profile

@@ -74,8 +74,8 @@ def test_script_lines_are_varied_and_timed() -> None:
 
 
 def test_each_second_says_what_to_fix() -> None:
-    from realtime.local.take_display import second_problems
     from stablesync.enroll.checks import FaceSample, TakeChecks
+    from stablesync.realtime.local.take_display import second_problems
 
     checks, line, pause = TakeChecks(), Script().cue_at(0.0), Script().cue_at(Script().starts[2])
     good = FaceSample(1, 120.0, 0.05, True)
@@ -193,7 +193,7 @@ def test_a_refused_take_leaves_none_of_its_files_and_keeps_what_was_there(tmp_pa
     it wrote; an older take at the same paths, and anything else in the folder, stay as they were."""
     import asyncio
 
-    from realtime.local.take_recorder import RecordConfig, TakeRecorder
+    from stablesync.realtime.local.take_recorder import RecordConfig, TakeRecorder
     from tests.test_local_faults import Camera, Microphone
 
     before = {"take.mp4": b"an older take", "take.wav": b"its sound", "notes.txt": b"mine"}
@@ -214,9 +214,9 @@ def test_take_keeps_capture_times_nearest_frame_per_instant_and_sound_on_the_clo
     for its microphone's first chunk before it starts (unless it stays silent for mic_wait_s)."""
     import asyncio
 
-    from realtime.local.take_recorder import RecordConfig, TakeRecorder
-    from realtime.pipeline.frames import AudioChunk, VideoFrame
     from stablesync.media import iter_video_frames
+    from stablesync.realtime.local.take_recorder import RecordConfig, TakeRecorder
+    from stablesync.realtime.pipeline.frames import AudioChunk, VideoFrame
 
     def recorder(name: str, cfg: RecordConfig) -> TakeRecorder:
         return TakeRecorder(object(), object(), tmp_path / f"{name}.mp4", tmp_path / f"{name}.wav", cfg)  # type: ignore[arg-type]

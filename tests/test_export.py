@@ -14,8 +14,8 @@ import pytest
 if TYPE_CHECKING:
     import torch
 
-from export import load_engine
-from export.manifest import MANIFEST_VERSION, read_manifest
+from stablesync.export import load_engine
+from stablesync.export.manifest import MANIFEST_VERSION, read_manifest
 
 
 def _inputs(s: int, b: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -64,7 +64,7 @@ def test_ort_cpu_matches_torch_engine_batched(cpu_rt_export: Path) -> None:
 def test_ort_engine_runs_without_torch(cpu_rt_export: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     code = (
         "import sys, numpy as np\n"
-        "from export import load_engine\n"
+        "from stablesync.export import load_engine\n"
         f"e = load_engine({str(cpu_rt_export)!r}, 'ort-cpu')\n"
         "f = e.encode_reference(np.random.rand(2, 3, 96, 96).astype(np.float32))\n"
         "x = np.random.rand(2, 3, 96, 96).astype(np.float32)\n"
@@ -84,11 +84,11 @@ def test_auto_takes_the_fastest_backend_available_here(
 ) -> None:
     """ "auto" is the first of AUTO_ORDER available here (torch only where CUDA is); without an
     NVIDIA GPU that is ort-cpu, chosen without importing torch."""
-    from export import backends
+    from stablesync.export import backends
 
     code = (
         "import sys\n"
-        "from export import load_engine\n"
+        "from stablesync.export import load_engine\n"
         f"e = load_engine({str(cpu_rt_export)!r}, 'auto')\n"
         "print(e.backend, 'torch' in sys.modules)\n"
     )
@@ -109,7 +109,7 @@ def test_auto_takes_the_fastest_backend_available_here(
 
 def test_ort_sessions_sleep_when_idle(cpu_rt_export: Path) -> None:
     """Every onnxruntime session the engines open has spinning off (the default spins)."""
-    from export.backends.ort import SPIN_KEYS, OrtEngine
+    from stablesync.export.backends.ort import SPIN_KEYS, OrtEngine
 
     engine = load_engine(cpu_rt_export, "ort-cpu")
     assert isinstance(engine, OrtEngine)
@@ -148,7 +148,7 @@ def test_opening_a_live_engine_holds_numpy_blas_to_one_thread(monkeypatch: pytes
     code = (
         "import numpy\n"
         "from threadpoolctl import threadpool_info\n"
-        "from realtime.pipeline.engines import open_engine\n"
+        "from stablesync.realtime.pipeline.engines import open_engine\n"
         "def blas():\n"
         "    return [p['num_threads'] for p in threadpool_info() if p['user_api'] == 'blas']\n"
         "print('before', blas())\n"
@@ -181,7 +181,7 @@ def _like_trained(model: torch.nn.Module) -> None:
 def test_fold_batch_norm_keeps_the_outputs() -> None:
     import torch
 
-    from export.fold import fold_batch_norm
+    from stablesync.export.fold import fold_batch_norm
     from stablesync.models import create
 
     torch.manual_seed(0)
@@ -241,9 +241,9 @@ def test_cli_exports_checkpoint_with_syncnet_and_fp16_weights(tmp_path: Path) ->
 def test_int8_frame_graph_kept_only_above_the_psnr_bound(cpu_rt_export: Path, tmp_path: Path) -> None:
     import shutil
 
-    from export.manifest import write_manifest
-    from export.quantize import psnr_db, quantize_frame
-    from export.sample_inputs import InputSpec, corpus_like_inputs
+    from stablesync.export.manifest import write_manifest
+    from stablesync.export.quantize import psnr_db, quantize_frame
+    from stablesync.export.sample_inputs import InputSpec, corpus_like_inputs
 
     out = tmp_path / "q"
     shutil.copytree(cpu_rt_export, out)
@@ -273,7 +273,7 @@ def test_int8_frame_graph_kept_only_above_the_psnr_bound(cpu_rt_export: Path, tm
 def test_paper_exports(tmp_path: Path) -> None:
     import torch
 
-    from export.exporter import ExportOptions, export_model
+    from stablesync.export.exporter import ExportOptions, export_model
     from stablesync.models import create
 
     torch.manual_seed(3)
@@ -291,7 +291,7 @@ def test_paper_exports(tmp_path: Path) -> None:
 def test_gpu_256_exports_at_batch_1(tmp_path: Path) -> None:
     import torch
 
-    from export.exporter import ExportOptions, export_model
+    from stablesync.export.exporter import ExportOptions, export_model
     from stablesync.models import create
 
     torch.manual_seed(2)

@@ -12,9 +12,9 @@ from pathlib import Path
 import onnx
 import pytest
 
-from export import load_engine
-from export.manifest import MANIFEST_FILE, read_manifest, sha256_file
 from stablesync.errors import UserError
+from stablesync.export import load_engine
+from stablesync.export.manifest import MANIFEST_FILE, read_manifest, sha256_file
 
 HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
 

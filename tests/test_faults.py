@@ -1,5 +1,5 @@
-"""Live faults are logged (`realtime.pipeline.faults`): once with the traceback, then at most once per
-interval with a count, and the stream goes on."""
+"""Live faults are logged (`stablesync.realtime.pipeline.faults`): once with the traceback, then at most
+once per interval with a count, and the stream goes on."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import logging
 import numpy as np
 import pytest
 
-from realtime.pipeline.faults import FaultLog
+from stablesync.realtime.pipeline.faults import FaultLog
 from tests.fake_clock import FakeClock
 
 
@@ -44,10 +44,10 @@ def test_first_fault_of_a_kind_has_its_traceback_then_one_line_per_interval(
 def test_a_session_whose_renderer_fails_logs_it_once_and_passes_frames_through(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from benchmarks.offline_render import render_offline
-    from realtime.pipeline.compositing import Compositor
+    from stablesync.benchmarks.offline_render import render_offline
     from stablesync.bundled import demo_assets
     from stablesync.media import read_audio
+    from stablesync.realtime.pipeline.compositing import Compositor
 
     def broken(*args: object, **kwargs: object) -> object:
         raise RuntimeError("renderer bug")
@@ -59,7 +59,7 @@ def test_a_session_whose_renderer_fails_logs_it_once_and_passes_frames_through(
     face = cv2.cvtColor(cv2.imread(str(face_path)), cv2.COLOR_BGR2RGB)
     audio = read_audio(speech_path)[: 16000 * 2]
     frames = [face] * 40
-    with caplog.at_level(logging.WARNING, logger="realtime.pipeline.session"):
+    with caplog.at_level(logging.WARNING, logger="stablesync.realtime.pipeline.session"):
         out = render_offline(None, frames, [i / 25 for i in range(40)], audio, still=True)
     assert len(out.images) == 40 and all(np.array_equal(im, face) for im in out.images)
     assert set(out.modes) == {"error"}

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import gpu
-from benchmarks.cli import discover
+from stablesync.benchmarks import gpu
+from stablesync.benchmarks.cli import discover
 
 
 def test_the_suite_finds_it() -> None:

@@ -1,4 +1,5 @@
-"""`python -m export.heldout`: the held-out protocol's model calls answered by an export's graphs."""
+"""`python -m stablesync.export.heldout`: the held-out protocol's model calls answered by an export's
+graphs."""
 
 from __future__ import annotations
 
@@ -7,16 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from export.heldout import GraphModel, open_graph
-from export.manifest import read_manifest
-from export.sample_inputs import InputSpec, corpus_like_inputs
 from stablesync.errors import UserError
+from stablesync.export.heldout import GraphModel, open_graph
+from stablesync.export.manifest import read_manifest
+from stablesync.export.sample_inputs import InputSpec, corpus_like_inputs
 
 SHIPPED = Path(__file__).resolve().parent.parent / "stablesync" / "assets" / "weights" / "cpu-rt"
 
 
 def test_the_fp32_graph_answers_as_the_shipped_checkpoint() -> None:
-    # the figures of `export.heldout --graph frame` are those of `stablesync eval` on the same
+    # the figures of `stablesync.export.heldout --graph frame` are those of `stablesync eval` on the same
     # weights only if the adapter hands the protocol what the torch model would
     torch = pytest.importorskip("torch")
     from stablesync import checkpoint

@@ -1,11 +1,16 @@
 """The layering of the README's table, checked without an import-linter dependency.
 
+The top-level folders realtime/, export/ and benchmarks/ are the packages stablesync.realtime,
+stablesync.export and stablesync.benchmarks (pyproject's note); "stablesync" below is the
+paper's system, the folder stablesync/ without those three.
 - The real-time path never imports torch: every module under realtime/ and export/, except the
   export modules built on PyTorch (TORCH_MODULES), imports in a fresh interpreter without torch
   appearing in sys.modules; no module under realtime/ imports torch even inside a function.
 - Layers point one way: stablesync never imports realtime or export; export never imports
   realtime (every import statement, at any depth, read with ast).
   `stablesync.cli` names the front-end commands by string (`importlib`), the one way up.
+- Nothing imports the folders by their bare names (`import realtime`), which would load a
+  second copy of the same files beside stablesync.realtime when run from the checkout.
 """
 
 from __future__ import annotations
@@ -23,20 +28,33 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # The export modules that build on PyTorch (they import torch at top level, or one of these).
 TORCH_MODULES = frozenset(
-    {"export.exporter", "export.fold", "export.graphs", "export.verify", "export.backends.torch_engine"}
+    {
+        "stablesync.export.exporter",
+        "stablesync.export.fold",
+        "stablesync.export.graphs",
+        "stablesync.export.verify",
+        "stablesync.export.backends.torch_engine",
+    }
 )
 
-# Packages each top-level package must not import.
+# Folders: the package each is installed as.
+PACKAGE_OF = {
+    "realtime": "stablesync.realtime",
+    "export": "stablesync.export",
+    "benchmarks": "stablesync.benchmarks",
+}
+
+# Packages each folder's modules must not import.
 FORBIDDEN = {
-    "stablesync": ("realtime", "export"),
-    "export": ("realtime",),
+    "stablesync": ("stablesync.realtime", "stablesync.export"),
+    "export": ("stablesync.realtime",),
 }
 
 # Known breaches, file -> the imports allowed there. `stablesync enroll` fine-tunes, then exports
 # the profile: an orchestrating command that lives inside stablesync/ (imported inside a
 # function). Each entry is a debt; none may be added silently.
 KNOWN_BREACHES = {
-    "stablesync/enroll/pipeline.py": {"export.exporter"},
+    "stablesync/enroll/pipeline.py": {"stablesync.export.exporter"},
 }
 
 
@@ -44,11 +62,16 @@ def _module_name(path: Path) -> str:
     parts = list(path.relative_to(ROOT).with_suffix("").parts)
     if parts[-1] == "__init__":
         parts.pop()
-    return ".".join(parts)
+    return ".".join([PACKAGE_OF.get(parts[0], parts[0]), *parts[1:]])
 
 
-def _sources(package: str) -> list[Path]:
-    return sorted(p for p in (ROOT / package).rglob("*.py") if "__pycache__" not in p.parts)
+def _sources(folder: str) -> list[Path]:
+    """The folder's own modules (not through stablesync/'s links to the other folders)."""
+    return sorted(
+        p
+        for p in (ROOT / folder).rglob("*.py")
+        if "__pycache__" not in p.parts and not any(q.is_symlink() for q in p.parents if ROOT in q.parents)
+    )
 
 
 def _imports(path: Path, top_level_only: bool = False) -> Iterator[tuple[int, str]]:
@@ -101,19 +124,19 @@ def test_the_real_time_path_never_imports_torch() -> None:
         for p in _sources(pkg)
         if _module_name(p) not in TORCH_MODULES
     ]
-    assert "realtime.pipeline.session" in modules and "export.backends.ort" in modules
+    assert "stablesync.realtime.pipeline.session" in modules and "stablesync.export.backends.ort" in modules
     _import_each(modules, ("torch",))
 
 
 # What the real-time install leaves out (pyproject's `train` extra): the live path never needs it.
 TRAINING_ONLY = ("torch", "onnx", "safetensors", "tqdm", "onnxscript", "matplotlib", "skimage")
 RUNTIME_EXPORT = (
-    "export",
-    "export.engine",
-    "export.manifest",
-    "export.backends",
-    "export.backends.ort",
-    "export.backends.tensorrt_engine",
+    "stablesync.export",
+    "stablesync.export.engine",
+    "stablesync.export.manifest",
+    "stablesync.export.backends",
+    "stablesync.export.backends.ort",
+    "stablesync.export.backends.tensorrt_engine",
 )
 
 
@@ -141,15 +164,26 @@ def test_the_torch_based_export_modules_are_the_ones_listed(module: str) -> None
     assert any(_is(n, "torch") or n in TORCH_MODULES for n in names), names
 
 
-@pytest.mark.parametrize("package", sorted(FORBIDDEN))
-def test_layers_import_one_way(package: str) -> None:
+@pytest.mark.parametrize("folder", sorted(FORBIDDEN))
+def test_layers_import_one_way(folder: str) -> None:
     breaches = []
-    for path in _sources(package):
+    for path in _sources(folder):
         rel = str(path.relative_to(ROOT))
         for line, name in _imports(path):
-            if any(_is(name, up) for up in FORBIDDEN[package]) and name not in KNOWN_BREACHES.get(rel, ()):
+            if any(_is(name, up) for up in FORBIDDEN[folder]) and name not in KNOWN_BREACHES.get(rel, ()):
                 breaches.append(f"{rel}:{line} imports {name}")
     assert not breaches, breaches
+
+
+@pytest.mark.parametrize("folder", ["stablesync", "tests", *sorted(PACKAGE_OF)])
+def test_nothing_imports_the_folders_by_their_bare_names(folder: str) -> None:
+    found = [
+        f"{p.relative_to(ROOT)}:{line} imports {name}"
+        for p in _sources(folder)
+        for line, name in _imports(p)
+        if any(_is(name, bare) for bare in PACKAGE_OF)
+    ]
+    assert not found, found
 
 
 def test_known_breaches_are_still_there() -> None:

@@ -7,8 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from export.backends.ort import OrtEngine
-from export.manifest import Int8Check, Manifest, int8_usable, read_manifest, sha256_file, write_manifest
+from stablesync.export.backends.ort import OrtEngine
+from stablesync.export.manifest import (
+    Int8Check,
+    Manifest,
+    int8_usable,
+    read_manifest,
+    sha256_file,
+    write_manifest,
+)
 
 SHIPPED = Path(__file__).resolve().parent.parent / "stablesync" / "assets" / "weights" / "cpu-rt"
 
@@ -77,7 +84,7 @@ def test_the_check_survives_the_manifest_round_trip(tmp_path: Path) -> None:
 
 
 def test_the_verdict_needs_the_mouth_to_move_as_much() -> None:
-    from export.int8_quality import verdict
+    from stablesync.export.int8_quality import verdict
 
     report = {"psnr_db": 41.8, "mouth_opening_r": 0.984, "frames": 300, "inputs": "test"}
     assert verdict({**report, "opening_std_ratio": 0.97}, "").passed

@@ -17,14 +17,14 @@ import cv2
 import numpy as np
 import pytest
 
-from export import load_engine
-from realtime.local.runner import RunConfig, Runner
-from realtime.local.sinks import FileSink
-from realtime.local.sources import ImageSource, MicSource, load_image
-from realtime.pipeline.engines import default_weights_dir
-from realtime.pipeline.session import SessionConfig
 from stablesync.cli import main as cli_main
 from stablesync.errors import UserError
+from stablesync.export import load_engine
+from stablesync.realtime.local.runner import RunConfig, Runner
+from stablesync.realtime.local.sinks import FileSink
+from stablesync.realtime.local.sources import ImageSource, MicSource, load_image
+from stablesync.realtime.pipeline.engines import default_weights_dir
+from stablesync.realtime.pipeline.session import SessionConfig
 
 
 @pytest.fixture
@@ -204,7 +204,7 @@ def test_bad_numbers_are_one_line_errors(
 def test_webrtc_client_bad_clip_and_no_server_are_one_line_errors(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from realtime.webrtc.client import main as client_main
+    from stablesync.realtime.webrtc.client import main as client_main
 
     missing = tmp_path / "nope.mp4"
     assert client_main(["http://127.0.0.1:9/", "--clip", str(missing)]) == 2

@@ -16,12 +16,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from realtime.local import runner, take_recorder
-from realtime.local.runner import RunConfig, Runner, close_sources
-from realtime.local.take_recorder import RecordConfig, TakeRecorder
-from realtime.pipeline.clock import StreamClock
-from realtime.pipeline.frames import AudioChunk, VideoFrame
 from stablesync.errors import UserError
+from stablesync.realtime.local import runner, take_recorder
+from stablesync.realtime.local.runner import RunConfig, Runner, close_sources
+from stablesync.realtime.local.take_recorder import RecordConfig, TakeRecorder
+from stablesync.realtime.pipeline.clock import StreamClock
+from stablesync.realtime.pipeline.frames import AudioChunk, VideoFrame
 
 FRAME_NS = 40_000_000
 

@@ -1,12 +1,12 @@
-"""How wide the rendered mouth opens (`realtime.pipeline.render.opening`): the generated opening mapped
-onto the person's own range, or a typical speaker's where the frame's mouth does not move."""
+"""How wide the rendered mouth opens (`stablesync.realtime.pipeline.render.opening`): the generated opening
+mapped onto the person's own range, or a typical speaker's where the frame's mouth does not move."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from realtime.pipeline.render.opening import OpeningConfig, OpeningRange
+from stablesync.realtime.pipeline.render.opening import OpeningConfig, OpeningRange
 
 
 def _speech_like(frames: int, spread: float, rest: float, seed: int = 0) -> np.ndarray:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from export.backends.ort import OrtEngine
+from stablesync.export.backends.ort import OrtEngine
 from tests.shipped_engine import shipped_cpu_engine
 
 

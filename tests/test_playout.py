@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from realtime.local.sinks.playout import PlayingDetector, PlayoutBuffer
+from stablesync.realtime.local.sinks.playout import PlayingDetector, PlayoutBuffer
 
 
 def test_the_callback_plays_the_queue_in_order_then_silence() -> None:

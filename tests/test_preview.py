@@ -22,9 +22,9 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from realtime.local.sinks.preview import PreviewWindow, no_display_reason
 from stablesync.cli import main as cli_main
 from stablesync.media import write_wav
+from stablesync.realtime.local.sinks.preview import PreviewWindow, no_display_reason
 
 TITLE = "stablesync preview"
 

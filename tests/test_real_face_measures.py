@@ -50,7 +50,15 @@ def test_a_pasted_box_is_a_straight_edge_and_teal_lips_are_teal(rt_face_photo: P
 
 def test_the_benchmark_skips_in_one_line_without_real_media(tmp_path: Path) -> None:
     out = tmp_path / "real_faces.json"
-    cmd = [sys.executable, "-m", "benchmarks.real_faces", "--data", str(tmp_path / "none"), "--out", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "stablesync.benchmarks.real_faces",
+        "--data",
+        str(tmp_path / "none"),
+        "--out",
+        str(out),
+    ]
     proc = subprocess.run(
         cmd, capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parent.parent
     )

@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from realtime.local.sinks.pulse import PulseVirtualMic, source_names
-from realtime.local.sinks.virtual_mic import AudioDelayLine, VirtualMicConfig, VirtualMicSink
-from realtime.local.sources import MicSource
-from realtime.pipeline.clock import StreamClock
-from realtime.pipeline.frames import AudioChunk
 from stablesync.media import write_wav
+from stablesync.realtime.local.sinks.pulse import PulseVirtualMic, source_names
+from stablesync.realtime.local.sinks.virtual_mic import AudioDelayLine, VirtualMicConfig, VirtualMicSink
+from stablesync.realtime.local.sources import MicSource
+from stablesync.realtime.pipeline.clock import StreamClock
+from stablesync.realtime.pipeline.frames import AudioChunk
 
 
 def tone(seconds: float, rate: int = 16_000, hz: float = 440.0) -> np.ndarray:

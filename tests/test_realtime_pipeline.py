@@ -17,11 +17,13 @@ import cv2
 import numpy as np
 import pytest
 
-from export import load_engine
-from export.engine import Engine, FloatArray, ReferenceFeatures
-from realtime.local.runner import RunConfig, Runner, RunResult
-from realtime.local.sinks import VirtualCameraConfig
-from realtime.local.sources import (
+from stablesync.errors import UserError
+from stablesync.export import load_engine
+from stablesync.export.engine import Engine, FloatArray, ReferenceFeatures
+from stablesync.media import Mp4Writer, iter_video_frames
+from stablesync.realtime.local.runner import RunConfig, Runner, RunResult
+from stablesync.realtime.local.sinks import VirtualCameraConfig
+from stablesync.realtime.local.sources import (
     AudioFileSource,
     CameraSource,
     ImageSource,
@@ -29,13 +31,11 @@ from realtime.local.sources import (
     load_audio_file,
     load_image,
 )
-from realtime.local.sources.video import EmitVideo
-from realtime.pipeline.batcher import InferenceBatcher
-from realtime.pipeline.clock import StreamClock
-from realtime.pipeline.frames import VideoFrame
-from realtime.pipeline.session import LipSyncSession, SessionConfig, StageFailed
-from stablesync.errors import UserError
-from stablesync.media import Mp4Writer, iter_video_frames
+from stablesync.realtime.local.sources.video import EmitVideo
+from stablesync.realtime.pipeline.batcher import InferenceBatcher
+from stablesync.realtime.pipeline.clock import StreamClock
+from stablesync.realtime.pipeline.frames import VideoFrame
+from stablesync.realtime.pipeline.session import LipSyncSession, SessionConfig, StageFailed
 
 
 @pytest.fixture(scope="module")
@@ -281,7 +281,7 @@ async def test_virtual_camera_receives_negotiated_frames(engine: Engine, rt_face
 
 
 def test_no_virtual_camera_device_is_a_one_line_error_with_the_fix(tmp_path: Path) -> None:
-    from realtime.local.sinks.virtual_camera import VirtualCameraSink
+    from stablesync.realtime.local.sinks.virtual_camera import VirtualCameraSink
 
     # The platform's own backend, asked for a device that does not exist: the same error whether
     # or not this machine has a virtual camera (v4l2loopback loaded, OBS installed).

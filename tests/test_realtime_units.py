@@ -9,13 +9,13 @@ import json
 import numpy as np
 import pytest
 
-from realtime.pipeline.audio_windows import MelTimeline, WindowConfig
-from realtime.pipeline.frames import NS_PER_MS, NS_PER_S, AudioChunk, OutputFrame, VideoFrame
-from realtime.pipeline.slots import Channel, LatestSlot
-from realtime.pipeline.smoothing import OneEuroConfig, OneEuroFilter
-from realtime.pipeline.speech_level import SpeechLevel, SpeechLevelConfig
-from realtime.pipeline.telemetry import Telemetry
 from stablesync.audio import log_mel, mel_window, mel_window_start
+from stablesync.realtime.pipeline.audio_windows import MelTimeline, WindowConfig
+from stablesync.realtime.pipeline.frames import NS_PER_MS, NS_PER_S, AudioChunk, OutputFrame, VideoFrame
+from stablesync.realtime.pipeline.slots import Channel, LatestSlot
+from stablesync.realtime.pipeline.smoothing import OneEuroConfig, OneEuroFilter
+from stablesync.realtime.pipeline.speech_level import SpeechLevel, SpeechLevelConfig
+from stablesync.realtime.pipeline.telemetry import Telemetry
 from tests.fake_clock import FakeClock
 
 

@@ -1,5 +1,5 @@
-"""The renderer (`realtime.pipeline.compositing`) on corpus clips: the frame's own face, moved into the
-generated mouth's shape. The "generated" crop is another frame of the same clip seen through
+"""The renderer (`stablesync.realtime.pipeline.compositing`) on corpus clips: the frame's own face, moved
+into the generated mouth's shape. The "generated" crop is another frame of the same clip seen through
 this frame's crop, so its mouth shape is known: the output must take it."""
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from realtime.pipeline.compositing import CompositeConfig, Compositor
-from realtime.pipeline.render.opening import OpeningConfig
 from stablesync.evaluation.real_face import upper_face_mask
 from stablesync.face import CropAlignment, FaceMeshTracker, align_crop
 from stablesync.media import iter_video_frames
+from stablesync.realtime.pipeline.compositing import CompositeConfig, Compositor
+from stablesync.realtime.pipeline.render.opening import OpeningConfig
 
 Image = NDArray[np.uint8]
 

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.webrtc_sessions import _clip
-from realtime.pipeline.session import SessionConfig
-from realtime.webrtc import ServeConfig, running_server
-from realtime.webrtc.client import run_client
-from realtime.webrtc.lipsync import LipSyncFactory
+from stablesync.benchmarks.webrtc_sessions import _clip
+from stablesync.realtime.pipeline.session import SessionConfig
+from stablesync.realtime.webrtc import ServeConfig, running_server
+from stablesync.realtime.webrtc.client import run_client
+from stablesync.realtime.webrtc.lipsync import LipSyncFactory
 from tests.shipped_engine import shipped_cpu_engine
 
 SESSIONS = 3

@@ -10,11 +10,11 @@ import dataclasses
 import numpy as np
 import pytest
 
-from export.engine import Engine
-from realtime.pipeline.batcher import InferenceBatcher
-from realtime.pipeline.frames import AudioChunk
-from realtime.pipeline.session import LipSyncSession, SessionConfig
-from realtime.webrtc.lipsync import LipSyncFactory
+from stablesync.export.engine import Engine
+from stablesync.realtime.pipeline.batcher import InferenceBatcher
+from stablesync.realtime.pipeline.frames import AudioChunk
+from stablesync.realtime.pipeline.session import LipSyncSession, SessionConfig
+from stablesync.realtime.webrtc.lipsync import LipSyncFactory
 from tests.shipped_engine import shipped_cpu_engine
 
 CHUNK_SAMPLES = 320  # 20 ms at 16 kHz

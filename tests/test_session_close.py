@@ -1,6 +1,7 @@
 """Closing a session always finishes, and says what went wrong: a part (the tracker's or the
 compositor's face mesh) whose close raises is logged with its traceback, one that hangs is
-logged with the time limit, and the worker thread is let go either way (`realtime.pipeline.worker`)."""
+logged with the time limit, and the worker thread is let go either way
+(`stablesync.realtime.pipeline.worker`)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ import threading
 
 import pytest
 
-from export.engine import Engine
-from realtime.pipeline.batcher import InferenceBatcher
-from realtime.pipeline.session import LipSyncSession, SessionConfig
-from realtime.pipeline.tracking import FaceFollower
-from realtime.pipeline.worker import Worker
+from stablesync.export.engine import Engine
+from stablesync.realtime.pipeline.batcher import InferenceBatcher
+from stablesync.realtime.pipeline.session import LipSyncSession, SessionConfig
+from stablesync.realtime.pipeline.tracking import FaceFollower
+from stablesync.realtime.pipeline.worker import Worker
 from tests.shipped_engine import shipped_cpu_engine
 
 log = logging.getLogger("test-worker")
@@ -61,7 +62,7 @@ async def test_a_session_logs_its_tracker_failing_to_close(
 
     monkeypatch.setattr(FaceFollower, "close", broken_close)
     try:
-        with caplog.at_level(logging.WARNING, logger="realtime.pipeline.session"):
+        with caplog.at_level(logging.WARNING, logger="stablesync.realtime.pipeline.session"):
             await session.close(2.0)  # finishes, the compositor closed after the tracker
     finally:
         await batcher.close(2.0)

@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from export.engine import Engine, FloatArray, ReferenceFeatures
-from realtime.local.sources import load_image
-from realtime.pipeline.batcher import InferenceBatcher
-from realtime.pipeline.frames import NS_PER_MS, AudioChunk, RgbImage, VideoFrame
-from realtime.pipeline.session import LipSyncSession, SessionConfig
+from stablesync.export.engine import Engine, FloatArray, ReferenceFeatures
+from stablesync.realtime.local.sources import load_image
+from stablesync.realtime.pipeline.batcher import InferenceBatcher
+from stablesync.realtime.pipeline.frames import NS_PER_MS, AudioChunk, RgbImage, VideoFrame
+from stablesync.realtime.pipeline.session import LipSyncSession, SessionConfig
 from tests.fake_clock import FakeClock
 from tests.shipped_engine import shipped_cpu_engine
 

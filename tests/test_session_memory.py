@@ -12,7 +12,7 @@ from pathlib import Path
 import onnxruntime as ort
 import pytest
 
-from benchmarks.session_memory import _ort_options, main
+from stablesync.benchmarks.session_memory import _ort_options, main
 
 glibc = pytest.mark.skipif(
     not sys.platform.startswith("linux") or not hasattr(ctypes.CDLL(None), "mallinfo2"),
@@ -26,7 +26,7 @@ def test_malloc_figures_see_a_large_block_come_and_go() -> None:
     # at all for the block (earlier tests' state); the figures must see its 256 MB come and go
     script = """
 import ctypes, json
-from benchmarks.common import malloc_mb
+from stablesync.benchmarks.common import malloc_mb
 libc = ctypes.CDLL(None)
 libc.malloc.restype = ctypes.c_void_p
 libc.free.argtypes = [ctypes.c_void_p]

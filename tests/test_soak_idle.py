@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from benchmarks.webrtc_soak import compare, criteria, wait_closed
+from stablesync.benchmarks.webrtc_soak import compare, criteria, wait_closed
 
 
 def _status_server(sessions: int) -> ThreadingHTTPServer:

@@ -181,8 +181,8 @@ def test_install_models_takes_mediapipes_files(tmp_path: Path, monkeypatch: pyte
 
 @needs_tflite
 def test_face_follower_runs_the_named_tracker() -> None:
-    from realtime.pipeline.frames import VideoFrame
-    from realtime.pipeline.tracking import FaceFollower, TrackingConfig
+    from stablesync.realtime.pipeline.frames import VideoFrame
+    from stablesync.realtime.pipeline.tracking import FaceFollower, TrackingConfig
 
     follower = FaceFollower(96, TrackingConfig(tracker="tflite"))
     try:

@@ -7,9 +7,9 @@ import cv2
 import numpy as np
 import pytest
 
-from realtime.cli.run import parse_size
-from realtime.local.sinks.virtual_camera import VirtualCameraConfig, fit_frame
 from stablesync.errors import UserError
+from stablesync.realtime.cli.run import parse_size
+from stablesync.realtime.local.sinks.virtual_camera import VirtualCameraConfig, fit_frame
 
 
 def test_a_tall_photo_is_fitted_in_not_stretched() -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from realtime.local.sinks.pulse import PulseVirtualMic, sink_names, source_names
+from stablesync.realtime.local.sinks.pulse import PulseVirtualMic, sink_names, source_names
 
 
 def _dead_pid() -> int:

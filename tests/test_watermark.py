@@ -14,10 +14,10 @@ import cv2
 import numpy as np
 import pytest
 
-from realtime.watermark import Detector, Payload, Watermarker
-from realtime.watermark.label import Badge
-from realtime.watermark.provenance import read_credentials, sign_video
 from stablesync.cli import main as cli_main
+from stablesync.realtime.watermark import Detector, Payload, Watermarker
+from stablesync.realtime.watermark.label import Badge
+from stablesync.realtime.watermark.provenance import read_credentials, sign_video
 
 FACE = Path(__file__).resolve().parents[1] / "stablesync" / "assets" / "demo" / "face.png"
 Frames = list[np.ndarray]
@@ -111,7 +111,7 @@ def test_detects_the_payload_after_compression_rescale_and_crop_and_not_unmarked
 def test_folding_a_sum_of_frames_is_folding_each_frame_and_adding() -> None:
     """The detector adds each second's frames up and folds the sum once (the fold is linear):
     that must be the same tile as folding every frame, also for a clip that changes size."""
-    from realtime.watermark.detect import FrameSum
+    from stablesync.realtime.watermark.detect import FrameSum
 
     marker = Watermarker(run_id=5)
     frames = [cv2.cvtColor(marker.mark(f), cv2.COLOR_RGB2GRAY) for f in scene(6)]
@@ -233,11 +233,13 @@ def test_run_and_demo_files_are_marked_with_the_run_id_of_their_stats(
         assert entry["c2pa"]["state"] == "Trusted"
 
 
-@pytest.mark.parametrize("module", ["realtime.cli.run", "realtime.cli.demo", "realtime.cli.serve"])
+@pytest.mark.parametrize(
+    "module", ["stablesync.realtime.cli.run", "stablesync.realtime.cli.demo", "stablesync.realtime.cli.serve"]
+)
 def test_label_option_reaches_the_session_config(module: str) -> None:
     import importlib
 
-    from realtime.cli.common import session_config
+    from stablesync.realtime.cli.common import session_config
 
     parser = importlib.import_module(module).build_parser("stablesync")
     assert session_config(parser.parse_args(["--label"]), realtime=True).label == "AI lip-sync"
@@ -249,12 +251,12 @@ def test_label_option_reaches_the_session_config(module: str) -> None:
 
 @pytest.mark.slow
 async def test_webrtc_output_is_marked(monkeypatch: pytest.MonkeyPatch) -> None:
-    from export import load_engine
-    from realtime.pipeline.engines import default_weights_dir
-    from realtime.pipeline.session import SessionConfig
-    from realtime.webrtc import ServeConfig, client, running_server
-    from realtime.webrtc.clip import SEND_RATE_HZ, Clip
-    from realtime.webrtc.lipsync import LipSyncFactory
+    from stablesync.export import load_engine
+    from stablesync.realtime.pipeline.engines import default_weights_dir
+    from stablesync.realtime.pipeline.session import SessionConfig
+    from stablesync.realtime.webrtc import ServeConfig, client, running_server
+    from stablesync.realtime.webrtc.clip import SEND_RATE_HZ, Clip
+    from stablesync.realtime.webrtc.lipsync import LipSyncFactory
 
     received: list[np.ndarray] = []
     receive = client.recv_video

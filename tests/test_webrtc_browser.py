@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from realtime.webrtc import ServeConfig, running_server
-from realtime.webrtc.clip import load_clip
+from stablesync.realtime.webrtc import ServeConfig, running_server
+from stablesync.realtime.webrtc.clip import load_clip
 from tests import webrtc_browser
 
 pytestmark = [
@@ -45,8 +45,8 @@ async def _watch(browser: webrtc_browser.Browser, url: str, timeout_s: float) ->
 async def test_chromium_sends_camera_and_mic_and_gets_lipsync_back(
     tiny_corpus: Path, cpu_rt_export: Path, tmp_path: Path
 ) -> None:
-    from export import load_engine
-    from realtime.webrtc.lipsync import LipSyncFactory
+    from stablesync.export import load_engine
+    from stablesync.realtime.webrtc.lipsync import LipSyncFactory
 
     y4m, wav = webrtc_browser.write_fake_media(load_clip(tiny_corpus / "clip00001.mp4"), tmp_path)
     pipelines = LipSyncFactory(load_engine(cpu_rt_export, "ort-cpu"))
@@ -72,10 +72,10 @@ async def test_demo_sample_page_sends_the_bundled_face_without_a_camera(
     rt_face_photo: Path, tmp_path: Path
 ) -> None:
     """`stablesync demo --serve`: the page plays the sample WebM instead of a camera and sends it."""
-    from realtime.local.sources import load_image
-    from realtime.webrtc import PassthroughFactory
-    from realtime.webrtc.clip import synthetic_clip
-    from realtime.webrtc.sample import write_sample_webm
+    from stablesync.realtime.local.sources import load_image
+    from stablesync.realtime.webrtc import PassthroughFactory
+    from stablesync.realtime.webrtc.clip import synthetic_clip
+    from stablesync.realtime.webrtc.sample import write_sample_webm
 
     speech = synthetic_clip(3.0).audio[::3].copy()  # 16 kHz hum
     sample = write_sample_webm(load_image(rt_face_photo), speech, 16_000, tmp_path / "sample.webm")

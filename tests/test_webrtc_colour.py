@@ -1,7 +1,7 @@
 """The colour round trip of `serve`: a colour chart through aiortc's real VP8 encoder and decoder
 (the peer sending, the server receiving), then back either as a passed-through frame (the
 decoded frame re-encoded as it came) or as a lip-synced one (through the server's RGB
-conversions, `realtime.webrtc.lipsync`). A lip-synced frame must come back with the colours of a
+conversions, `stablesync.realtime.webrtc.lipsync`). A lip-synced frame must come back with the colours of a
 passed-through one: with swscale's default conversions it came back warmer (blue -3 levels)
 and more saturated (+1.8%)."""
 
@@ -15,7 +15,7 @@ from aiortc.codecs.vpx import Vp8Decoder, Vp8Encoder, VpxPayloadDescriptor
 from aiortc.jitterbuffer import JitterFrame
 from numpy.typing import NDArray
 
-from realtime.webrtc.lipsync import _from_rgb, _to_rgb
+from stablesync.realtime.webrtc.lipsync import _from_rgb, _to_rgb
 
 # skin tones, saturated primaries, greys, a yellow: 5 x 2 patches of 64 x 120 px
 CHART = (

@@ -13,11 +13,11 @@ import av
 import numpy as np
 import pytest
 
-from export.engine import Engine
-from realtime.local.sources import load_image
-from realtime.pipeline.batcher import InferenceBatcher
-from realtime.pipeline.session import LipSyncSession, SessionConfig
-from realtime.webrtc.lipsync import LipSyncPipeline
+from stablesync.export.engine import Engine
+from stablesync.realtime.local.sources import load_image
+from stablesync.realtime.pipeline.batcher import InferenceBatcher
+from stablesync.realtime.pipeline.session import LipSyncSession, SessionConfig
+from stablesync.realtime.webrtc.lipsync import LipSyncPipeline
 from tests.fake_clock import FakeClock
 from tests.shipped_engine import shipped_cpu_engine
 

@@ -17,9 +17,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from realtime.webrtc import PassthroughFactory, ServeConfig, SessionPipeline, running_server
-from realtime.webrtc.candidates import CandidatePolicy, filter_offer, peer_address
-from realtime.webrtc.client import post_offer
+from stablesync.realtime.webrtc import PassthroughFactory, ServeConfig, SessionPipeline, running_server
+from stablesync.realtime.webrtc.candidates import CandidatePolicy, filter_offer, peer_address
+from stablesync.realtime.webrtc.client import post_offer
 from tests.test_webrtc_server import _offer_sdp
 
 ELSEWHERE = "127.0.0.3"  # on loopback, but not an address of any interface here
@@ -107,7 +107,7 @@ def test_filter_keeps_the_peers_own_host_candidates_only() -> None:
 async def test_candidates_on_another_address_get_no_packet(
     udp_listener: socket.socket, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="realtime.webrtc")
+    caplog.set_level(logging.INFO, logger="stablesync.realtime.webrtc")
     port = udp_listener.getsockname()[1]
     offer = _with_candidates(await _offer_sdp(), _hostile_candidates(port))
     async with running_server(ServeConfig(port=0), PassthroughFactory()) as server:
@@ -189,7 +189,7 @@ class SlowFactory(PassthroughFactory):
 async def test_an_answer_not_ready_in_time_is_503_and_frees_the_slot(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.INFO, logger="realtime.webrtc")
+    caplog.set_level(logging.INFO, logger="stablesync.realtime.webrtc")
     config = ServeConfig(port=0, max_sessions=1, handler_timeout_s=0.3)
     async with running_server(config, SlowFactory(delay_s=5.0)) as server:
         began = asyncio.get_running_loop().time()
@@ -257,7 +257,7 @@ async def test_a_dropped_upload_logs_one_line(caplog: pytest.LogCaptureFixture) 
 
 
 async def test_wrong_tokens_are_logged_and_slowed_down(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="realtime.webrtc")
+    caplog.set_level(logging.INFO, logger="stablesync.realtime.webrtc")
     config = ServeConfig(port=0, token="correct-horse-battery", auth_backoff_s=0.4)
     async with running_server(config, PassthroughFactory()) as server:
         sdp = await _offer_sdp()
@@ -282,7 +282,7 @@ async def test_wrong_tokens_are_logged_and_slowed_down(caplog: pytest.LogCapture
 async def test_connections_past_the_cap_get_503_and_idle_ones_are_closed(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.INFO, logger="realtime.webrtc")
+    caplog.set_level(logging.INFO, logger="stablesync.realtime.webrtc")
     config = ServeConfig(port=0, max_connections=2, header_timeout_s=1.0)
     async with running_server(config, PassthroughFactory()) as server:
         idle = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(2)]

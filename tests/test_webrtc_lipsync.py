@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from realtime.pipeline.session import SessionConfig
-from realtime.webrtc import ServeConfig, running_server
-from realtime.webrtc.client import run_client
-from realtime.webrtc.clip import Clip, load_clip, mark_height_px, synthetic_clip
+from stablesync.realtime.pipeline.session import SessionConfig
+from stablesync.realtime.webrtc import ServeConfig, running_server
+from stablesync.realtime.webrtc.client import run_client
+from stablesync.realtime.webrtc.clip import Clip, load_clip, mark_height_px, synthetic_clip
 
 
 def _faceless_clip() -> Clip:
@@ -22,8 +22,8 @@ def _faceless_clip() -> Clip:
 
 @pytest.mark.slow
 async def test_sessions_share_one_engine_and_stay_isolated(tiny_corpus: Path, cpu_rt_export: Path) -> None:
-    from export import load_engine
-    from realtime.webrtc.lipsync import LipSyncFactory
+    from stablesync.export import load_engine
+    from stablesync.realtime.webrtc.lipsync import LipSyncFactory
 
     clip = load_clip(tiny_corpus / "clip00000.mp4")
     # a generous budget: this checks what comes back, not speed, on a machine shared with others

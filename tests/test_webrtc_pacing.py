@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from aiortc.mediastreams import MediaStreamError
 
-from realtime.pipeline.frames import NS_PER_MS
-from realtime.webrtc.media import (
+from stablesync.realtime.pipeline.frames import NS_PER_MS
+from stablesync.realtime.webrtc.media import (
     AIORTC_AUDIO_PREFETCH_PACKETS,
     AUDIO_FRAME_NS,
     AUDIO_FRAME_SAMPLES,
@@ -22,7 +22,7 @@ from realtime.webrtc.media import (
     ProcessedVideoTrack,
     receive_delay_ns,
 )
-from realtime.webrtc.processing import ProcessedFrame
+from stablesync.realtime.webrtc.processing import ProcessedFrame
 from tests.fake_clock import FakeClock
 
 SYNC_DELAY_MS = 100

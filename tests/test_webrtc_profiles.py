@@ -20,14 +20,14 @@ import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection
 
 import stablesync
-from realtime.cli import serve as serve_cli
-from realtime.cli.serve import build_parser, open_pipelines, open_profiles
-from realtime.pipeline.engines import default_weights_dir
-from realtime.webrtc import running_server
-from realtime.webrtc.client import ClientResult, run_client
-from realtime.webrtc.clip import load_clip
-from realtime.webrtc.processing import PipelineFactory
-from realtime.webrtc.server import RunningServer
+from stablesync.realtime.cli import serve as serve_cli
+from stablesync.realtime.cli.serve import build_parser, open_pipelines, open_profiles
+from stablesync.realtime.pipeline.engines import default_weights_dir
+from stablesync.realtime.webrtc import running_server
+from stablesync.realtime.webrtc.client import ClientResult, run_client
+from stablesync.realtime.webrtc.clip import load_clip
+from stablesync.realtime.webrtc.processing import PipelineFactory
+from stablesync.realtime.webrtc.server import RunningServer
 from tests import webrtc_browser
 
 DEMO = Path(stablesync.__file__).parent / "assets" / "demo"
@@ -53,7 +53,7 @@ def profiles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def _marker(factory: PipelineFactory | None) -> str:
     """Which folder a lip-sync factory's engine was loaded from (its manifest's marker)."""
-    from realtime.webrtc.lipsync import LipSyncFactory
+    from stablesync.realtime.webrtc.lipsync import LipSyncFactory
 
     assert isinstance(factory, LipSyncFactory)
     return factory.batcher.engine.manifest.parity_inputs

@@ -16,10 +16,10 @@ import aiohttp
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection
 
-from realtime.webrtc import PassthroughFactory, ServeConfig, running_server
-from realtime.webrtc.client import post_offer, run_client
-from realtime.webrtc.clip import synthetic_clip
 from stablesync.errors import UserError
+from stablesync.realtime.webrtc import PassthroughFactory, ServeConfig, running_server
+from stablesync.realtime.webrtc.client import post_offer, run_client
+from stablesync.realtime.webrtc.clip import synthetic_clip
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -168,7 +168,7 @@ def test_sigterm_closes_peers_and_exits_within_5_s(tmp_path: Path) -> None:
                 break
         url = line.split("open ", 1)[1].split()[0]
         client = subprocess.Popen(
-            [sys.executable, "-m", "realtime.webrtc.client", url, "--seconds", "60"],
+            [sys.executable, "-m", "stablesync.realtime.webrtc.client", url, "--seconds", "60"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             cwd=REPO,
@@ -201,8 +201,9 @@ def test_sigterm_closes_peers_and_exits_within_5_s(tmp_path: Path) -> None:
 
 def test_serve_never_imports_torch(cpu_rt_export: Path) -> None:
     code = (
-        "import sys, realtime.webrtc.lipsync, realtime.webrtc.sample, realtime.webrtc.client\n"
-        "from realtime.cli.serve import build_parser, open_pipelines\n"
+        "import sys, stablesync.realtime.webrtc.lipsync, stablesync.realtime.webrtc.sample\n"
+        "import stablesync.realtime.webrtc.client\n"
+        "from stablesync.realtime.cli.serve import build_parser, open_pipelines\n"
         f"argv = ['--backend', 'ort-cpu', '--weights', r'{cpu_rt_export}']\n"
         "args = build_parser('serve').parse_args(argv)\n"
         "assert open_pipelines(args).backend == 'ort-cpu'\n"

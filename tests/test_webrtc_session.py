@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from realtime.webrtc import PassthroughFactory, ServeConfig, running_server
-from realtime.webrtc.client import run_client
-from realtime.webrtc.clip import (
+from stablesync.realtime.webrtc import PassthroughFactory, ServeConfig, running_server
+from stablesync.realtime.webrtc.client import run_client
+from stablesync.realtime.webrtc.clip import (
     add_tone_marks,
     draw_mark,
     load_clip,
@@ -69,7 +69,7 @@ async def test_a_vanishing_client_is_dropped_and_others_keep_going() -> None:
     async with running_server(config, PassthroughFactory()) as server:
         steady = asyncio.ensure_future(run_client(server.url, synthetic_clip(2.0), 9.0, settle_s=0.5))
         doomed = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "realtime.webrtc.client", server.url, "--seconds", "60",
+            sys.executable, "-m", "stablesync.realtime.webrtc.client", server.url, "--seconds", "60",
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO,
         )  # fmt: skip
         try:
@@ -105,7 +105,7 @@ def test_frames_that_waited_in_the_receive_queue_are_spotted() -> None:
 
     import av
 
-    from realtime.webrtc.media import StalenessFilter
+    from stablesync.realtime.webrtc.media import StalenessFilter
 
     f = StalenessFilter()
 

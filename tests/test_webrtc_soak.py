@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks.webrtc_soak import compare, criteria, fd_kinds, log_figures, minute_record, plot
+from stablesync.benchmarks.webrtc_soak import compare, criteria, fd_kinds, log_figures, minute_record, plot
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import av
 
-from realtime.webrtc.clip import SEND_RATE_HZ, Clip
 from stablesync.media import write_wav
+from stablesync.realtime.webrtc.clip import SEND_RATE_HZ, Clip
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"

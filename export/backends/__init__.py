@@ -1,4 +1,4 @@
-"""Inference backends behind `export.load_engine`. Each module is imported only when used.
+"""Inference backends behind `stablesync.export.load_engine`. Each module is imported only when used.
 
 ort.py (onnxruntime: "ort-cpu", "ort-cuda", "ort-trt"), tensorrt_engine.py ("tensorrt", native
 TensorRT), torch_engine.py ("torch": the only one that imports torch).
@@ -23,7 +23,7 @@ def nvidia_gpu_present() -> bool:
 def available(backend: str) -> bool:
     """Whether `backend` can run here. Never imports torch unless an NVIDIA GPU is present."""
     if backend in ("ort-cpu", "ort-cuda", "ort-trt"):
-        from export.backends.ort import provider_available
+        from stablesync.export.backends.ort import provider_available
 
         return provider_available(backend)
     if backend == "tensorrt":

@@ -5,7 +5,7 @@ tracking and compositing), graph optimisation level "all" (folds batch norm and 
 weight casts), and thread pools that sleep when idle: onnxruntime's workers spin between calls
 by default, which at 25 calls a second burns more CPU than the calls themselves.
 "ort-cpu" runs `frame_int8.onnx` when `prefer_int8` and the export lists one whose recorded
-quality check passed (`export.manifest.int8_usable`); otherwise frame.onnx.
+quality check passed (`stablesync.export.manifest.int8_usable`); otherwise frame.onnx.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from export.backends import engine_cache_dir
-from export.interface import FloatArray, ReferenceFeatures
-from export.manifest import Manifest, check_graph_file, int8_usable
 from stablesync.errors import UserError
+from stablesync.export.backends import engine_cache_dir
+from stablesync.export.interface import FloatArray, ReferenceFeatures
+from stablesync.export.manifest import Manifest, check_graph_file, int8_usable
 
 PROVIDERS = {
     "ort-cpu": "CPUExecutionProvider",

@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from export.backends import engine_cache_dir
-from export.interface import FloatArray, ReferenceFeatures
-from export.manifest import Manifest, check_graph_file
 from stablesync.errors import UserError
+from stablesync.export.backends import engine_cache_dir
+from stablesync.export.interface import FloatArray, ReferenceFeatures
+from stablesync.export.manifest import Manifest, check_graph_file
 
 INSTALL_HINT = "install the `gpu` extra: pip install 'stablesync[gpu]' (TensorRT 10, cuda-python; NVIDIA GPU)"
 

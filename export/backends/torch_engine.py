@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from export.fold import as_exported
-from export.graphs import weights_sha256
-from export.interface import FloatArray, ReferenceFeatures
-from export.manifest import Manifest
 from stablesync import checkpoint
 from stablesync.errors import UserError
+from stablesync.export.fold import as_exported
+from stablesync.export.graphs import weights_sha256
+from stablesync.export.interface import FloatArray, ReferenceFeatures
+from stablesync.export.manifest import Manifest
 from stablesync.models import LipSyncModel
 
 

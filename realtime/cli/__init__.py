@@ -1,3 +1,3 @@
 """The real-time commands' front ends (`stablesync run`, `demo`, `serve`, `devices`, `detect`,
 `enroll`): options, input checks, the start-up block; each `main(args)` hands over to the
-pipeline (`realtime.local.runner`, `realtime.webrtc`)."""
+pipeline (`stablesync.realtime.local.runner`, `stablesync.realtime.webrtc`)."""

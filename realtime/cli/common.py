@@ -12,19 +12,19 @@ from collections.abc import Coroutine, Mapping
 from pathlib import Path
 from typing import Any
 
-from export.engine import Engine
-from realtime.cli.startup import StartUpBlock
-from realtime.local.runner import AudioSource, RunConfig, Runner, RunResult, VideoSource
-from realtime.local.sinks.preview import PreviewWindow, no_display_reason
-from realtime.pipeline.frames import RgbImage
-from realtime.pipeline.session import SessionConfig
-from realtime.pipeline.tracking import TrackingConfig
 from stablesync.errors import UserError
+from stablesync.export.engine import Engine
 from stablesync.face import resolve_tracker
+from stablesync.realtime.cli.startup import StartUpBlock
+from stablesync.realtime.local.runner import AudioSource, RunConfig, Runner, RunResult, VideoSource
+from stablesync.realtime.local.sinks.preview import PreviewWindow, no_display_reason
+from stablesync.realtime.pipeline.frames import RgbImage
+from stablesync.realtime.pipeline.session import SessionConfig
+from stablesync.realtime.pipeline.tracking import TrackingConfig
 
 
 def add_engine_options(parser: argparse.ArgumentParser) -> None:
-    from realtime.pipeline.engines import profile_weights
+    from stablesync.realtime.pipeline.engines import profile_weights
 
     weights = parser.add_mutually_exclusive_group()
     weights.add_argument(
@@ -189,7 +189,7 @@ def check_output_path(
     input and, unless `overwrite`, not an existing file."""
     if path is None:
         return
-    from realtime.local.sinks.file import partial_path
+    from stablesync.realtime.local.sinks.file import partial_path
 
     if path.suffix.lower() not in (".mp4", ".mov", ".mkv"):
         raise UserError(f"{flag} {path}: expected a file name ending in .mp4")
@@ -217,8 +217,8 @@ def check_stats_path(path: Path | None, inputs: Mapping[str, Path | None]) -> No
 
 def check_face_photo(path: Path, image: RgbImage, crop_size: int) -> None:
     """Avatar mode: the photo must show a face the tracker finds, or nothing would be lip-synced."""
-    from realtime.pipeline.frames import VideoFrame
-    from realtime.pipeline.tracking import FaceFollower
+    from stablesync.realtime.pipeline.frames import VideoFrame
+    from stablesync.realtime.pipeline.tracking import FaceFollower
 
     follower = FaceFollower(crop_size)
     try:
@@ -234,7 +234,7 @@ def check_face_photo(path: Path, image: RgbImage, crop_size: int) -> None:
 def report(result: RunResult, stats_json: Path | None, extra: dict[str, object]) -> int:
     print(result.telemetry.summary_text(), file=sys.stderr)
     if result.out_path is not None:
-        from realtime.watermark.provenance import sign_run_output
+        from stablesync.realtime.watermark.provenance import sign_run_output
 
         print(sign_run_output(result.out_path, result.telemetry.messages), file=sys.stderr)
         print(f"wrote {result.out_path}", file=sys.stderr)

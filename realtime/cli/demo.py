@@ -6,8 +6,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from export.manifest import read_manifest
-from realtime.cli.common import (
+from stablesync.bundled import demo_assets
+from stablesync.errors import UserError
+from stablesync.export.manifest import read_manifest
+from stablesync.realtime.cli.common import (
     add_engine_options,
     add_preview_options,
     check_face_photo,
@@ -19,18 +21,16 @@ from realtime.cli.common import (
     run_pipeline,
     session_config,
 )
-from realtime.cli.startup import StartUpBlock
-from realtime.local.runner import RunConfig, RunResult
-from realtime.local.sources import (
+from stablesync.realtime.cli.startup import StartUpBlock
+from stablesync.realtime.local.runner import RunConfig, RunResult
+from stablesync.realtime.local.sources import (
     AudioFileSource,
     ImageSource,
     load_audio_file,
     load_captured_audio,
     load_image,
 )
-from realtime.pipeline.engines import open_engine, resolve_weights
-from stablesync.bundled import demo_assets
-from stablesync.errors import UserError
+from stablesync.realtime.pipeline.engines import open_engine, resolve_weights
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
@@ -91,7 +91,7 @@ def main(args: argparse.Namespace) -> int:
     if args.serve is not None and args.preview:
         raise UserError("--preview: shows a file run's output; with --serve the page shows it, expected one")
     if args.serve is not None:  # the WebRTC page, for people without a camera (realtime/webrtc/sample.py)
-        from realtime.webrtc.sample import serve_demo
+        from stablesync.realtime.webrtc.sample import serve_demo
 
         return serve_demo(args)
     check_preview_options(args)

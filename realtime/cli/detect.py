@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from realtime.watermark.detect import Detection, Detector, Luma
-from realtime.watermark.provenance import Credentials, read_credentials
 from stablesync.errors import UserError
+from stablesync.realtime.watermark.detect import Detection, Detector, Luma
+from stablesync.realtime.watermark.provenance import Credentials, read_credentials
 
 VIDEO_SUFFIXES = (".mp4", ".webm", ".mkv", ".mov")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")

@@ -14,7 +14,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from realtime.local.devices import SYS_V4L, Camera, linux_cameras
+from stablesync.realtime.local.devices import SYS_V4L, Camera, linux_cameras
 
 
 @dataclass
@@ -57,7 +57,7 @@ def audio_devices(devices: Devices) -> None:
                 devices.audio_outputs.append(f"{info['name']} ({int(info['default_samplerate'])} Hz)")
     except (OSError, ImportError) as exc:
         devices.notes.append(f"sounddevice: {exc}")
-    from realtime.local.sinks.pulse import pulse_available, sink_names, source_names
+    from stablesync.realtime.local.sinks.pulse import pulse_available, sink_names, source_names
 
     if pulse_available():
         devices.pulse_sources = source_names()
@@ -67,7 +67,7 @@ def audio_devices(devices: Devices) -> None:
 def collect(probe: bool) -> Devices:
     import platform
 
-    from export.backends import available_backends
+    from stablesync.export.backends import available_backends
     from stablesync.face import describe_trackers
 
     devices = Devices()

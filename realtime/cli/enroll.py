@@ -23,7 +23,7 @@ from stablesync.enroll.cli import build_parser
 from stablesync.errors import UserError
 
 if TYPE_CHECKING:
-    from realtime.local.sinks.preview import PreviewWindow
+    from stablesync.realtime.local.sinks.preview import PreviewWindow
 
 __all__ = ["build_parser", "main"]
 TAKE_VIDEO, TAKE_AUDIO = "take.mp4", "take.wav"
@@ -31,10 +31,10 @@ TAKE_VIDEO, TAKE_AUDIO = "take.mp4", "take.wav"
 
 async def record(args: argparse.Namespace, folder: Path) -> str:
     """Records into `folder`; -> a one-line account of the take (or a UserError why not)."""
-    from realtime.cli.run import parse_size
-    from realtime.local.devices import resolve_input_device
-    from realtime.local.sources import CameraSource, MicSource
-    from realtime.local.take_recorder import RecordConfig, TakeRecorder
+    from stablesync.realtime.cli.run import parse_size
+    from stablesync.realtime.local.devices import resolve_input_device
+    from stablesync.realtime.local.sources import CameraSource, MicSource
+    from stablesync.realtime.local.take_recorder import RecordConfig, TakeRecorder
 
     width, height = parse_size(args.camera_size, "--camera-size")
     device: int | str = int(args.camera) if str(args.camera).isdigit() else str(args.camera)
@@ -64,7 +64,7 @@ async def record(args: argparse.Namespace, folder: Path) -> str:
 async def open_preview(on_quit: Callable[[], None]) -> PreviewWindow | None:
     """The preview window where a display exists (q or Esc ends the take), else None and a line
     saying why (the terminal shows the same)."""
-    from realtime.local.sinks.preview import PreviewWindow, no_display_reason
+    from stablesync.realtime.local.sinks.preview import PreviewWindow, no_display_reason
 
     reason = no_display_reason()
     window = PreviewWindow(on_quit, title="stablesync enroll") if reason is None else None

@@ -7,9 +7,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from export.engine import Engine
-from export.manifest import read_manifest
-from realtime.cli.common import (
+from stablesync.errors import UserError
+from stablesync.export.engine import Engine
+from stablesync.export.manifest import read_manifest
+from stablesync.realtime.cli.common import (
     add_engine_options,
     add_preview_options,
     check_face_photo,
@@ -22,9 +23,9 @@ from realtime.cli.common import (
     run_pipeline,
     session_config,
 )
-from realtime.cli.startup import StartUpBlock
-from realtime.local.devices import resolve_camera, resolve_input_device
-from realtime.local.runner import (
+from stablesync.realtime.cli.startup import StartUpBlock
+from stablesync.realtime.local.devices import resolve_camera, resolve_input_device
+from stablesync.realtime.local.runner import (
     AudioSource,
     RunConfig,
     RunResult,
@@ -32,10 +33,10 @@ from realtime.local.runner import (
     close_sources,
     open_sources,
 )
-from realtime.local.sinks import VirtualCameraConfig
-from realtime.local.sinks.preview import no_display_reason
-from realtime.local.sinks.virtual_mic import VirtualMicConfig
-from realtime.local.sources import (
+from stablesync.realtime.local.sinks import VirtualCameraConfig
+from stablesync.realtime.local.sinks.preview import no_display_reason
+from stablesync.realtime.local.sinks.virtual_mic import VirtualMicConfig
+from stablesync.realtime.local.sources import (
     AudioFileSource,
     CameraSource,
     ImageSource,
@@ -45,8 +46,7 @@ from realtime.local.sources import (
     load_captured_audio,
     load_image,
 )
-from realtime.pipeline.engines import open_engine, resolve_weights
-from stablesync.errors import UserError
+from stablesync.realtime.pipeline.engines import open_engine, resolve_weights
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:

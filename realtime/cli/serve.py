@@ -18,18 +18,18 @@ import logging
 import sys
 from pathlib import Path
 
-from realtime.cli.startup import StartUpBlock
-from realtime.webrtc.config import ServeConfig
-from realtime.webrtc.processing import PassthroughFactory, PipelineFactory
-from realtime.webrtc.profiles import ProfilePipelines
-from realtime.webrtc.server import RunningServer, serve_until_signal
 from stablesync.errors import UserError
+from stablesync.realtime.cli.startup import StartUpBlock
+from stablesync.realtime.webrtc.config import ServeConfig
+from stablesync.realtime.webrtc.processing import PassthroughFactory, PipelineFactory
+from stablesync.realtime.webrtc.profiles import ProfilePipelines
+from stablesync.realtime.webrtc.server import RunningServer, serve_until_signal
 
 PASSTHROUGH = "passthrough"
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
-    from realtime.cli.common import add_engine_options
+    from stablesync.realtime.cli.common import add_engine_options
 
     parser = argparse.ArgumentParser(prog=prog, description=__doc__)
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
@@ -72,9 +72,9 @@ def open_pipelines(args: argparse.Namespace) -> PipelineFactory:
     """The shared engine + batcher (or passthrough) for every session."""
     if args.backend == PASSTHROUGH:
         return PassthroughFactory()
-    from realtime.cli.common import session_config
-    from realtime.pipeline.engines import open_engine
-    from realtime.webrtc.lipsync import LipSyncFactory
+    from stablesync.realtime.cli.common import session_config
+    from stablesync.realtime.pipeline.engines import open_engine
+    from stablesync.realtime.webrtc.lipsync import LipSyncFactory
 
     session_cfg = session_config(args, realtime=True)
     # one onnxruntime thread per inference worker: the sessions' frames run side by side
@@ -89,9 +89,9 @@ def open_profiles(
     on first use (passthrough serves no profile)."""
     if args.backend == PASSTHROUGH:
         return ProfilePipelines(default)
-    from realtime.cli.common import session_config
-    from realtime.pipeline.engines import resolve_weights
-    from realtime.webrtc.profiles import lipsync_opener
+    from stablesync.realtime.cli.common import session_config
+    from stablesync.realtime.pipeline.engines import resolve_weights
+    from stablesync.realtime.webrtc.profiles import lipsync_opener
 
     opener = lipsync_opener(args.backend, session_config(args, realtime=True), args.threads)
     return ProfilePipelines(default, opener, resolve_weights(args.weights), idle_s=config.profile_idle_s)
@@ -104,8 +104,8 @@ def page_url(server: RunningServer, token: str | None) -> str:
 def start_up_block(pipelines: ProfilePipelines, server: RunningServer, config: ServeConfig) -> StartUpBlock:
     """The default model (or passthrough) and tracker, the profiles offers may name, and where
     the page is."""
-    from realtime.webrtc.lipsync import LipSyncFactory
     from stablesync.enroll.profiles import profiles_root
+    from stablesync.realtime.webrtc.lipsync import LipSyncFactory
 
     default = pipelines.default
     engine = default.batcher.engine if isinstance(default, LipSyncFactory) else None

@@ -10,8 +10,8 @@ import os
 import signal
 from pathlib import Path
 
-from export.engine import Engine
-from realtime.local.sources import CameraSource, ImageSource, MicSource, VideoFileSource
+from stablesync.export.engine import Engine
+from stablesync.realtime.local.sources import CameraSource, ImageSource, MicSource, VideoFileSource
 
 LABEL_WIDTH = 10  # "video in:" padded: the texts line up
 
@@ -54,7 +54,7 @@ class StartUpBlock:
 
     def file(self, out: Path | None) -> StartUpBlock:
         if out is not None:
-            from realtime.local.sinks.file import partial_path
+            from stablesync.realtime.local.sinks.file import partial_path
 
             self.add("file", f"{out} (written as {partial_path(out).name} until done)")
         return self

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from realtime.local.sinks.pulse import pulse_available, source_names
 from stablesync.errors import UserError
+from stablesync.realtime.local.sinks.pulse import pulse_available, source_names
 
 SYS_V4L = Path("/sys/class/video4linux")
 

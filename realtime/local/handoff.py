@@ -3,16 +3,16 @@
 A frame is delivered once the sinks have written it (the virtual camera, the file): then the
 session records it (its latency, and its A/V offset against the audio delay then applied when
 the virtual microphone plays the audio), and the stream's `DelayFollower` (the policy `serve`
-follows too, `realtime.pipeline.delivery`) takes the new latency into the delay.
+follows too, `stablesync.realtime.pipeline.delivery`) takes the new latency into the delay.
 """
 
 from __future__ import annotations
 
-from realtime.local.sinks.file import FileSink
-from realtime.local.sinks.virtual_camera import VirtualCameraSink
-from realtime.pipeline.delivery import DelayFollower, DeliveryConfig
-from realtime.pipeline.frames import OutputFrame
-from realtime.pipeline.session import LipSyncSession
+from stablesync.realtime.local.sinks.file import FileSink
+from stablesync.realtime.local.sinks.virtual_camera import VirtualCameraSink
+from stablesync.realtime.pipeline.delivery import DelayFollower, DeliveryConfig
+from stablesync.realtime.pipeline.frames import OutputFrame
+from stablesync.realtime.pipeline.session import LipSyncSession
 
 
 class FrameHandOff:

@@ -20,25 +20,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypedDict, runtime_checkable
 
-from export.engine import Engine
-from realtime.local.handoff import FrameHandOff
-from realtime.local.sinks import (
+from stablesync.errors import UserError
+from stablesync.export.engine import Engine
+from stablesync.realtime.local.handoff import FrameHandOff
+from stablesync.realtime.local.sinks import (
     AudioDelayLine,
     FileSink,
     FileSinkConfig,
     VirtualCameraConfig,
     VirtualCameraSink,
 )
-from realtime.local.sinks.pulse import PulseVirtualMic
-from realtime.local.sinks.virtual_mic import VirtualMicConfig, VirtualMicSink
-from realtime.local.sources.errors import SourceError
-from realtime.pipeline.batcher import InferenceBatcher
-from realtime.pipeline.clock import StreamClock
-from realtime.pipeline.delivery import DeliveryConfig
-from realtime.pipeline.frames import AudioChunk, OutputFrame, VideoFrame
-from realtime.pipeline.session import LipSyncSession, SessionConfig, StageFailed
-from realtime.pipeline.telemetry import Telemetry
-from stablesync.errors import UserError
+from stablesync.realtime.local.sinks.pulse import PulseVirtualMic
+from stablesync.realtime.local.sinks.virtual_mic import VirtualMicConfig, VirtualMicSink
+from stablesync.realtime.local.sources.errors import SourceError
+from stablesync.realtime.pipeline.batcher import InferenceBatcher
+from stablesync.realtime.pipeline.clock import StreamClock
+from stablesync.realtime.pipeline.delivery import DeliveryConfig
+from stablesync.realtime.pipeline.frames import AudioChunk, OutputFrame, VideoFrame
+from stablesync.realtime.pipeline.session import LipSyncSession, SessionConfig, StageFailed
+from stablesync.realtime.pipeline.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ from typing import TextIO
 import cv2
 import numpy as np
 
-from realtime.pipeline.frames import RgbImage
 from stablesync.enroll.checks import FaceSample, TakeChecks
 from stablesync.enroll.script import Cue, Script
+from stablesync.realtime.pipeline.frames import RgbImage
 
 BAR_WIDTH = 30
 FONT = cv2.FONT_HERSHEY_SIMPLEX

@@ -1,6 +1,6 @@
 """A guided camera take for `stablesync enroll NAME --camera N --mic DEV`.
 
-The camera and the microphone are the real-time path's own sources (`realtime.local.sources`), run
+The camera and the microphone are the real-time path's own sources (`stablesync.realtime.local.sources`), run
 together on one clock. Video is written as it comes to an H.264 mp4 at a fixed 25 fps: each
 output instant k/25 s gets the camera frame captured nearest to it (a 30 fps camera drops
 frames, a slow one repeats them), so picture and sound keep the times they were captured at.
@@ -19,7 +19,7 @@ latest frame, on one worker thread; skipped while a look is still running), with
 and the take-level reasons of the file checks (`stablesync.enroll.checks`): the finished take
 is refused in one line for the reasons a file is (too short, no face, two faces, too dark,
 silence). Where a display exists the camera picture, with the line and the verdict drawn on
-it, goes to a preview window (`realtime.local.sinks.preview`, never waited for; q or Esc ends the
+it, goes to a preview window (`stablesync.realtime.local.sinks.preview`, never waited for; q or Esc ends the
 take). A video file given as the camera is played at 25 fps (the camera source reads files
 as fast as it can), which is how the tests drive this path without a webcam.
 """
@@ -42,12 +42,12 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from realtime.local.take_display import TakeDisplay
-from realtime.pipeline.clock import StreamClock
-from realtime.pipeline.frames import NS_PER_S, AudioChunk, RgbImage, VideoFrame
 from stablesync.enroll.checks import FaceSample, TakeChecks, TakeTally, reasons, sample_face, speech_levels
 from stablesync.errors import UserError
 from stablesync.media import Mp4Writer, write_wav
+from stablesync.realtime.local.take_display import TakeDisplay
+from stablesync.realtime.pipeline.clock import StreamClock
+from stablesync.realtime.pipeline.frames import NS_PER_S, AudioChunk, RgbImage, VideoFrame
 
 log = logging.getLogger(__name__)
 

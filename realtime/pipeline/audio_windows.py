@@ -8,8 +8,8 @@ t covers [t + lookahead - window, t + lookahead) (the `mel_window_start` convent
 arrived: the look-ahead is latency that the pipeline pays on every frame.
 
 The samples feeding the mel are first brought to the training corpus's speech level
-(`realtime.pipeline.speech_level`): the mouth then opens as much for a quiet microphone as for a loud one.
-
+(`stablesync.realtime.pipeline.speech_level`): the mouth then opens as much for a quiet
+microphone as for a loud one.
 Gaps (a capture time later than the samples so far account for) are filled with silence so
 the timeline stays on the clock; a silent window is replaced by the exact silence value so a
 quiet room keeps the mouth closed and still.
@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from realtime.pipeline.frames import NS_PER_S, AudioChunk
-from realtime.pipeline.speech_level import SpeechLevel, SpeechLevelConfig
 from stablesync.audio import FloatArray, MelConfig, StreamingMel, prepare_audio
+from stablesync.realtime.pipeline.frames import NS_PER_S, AudioChunk
+from stablesync.realtime.pipeline.speech_level import SpeechLevel, SpeechLevelConfig
 
 
 @dataclass(frozen=True)

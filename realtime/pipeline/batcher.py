@@ -23,9 +23,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from export.engine import Engine, FloatArray, ReferenceFeatures, stack_features
-from realtime.pipeline.clock import Clock, SystemClock
-from realtime.pipeline.frames import NS_PER_MS
+from stablesync.export.engine import Engine, FloatArray, ReferenceFeatures, stack_features
+from stablesync.realtime.pipeline.clock import Clock, SystemClock
+from stablesync.realtime.pipeline.frames import NS_PER_MS
 
 
 class InferenceError(RuntimeError):

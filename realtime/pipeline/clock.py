@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from realtime.pipeline.frames import NS_PER_S
+from stablesync.realtime.pipeline.frames import NS_PER_S
 
 
 class Clock(Protocol):

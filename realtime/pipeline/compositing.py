@@ -23,10 +23,6 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from realtime.pipeline.render.mouth import fill_interior, inner_triangles
-from realtime.pipeline.render.opening import OpeningConfig, OpeningRange
-from realtime.pipeline.render.piecewise import Box, Triangles, backward_maps, triangulate
-from realtime.pipeline.render.shape import MIN_LIP_SPAN, GeneratedShape, ShapeConfig, target_shape
 from stablesync.face import CropAlignment
 from stablesync.face.align import TEMPLATE
 from stablesync.face.landmarks import (
@@ -38,6 +34,10 @@ from stablesync.face.landmarks import (
     eye_distance,
     mouth_opening,
 )
+from stablesync.realtime.pipeline.render.mouth import fill_interior, inner_triangles
+from stablesync.realtime.pipeline.render.opening import OpeningConfig, OpeningRange
+from stablesync.realtime.pipeline.render.piecewise import Box, Triangles, backward_maps, triangulate
+from stablesync.realtime.pipeline.render.shape import MIN_LIP_SPAN, GeneratedShape, ShapeConfig, target_shape
 
 F32 = NDArray[np.float32]
 # "read": off this frame's generated crop; "held": the last one read (this crop unreadable);

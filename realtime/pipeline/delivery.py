@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from realtime.pipeline.frames import NS_PER_MS
-from realtime.pipeline.telemetry import Telemetry
+from stablesync.realtime.pipeline.frames import NS_PER_MS
+from stablesync.realtime.pipeline.telemetry import Telemetry
 
 
 @dataclass(frozen=True)

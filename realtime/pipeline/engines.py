@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import stablesync
-from export.engine import Engine
 from stablesync.errors import UserError
+from stablesync.export.engine import Engine
 
 DEFAULT_PRESET = "cpu-rt"
 
@@ -59,8 +59,8 @@ def open_engine(weights: str | Path | None, backend: str = "auto", threads: int 
     """Loads the engine, with numpy's BLAS limited to one thread (`limit_blas_threads`). "auto"
     here never picks the torch backend (the real-time path stays torch-free); pass `--backend
     torch` explicitly to use it."""
-    from export import load_engine
-    from export.backends import pick_auto
+    from stablesync.export import load_engine
+    from stablesync.export.backends import pick_auto
 
     limit_blas_threads()
     directory = resolve_weights(weights)

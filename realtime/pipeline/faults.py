@@ -12,8 +12,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from realtime.pipeline.clock import Clock
-from realtime.pipeline.frames import NS_PER_S
+from stablesync.realtime.pipeline.clock import Clock
+from stablesync.realtime.pipeline.frames import NS_PER_S
 
 
 @dataclass

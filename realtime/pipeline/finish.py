@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from export.engine import FloatArray
-from realtime.pipeline.audio_windows import MelWindow
-from realtime.pipeline.clock import Clock
-from realtime.pipeline.compositing import Compositor
-from realtime.pipeline.frames import (
+from stablesync.export.engine import FloatArray
+from stablesync.realtime.pipeline.audio_windows import MelWindow
+from stablesync.realtime.pipeline.clock import Clock
+from stablesync.realtime.pipeline.compositing import Compositor
+from stablesync.realtime.pipeline.frames import (
     NS_PER_MS,
     NS_PER_S,
     FrameMode,
@@ -31,11 +31,11 @@ from realtime.pipeline.frames import (
     StageTimes,
     VideoFrame,
 )
-from realtime.pipeline.session_config import SessionConfig
-from realtime.pipeline.telemetry import Telemetry
-from realtime.pipeline.tracking import FaceTrack
-from realtime.pipeline.worker import Worker
-from realtime.watermark import Watermarker
+from stablesync.realtime.pipeline.session_config import SessionConfig
+from stablesync.realtime.pipeline.telemetry import Telemetry
+from stablesync.realtime.pipeline.tracking import FaceTrack
+from stablesync.realtime.pipeline.worker import Worker
+from stablesync.realtime.watermark import Watermarker
 
 # (stage, summary, exception): counts and logs a live fault; the frame it hit passes through
 FaultHook = Callable[[str, str, Exception], None]

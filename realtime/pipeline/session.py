@@ -31,24 +31,26 @@ import logging
 
 import numpy as np
 
-from export.engine import ReferenceFeatures
-from realtime.pipeline.audio_windows import MelTimeline, MelWindow, WindowConfig
-from realtime.pipeline.batcher import InferenceBatcher
-from realtime.pipeline.clock import Clock
-from realtime.pipeline.faults import FaultLog
-from realtime.pipeline.finish import Finisher, FrameWork
-from realtime.pipeline.frames import (
+from stablesync.export.engine import ReferenceFeatures
+from stablesync.realtime.pipeline.audio_windows import MelTimeline, MelWindow, WindowConfig
+from stablesync.realtime.pipeline.batcher import InferenceBatcher
+from stablesync.realtime.pipeline.clock import Clock
+from stablesync.realtime.pipeline.faults import FaultLog
+from stablesync.realtime.pipeline.finish import Finisher, FrameWork
+from stablesync.realtime.pipeline.frames import (
     NS_PER_MS,
     NS_PER_S,
     AudioChunk,
     OutputFrame,
     VideoFrame,
 )
-from realtime.pipeline.session_config import SessionConfig as SessionConfig  # re-exported: its public home
-from realtime.pipeline.slots import Channel, LatestSlot
-from realtime.pipeline.telemetry import Telemetry
-from realtime.pipeline.tracking import FaceFollower, FaceTrack, HeadPose
-from realtime.pipeline.worker import Worker
+from stablesync.realtime.pipeline.session_config import (
+    SessionConfig as SessionConfig,  # re-exported: its public home
+)
+from stablesync.realtime.pipeline.slots import Channel, LatestSlot
+from stablesync.realtime.pipeline.telemetry import Telemetry
+from stablesync.realtime.pipeline.tracking import FaceFollower, FaceTrack, HeadPose
+from stablesync.realtime.pipeline.worker import Worker
 
 log = logging.getLogger(__name__)
 

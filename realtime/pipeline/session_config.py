@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from realtime.pipeline.compositing import CompositeConfig
-from realtime.pipeline.tracking import TrackingConfig
+from stablesync.realtime.pipeline.compositing import CompositeConfig
+from stablesync.realtime.pipeline.tracking import TrackingConfig
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from realtime.pipeline.frames import NS_PER_S
+from stablesync.realtime.pipeline.frames import NS_PER_S
 
 F64 = NDArray[np.float64]
 

@@ -19,8 +19,8 @@ from typing import Any, Literal, Required, TypedDict, get_args
 
 import numpy as np
 
-from realtime.pipeline.clock import Clock, SystemClock
-from realtime.pipeline.frames import NS_PER_MS, NS_PER_S, DeliveredMode, OutputFrame, StageTimes
+from stablesync.realtime.pipeline.clock import Clock, SystemClock
+from stablesync.realtime.pipeline.frames import NS_PER_MS, NS_PER_S, DeliveredMode, OutputFrame, StageTimes
 
 SeriesName = Literal[
     "glass_to_glass_ms", "av_offset_ms", "track_ms", "wait_audio_ms", "infer_ms", "composite_ms"

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from realtime.pipeline.frames import NS_PER_S, VideoFrame
-from realtime.pipeline.smoothing import OneEuroConfig, OneEuroFilter
 from stablesync.face import CropAlignment, FaceTracker, TrackedFace, align_crop, open_tracker
 from stablesync.face.landmarks import NOSE_TIP, eye_centres, eye_distance
+from stablesync.realtime.pipeline.frames import NS_PER_S, VideoFrame
+from stablesync.realtime.pipeline.smoothing import OneEuroConfig, OneEuroFilter
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,10 @@ grey levels RMS) carrying a 64-bit payload (format version, tool version, run id
 frames onto one tile and correlating. See pattern.py for the design.
 """
 
-from realtime.watermark.config import DetectConfig
-from realtime.watermark.detect import Detection, Detector, Score, Segment
-from realtime.watermark.embed import Watermarker, new_run_id
-from realtime.watermark.payload import Payload
+from stablesync.realtime.watermark.config import DetectConfig
+from stablesync.realtime.watermark.detect import Detection, Detector, Score, Segment
+from stablesync.realtime.watermark.embed import Watermarker, new_run_id
+from stablesync.realtime.watermark.payload import Payload
 
 __all__ = [
     "DetectConfig",

@@ -31,10 +31,10 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from realtime.watermark.config import DetectConfig
-from realtime.watermark.pattern import PatternBank, PatternSpec
-from realtime.watermark.payload import Payload
-from realtime.watermark.period import PeriodEstimator
+from stablesync.realtime.watermark.config import DetectConfig
+from stablesync.realtime.watermark.pattern import PatternBank, PatternSpec
+from stablesync.realtime.watermark.payload import Payload
+from stablesync.realtime.watermark.period import PeriodEstimator
 
 Luma = NDArray[np.uint8]
 FloatArray = NDArray[np.float32]

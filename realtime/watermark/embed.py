@@ -16,9 +16,9 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from realtime.watermark.label import Badge
-from realtime.watermark.pattern import PatternBank, PatternSpec
-from realtime.watermark.payload import Payload, parse_version
+from stablesync.realtime.watermark.label import Badge
+from stablesync.realtime.watermark.pattern import PatternBank, PatternSpec
+from stablesync.realtime.watermark.payload import Payload, parse_version
 
 RgbImage = NDArray[np.uint8]
 

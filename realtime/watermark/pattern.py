@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from realtime.watermark.payload import PAYLOAD_BITS
+from stablesync.realtime.watermark.payload import PAYLOAD_BITS
 
 FloatTile = NDArray[np.float32]
 ComplexTile = NDArray[np.complex64]

@@ -11,7 +11,7 @@ import numpy as np
 import scipy.fft
 from numpy.typing import NDArray
 
-from realtime.watermark.config import DetectConfig
+from stablesync.realtime.watermark.config import DetectConfig
 
 Luma = NDArray[np.uint8]
 FloatArray = NDArray[np.float32]

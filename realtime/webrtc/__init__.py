@@ -1,8 +1,13 @@
 """`stablesync serve`: the filter over WebRTC (aiohttp + aiortc), many sessions on one engine."""
 
-from realtime.webrtc.config import ServeConfig
-from realtime.webrtc.processing import PassthroughFactory, PipelineFactory, ProcessedFrame, SessionPipeline
-from realtime.webrtc.server import create_app, running_server, serve_until_signal
+from stablesync.realtime.webrtc.config import ServeConfig
+from stablesync.realtime.webrtc.processing import (
+    PassthroughFactory,
+    PipelineFactory,
+    ProcessedFrame,
+    SessionPipeline,
+)
+from stablesync.realtime.webrtc.server import create_app, running_server, serve_until_signal
 
 __all__ = [
     "PassthroughFactory",

@@ -1,7 +1,7 @@
 """A Python WebRTC client for `stablesync serve`: sends a clip, receives the result, measures.
 
 Used by the tests and `benchmarks/webrtc_sessions.py`, and by hand:
-`python -m realtime.webrtc.client http://127.0.0.1:8080/ --seconds 10 [--clip PATH] [--json OUT]`.
+`python -m stablesync.realtime.webrtc.client http://127.0.0.1:8080/ --seconds 10 [--clip PATH] [--json OUT]`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ import numpy as np
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from realtime.webrtc.clip import (
+from stablesync.errors import UserError
+from stablesync.realtime.webrtc.clip import (
     SEND_RATE_HZ,
     Clip,
     UInt8Array,
@@ -34,9 +35,8 @@ from realtime.webrtc.clip import (
     synthetic_clip,
     tone_onset,
 )
-from realtime.webrtc.media import receive_delay_ns, recv_audio, recv_video
-from realtime.webrtc.stats import STATS_CHANNEL
-from stablesync.errors import UserError
+from stablesync.realtime.webrtc.media import receive_delay_ns, recv_audio, recv_video
+from stablesync.realtime.webrtc.stats import STATS_CHANNEL
 
 AUDIO_FRAME_SAMPLES = 960
 MARK_WRAP = 4096
@@ -271,7 +271,7 @@ def read_clip(path: Path) -> Clip:
 
 
 def main(argv: list[str] | None = None) -> int:
-    prog = "python -m realtime.webrtc.client"
+    prog = "python -m stablesync.realtime.webrtc.client"
     parser = argparse.ArgumentParser(prog=prog, description=__doc__)
     parser.add_argument("url")
     parser.add_argument("--seconds", type=float, default=10.0)

@@ -55,7 +55,7 @@ def load_clip(path: str | Path, max_seconds: float | None = None) -> Clip:
         meta = path / "meta.json"
         fps = float(json.loads(meta.read_text()).get("fps", 25.0)) if meta.exists() else 25.0
     elif path.suffix.lower() in (".png", ".jpg", ".jpeg"):
-        from realtime.local.sources import load_image
+        from stablesync.realtime.local.sources import load_image
 
         audio, fps = read_audio(path.with_name("speech.wav"), SEND_RATE_HZ), 25.0
         frames = np.repeat(load_image(path)[None], max(1, int(len(audio) / SEND_RATE_HZ * fps)), axis=0)

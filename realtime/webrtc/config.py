@@ -6,8 +6,8 @@ import dataclasses
 import ipaddress
 from pathlib import Path
 
-from realtime.webrtc.candidates import IpNetwork, parse_networks
 from stablesync.errors import UserError
+from stablesync.realtime.webrtc.candidates import IpNetwork, parse_networks
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 

@@ -20,13 +20,18 @@ import av
 import numpy as np
 from av.video.reformatter import Interpolation
 
-from export.engine import Engine
-from realtime.pipeline.batcher import BatcherConfig, InferenceBatcher
-from realtime.pipeline.frames import AudioChunk, RgbImage, VideoFrame
-from realtime.pipeline.session import LipSyncSession, SessionConfig
-from realtime.pipeline.telemetry import SeriesName, Telemetry
-from realtime.webrtc.processing import PIPELINE_AUDIO_RATE_HZ, FloatArray, ProcessedFrame, SessionPipeline
-from realtime.webrtc.stats import PipelineFigures
+from stablesync.export.engine import Engine
+from stablesync.realtime.pipeline.batcher import BatcherConfig, InferenceBatcher
+from stablesync.realtime.pipeline.frames import AudioChunk, RgbImage, VideoFrame
+from stablesync.realtime.pipeline.session import LipSyncSession, SessionConfig
+from stablesync.realtime.pipeline.telemetry import SeriesName, Telemetry
+from stablesync.realtime.webrtc.processing import (
+    PIPELINE_AUDIO_RATE_HZ,
+    FloatArray,
+    ProcessedFrame,
+    SessionPipeline,
+)
+from stablesync.realtime.webrtc.stats import PipelineFigures
 
 STAGE_SERIES: tuple[SeriesName, ...] = ("track_ms", "wait_audio_ms", "infer_ms", "composite_ms")
 RECENT_FRAMES = 125

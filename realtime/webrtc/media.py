@@ -26,9 +26,9 @@ import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from numpy.typing import NDArray
 
-from realtime.pipeline.clock import PacingClock, SystemClock
-from realtime.pipeline.slots import Channel
-from realtime.webrtc.processing import ProcessedFrame
+from stablesync.realtime.pipeline.clock import PacingClock, SystemClock
+from stablesync.realtime.pipeline.slots import Channel
+from stablesync.realtime.webrtc.processing import ProcessedFrame
 
 AUDIO_RATE_HZ = 48_000
 AUDIO_FRAME_SAMPLES = 960  # 20 ms

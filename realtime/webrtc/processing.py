@@ -16,10 +16,10 @@ import av
 import numpy as np
 from numpy.typing import NDArray
 
-from realtime.pipeline.frames import DeliveredMode, OutputFrame
-from realtime.pipeline.slots import LatestSlot
-from realtime.pipeline.telemetry import Telemetry
-from realtime.webrtc.stats import PipelineFigures
+from stablesync.realtime.pipeline.frames import DeliveredMode, OutputFrame
+from stablesync.realtime.pipeline.slots import LatestSlot
+from stablesync.realtime.pipeline.telemetry import Telemetry
+from stablesync.realtime.webrtc.stats import PipelineFigures
 
 FloatArray = NDArray[np.float32]
 PIPELINE_AUDIO_RATE_HZ = 16_000
@@ -49,7 +49,8 @@ class SessionPipeline(Protocol):
 
     async def next_frame(self) -> ProcessedFrame | None:
         """The next processed frame in capture order; None after `end`. Raises
-        `realtime.pipeline.session.StageFailed` when the pipeline itself failed (the session closes)."""
+        `stablesync.realtime.pipeline.session.StageFailed` when the pipeline itself failed (the session
+        closes)."""
 
     def delivered(self, frame: ProcessedFrame, handed_ns: int, audio_delay_ns: int | None) -> None:
         """`frame` reached the peer's transport (encoded and sent) at `handed_ns`, while the

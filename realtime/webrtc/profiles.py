@@ -24,11 +24,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from realtime.webrtc.processing import PipelineFactory
 from stablesync.enroll.profiles import NAME_PATTERN, is_complete, list_profiles, profile_dir, profiles_root
+from stablesync.realtime.webrtc.processing import PipelineFactory
 
 if TYPE_CHECKING:
-    from realtime.pipeline.session import SessionConfig
+    from stablesync.realtime.pipeline.session import SessionConfig
 
 log = logging.getLogger(__name__)
 ProfileOpener = Callable[[Path], Awaitable[PipelineFactory]]  # export directory -> its factory
@@ -230,8 +230,8 @@ class ProfilePipelines:
 def lipsync_opener(backend: str, session_cfg: SessionConfig, inference_workers: int) -> ProfileOpener:
     """Opens a profile as `serve` opens its default: its engine on `backend` (one onnxruntime
     thread per inference worker), a `LipSyncFactory` with `session_cfg` around it."""
-    from realtime.pipeline.engines import open_engine
-    from realtime.webrtc.lipsync import LipSyncFactory
+    from stablesync.realtime.pipeline.engines import open_engine
+    from stablesync.realtime.webrtc.lipsync import LipSyncFactory
 
     async def open_profile(weights: Path) -> PipelineFactory:
         engine = await asyncio.to_thread(open_engine, weights, backend, 1)

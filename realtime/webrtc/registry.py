@@ -10,9 +10,9 @@ import secrets
 import sys
 from typing import Any
 
-from realtime.webrtc.config import ServeConfig
-from realtime.webrtc.profiles import Lease, ProfilePipelines
-from realtime.webrtc.session import Session
+from stablesync.realtime.webrtc.config import ServeConfig
+from stablesync.realtime.webrtc.profiles import Lease, ProfilePipelines
+from stablesync.realtime.webrtc.session import Session
 
 log = logging.getLogger(__name__)
 FINISHED_KEPT = 1000  # final stats of closed sessions kept for `serve --stats-json`

@@ -13,9 +13,9 @@ from pathlib import Path
 import av
 import numpy as np
 
-from realtime.pipeline.frames import AudioSamples, RgbImage
-from realtime.webrtc.config import ServeConfig
-from realtime.webrtc.server import RunningServer, serve_until_signal
+from stablesync.realtime.pipeline.frames import AudioSamples, RgbImage
+from stablesync.realtime.webrtc.config import ServeConfig
+from stablesync.realtime.webrtc.server import RunningServer, serve_until_signal
 
 SAMPLE_FPS = 25
 SAMPLE_RATE_HZ = 48_000
@@ -55,9 +55,9 @@ def write_sample_webm(image: RgbImage, speech: AudioSamples, speech_rate_hz: int
 
 def serve_demo(args: argparse.Namespace) -> int:
     """Serves the page with the demo sample as its source until Ctrl-C/SIGTERM."""
-    from realtime.cli.serve import open_pipelines
-    from realtime.local.sources import load_audio_file, load_image
     from stablesync.bundled import demo_assets
+    from stablesync.realtime.cli.serve import open_pipelines
+    from stablesync.realtime.local.sources import load_audio_file, load_image
 
     face, speech = (args.face, args.audio) if args.face and args.audio else demo_assets()
     face, speech = args.face or face, args.audio or speech

@@ -30,13 +30,13 @@ from typing import Any
 from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 
-from realtime.webrtc.candidates import CandidatePolicy, filter_offer, host_addresses, peer_address
-from realtime.webrtc.config import ServeConfig
-from realtime.webrtc.limits import AuthBackoff, ConnectionLimiter
-from realtime.webrtc.processing import PipelineFactory
-from realtime.webrtc.profiles import ProfileFailed, ProfilePipelines, ProfileRefused
-from realtime.webrtc.registry import SessionRegistry
 from stablesync.errors import UserError
+from stablesync.realtime.webrtc.candidates import CandidatePolicy, filter_offer, host_addresses, peer_address
+from stablesync.realtime.webrtc.config import ServeConfig
+from stablesync.realtime.webrtc.limits import AuthBackoff, ConnectionLimiter
+from stablesync.realtime.webrtc.processing import PipelineFactory
+from stablesync.realtime.webrtc.profiles import ProfileFailed, ProfilePipelines, ProfileRefused
+from stablesync.realtime.webrtc.registry import SessionRegistry
 
 log = logging.getLogger(__name__)
 REGISTRY_KEY = web.AppKey("registry", SessionRegistry)
@@ -55,7 +55,7 @@ SECURITY_HEADERS = {
 
 
 def web_dir() -> Path:
-    return Path(str(importlib.resources.files("realtime") / "web"))
+    return Path(str(importlib.resources.files("stablesync.realtime") / "web"))
 
 
 def _error(status: int, message: str) -> web.Response:

@@ -5,7 +5,7 @@ latest-wins (a slow pipeline drops frames, it never queues them); the watchdog c
 that never connects or stops sending media, so a stalled or vanished client frees its slot.
 A returned frame is delivered when aiortc's sender has encoded and sent it: the pipeline's
 telemetry records it then, the stats are read from that telemetry, and the returned audio's sync
-delay follows it by the policy `run` follows too (`realtime.pipeline.delivery.DelayFollower`).
+delay follows it by the policy `run` follows too (`stablesync.realtime.pipeline.delivery.DelayFollower`).
 """
 
 from __future__ import annotations
@@ -28,13 +28,13 @@ from aiortc import (
 )
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from realtime.pipeline.clock import PacingClock, SystemClock
-from realtime.pipeline.delivery import DelayFollower, DeliveryConfig
-from realtime.pipeline.frames import NS_PER_MS
-from realtime.pipeline.session import StageFailed
-from realtime.webrtc.candidates import CandidateReport
-from realtime.webrtc.config import ServeConfig
-from realtime.webrtc.media import (
+from stablesync.realtime.pipeline.clock import PacingClock, SystemClock
+from stablesync.realtime.pipeline.delivery import DelayFollower, DeliveryConfig
+from stablesync.realtime.pipeline.frames import NS_PER_MS
+from stablesync.realtime.pipeline.session import StageFailed
+from stablesync.realtime.webrtc.candidates import CandidateReport
+from stablesync.realtime.webrtc.config import ServeConfig
+from stablesync.realtime.webrtc.media import (
     DelayedAudioTrack,
     ProcessedVideoTrack,
     StalenessFilter,
@@ -42,8 +42,8 @@ from realtime.webrtc.media import (
     recv_audio,
     recv_video,
 )
-from realtime.webrtc.processing import PIPELINE_AUDIO_RATE_HZ, ProcessedFrame, SessionPipeline
-from realtime.webrtc.stats import STATS_CHANNEL, FinalStats, SessionStats
+from stablesync.realtime.webrtc.processing import PIPELINE_AUDIO_RATE_HZ, ProcessedFrame, SessionPipeline
+from stablesync.realtime.webrtc.stats import STATS_CHANNEL, FinalStats, SessionStats
 
 log = logging.getLogger(__name__)
 STATS_PERIOD_S = 1.0

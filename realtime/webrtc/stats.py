@@ -37,9 +37,9 @@ from typing import Any, TypedDict
 
 import numpy as np
 
-from realtime.pipeline.frames import NS_PER_MS, NS_PER_S
-from realtime.pipeline.telemetry import SeriesName, Telemetry, TelemetrySummary
-from realtime.webrtc.candidates import CandidateReport
+from stablesync.realtime.pipeline.frames import NS_PER_MS, NS_PER_S
+from stablesync.realtime.pipeline.telemetry import SeriesName, Telemetry, TelemetrySummary
+from stablesync.realtime.webrtc.candidates import CandidateReport
 
 STATS_CHANNEL = "stats"
 WINDOW_FRAMES = 125  # percentiles over the last 5 s at 25 fps

@@ -71,7 +71,7 @@ def _write_json(path: Path, data: Any) -> None:
 
 def export_profile(checkpoint_path: Path, out: Path, corpus: Path) -> None:
     """The fine-tuned checkpoint as an export directory (graphs, parity check, manifest)."""
-    from export.exporter import ExportOptions, export_model, load_for_export
+    from stablesync.export.exporter import ExportOptions, export_model, load_for_export
 
     model = load_for_export(checkpoint_path)
     options = ExportOptions(fp16_weights=True, corpus=corpus)

@@ -1,6 +1,6 @@
 """Validation on the held-aside seconds: the personal profile against the shipped weights.
 
-Both exports drive the real renderer (`benchmarks.offline_render`, the offline session of
+Both exports drive the real renderer (`stablesync.benchmarks.offline_render`, the offline session of
 `stablesync run --fast`) over the held-aside frames with their own audio, and each output is
 compared with the real frame it replaced. Per weights:
 - `mouth_psnr_db`, `mouth_ssim`: of the mouth region (the real frame's outer-lip box grown to
@@ -183,7 +183,7 @@ class Comparison:
 
 
 def compare(personal_dir: Path, shipped_dir: Path, segment: Segment) -> Comparison:
-    from benchmarks.offline_render import render_offline
+    from stablesync.benchmarks.offline_render import render_offline
 
     source_points = landmarks(segment.frames)
     results: dict[str, dict[str, float]] = {}

@@ -10,7 +10,7 @@ Measured on the whole output frame, as a viewer would see it, with nothing from 
   since speech is roughly periodic and a far shift can correlate by chance. A still face gives
   NaN (no movement at all).
 
-Used on the demo's mp4 (`python -m benchmarks.demo_sync`) and by the outside latency probe.
+Used on the demo's mp4 (`python -m stablesync.benchmarks.demo_sync`) and by the outside latency probe.
 """
 
 from __future__ import annotations

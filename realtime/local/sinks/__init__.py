@@ -1,8 +1,8 @@
 """Where processed frames go: an mp4 file, a virtual camera, a virtual microphone."""
 
-from realtime.local.sinks.file import FileSink, FileSinkConfig
-from realtime.local.sinks.virtual_camera import VirtualCameraConfig, VirtualCameraSink
-from realtime.local.sinks.virtual_mic import AudioDelayLine, VirtualMicConfig, VirtualMicSink
+from stablesync.realtime.local.sinks.file import FileSink, FileSinkConfig
+from stablesync.realtime.local.sinks.virtual_camera import VirtualCameraConfig, VirtualCameraSink
+from stablesync.realtime.local.sinks.virtual_mic import AudioDelayLine, VirtualMicConfig, VirtualMicSink
 
 __all__ = [
     "AudioDelayLine",

@@ -22,8 +22,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from realtime.pipeline.frames import NS_PER_S, AudioChunk, RgbImage
 from stablesync.errors import UserError
+from stablesync.realtime.pipeline.frames import NS_PER_S, AudioChunk, RgbImage
 
 VIDEO_TIME_BASE = Fraction(1, 90_000)
 _T = TypeVar("_T")

@@ -1,6 +1,6 @@
 """`--preview`: a window showing the output frames, as they go to the virtual camera and file.
 
-The window is a child process (`python -m realtime.local.sinks.preview`, OpenCV's HighGUI: Qt on
+The window is a child process (`python -m stablesync.realtime.local.sinks.preview`, OpenCV's HighGUI: Qt on
 Linux, Cocoa, Win32), so nothing it does reaches the run: a slow draw, Qt's event handling,
 or Qt aborting when the X server goes away. Frames go down its stdin; `show` never waits: while
 the previous frame is still on its way (the window draws slower than frames come), the new one
@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from realtime.pipeline.frames import RgbImage
+from stablesync.realtime.pipeline.frames import RgbImage
 
 QUIT_KEYS = (ord("q"), ord("Q"), 27)  # 27: Esc
 CLOSED_AFTER_S = 1.0  # a window not visible this long was closed
@@ -94,7 +94,7 @@ class PreviewWindow:
 
     async def open(self, timeout_s: float = 20.0) -> str | None:
         """Starts the window's process; returns None once the window is open, else why not."""
-        cmd = [sys.executable, "-m", "realtime.local.sinks.preview", "--title", self.title]
+        cmd = [sys.executable, "-m", "stablesync.realtime.local.sinks.preview", "--title", self.title]
         proc = await asyncio.create_subprocess_exec(
             *cmd,
             *(["--mirror"] if self.mirror else []),

@@ -17,8 +17,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from realtime.pipeline.frames import RgbImage
 from stablesync.errors import UserError
+from stablesync.realtime.pipeline.frames import RgbImage
 
 FALLBACK_SIZES = ((1280, 720), (640, 480))
 

@@ -3,7 +3,7 @@ output device, so an app that takes our camera and our microphone gets them in s
 
 `AudioDelayLine` releases each chunk at `capture_ns + delay` (minus the output device's own
 latency), on a `PacingClock` (the system's by default); the delay is what the stream's
-`realtime.pipeline.delivery.DelayFollower` applies (the policy `serve` follows too: the median
+`stablesync.realtime.pipeline.delivery.DelayFollower` applies (the policy `serve` follows too: the median
 latency, moved only past the hysteresis, because every change is an audible skip or gap).
 `VirtualMicSink` queues it for a sounddevice callback stream (it never waits for the device);
 on Linux with `pulse_sink` set, the stream is routed into that PulseAudio sink (PULSE_SINK).
@@ -17,10 +17,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from realtime.local.sinks.playout import PlayingDetector, PlayoutBuffer
-from realtime.pipeline.clock import PacingClock, SystemClock
-from realtime.pipeline.frames import NS_PER_S, AudioChunk
 from stablesync.errors import UserError
+from stablesync.realtime.local.sinks.playout import PlayingDetector, PlayoutBuffer
+from stablesync.realtime.pipeline.clock import PacingClock, SystemClock
+from stablesync.realtime.pipeline.frames import NS_PER_S, AudioChunk
 
 
 class AudioDelayLine:

@@ -5,15 +5,15 @@ event loop, and returns at the end of its stream (or raises `SourceError` when t
 fails for good). Blocking device reads happen on the source's own executor thread.
 """
 
-from realtime.local.sources.audio import (
+from stablesync.realtime.local.sources.audio import (
     AudioFileSource,
     MicSource,
     StreamResampler,
     load_audio_file,
     load_captured_audio,
 )
-from realtime.local.sources.errors import SourceError
-from realtime.local.sources.video import CameraSource, ImageSource, VideoFileSource, load_image
+from stablesync.realtime.local.sources.errors import SourceError
+from stablesync.realtime.local.sources.video import CameraSource, ImageSource, VideoFileSource, load_image
 
 __all__ = [
     "AudioFileSource",

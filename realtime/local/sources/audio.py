@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from realtime.pipeline.clock import StreamClock
-from realtime.pipeline.frames import NS_PER_S, AudioChunk, AudioSamples, CapturedAudio
 from stablesync.audio import MelConfig
 from stablesync.errors import UserError
+from stablesync.realtime.pipeline.clock import StreamClock
+from stablesync.realtime.pipeline.frames import NS_PER_S, AudioChunk, AudioSamples, CapturedAudio
 
 EmitAudio = Callable[[AudioChunk], Awaitable[None]]
 MAX_OUTPUT_CHANNELS = 2  # more are mixed down to stereo

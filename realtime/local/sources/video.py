@@ -12,10 +12,10 @@ from typing import Any
 import cv2
 import numpy as np
 
-from realtime.local.sources.errors import SourceError
-from realtime.pipeline.clock import StreamClock
-from realtime.pipeline.frames import NS_PER_S, RgbImage, VideoFrame
 from stablesync.errors import UserError
+from stablesync.realtime.local.sources.errors import SourceError
+from stablesync.realtime.pipeline.clock import StreamClock
+from stablesync.realtime.pipeline.frames import NS_PER_S, RgbImage, VideoFrame
 
 EmitVideo = Callable[[VideoFrame], Awaitable[None]]
 

@@ -13,9 +13,9 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from realtime.pipeline.render.piecewise import Box, Triangles, backward_maps
-from realtime.pipeline.render.shape import INNER_LOWER, INNER_UPPER
 from stablesync.face.landmarks import LOWER_LIP_INNER, MOUTH_INNER, MOUTH_OUTER, UPPER_LIP_INNER
+from stablesync.realtime.pipeline.render.piecewise import Box, Triangles, backward_maps
+from stablesync.realtime.pipeline.render.shape import INNER_LOWER, INNER_UPPER
 
 F32 = NDArray[np.float32]
 

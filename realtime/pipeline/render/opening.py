@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from realtime.pipeline.render.mouth import soft_cap
+from stablesync.realtime.pipeline.render.mouth import soft_cap
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from realtime.pipeline.smoothing import OneEuroConfig, OneEuroFilter
 from stablesync.face import CropAlignment
 from stablesync.face.align import TEMPLATE, anchor_points, similarity
 from stablesync.face.crop_landmarks import CropLandmarks
@@ -26,6 +25,7 @@ from stablesync.face.landmarks import (
     MOUTH_OUTER,
     UPPER_LIP_INNER,
 )
+from stablesync.realtime.pipeline.smoothing import OneEuroConfig, OneEuroFilter
 
 F32 = NDArray[np.float32]
 F64 = NDArray[np.float64]
