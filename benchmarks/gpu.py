@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         return _skip(args.out, "PyTorch is not installed")
     if not torch.cuda.is_available() and not args.allow_cpu:
         return _skip(args.out, "no CUDA device")
-    from stablesync.realtime.pipeline.engines import resolve_weights
+    from stablesync.realtime.pipeline.loading import resolve_weights
 
     if not torch.cuda.is_available():
         torch.set_num_threads(2)  # the CPU smoke test: this machine's cores, not more threads

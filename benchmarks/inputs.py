@@ -34,7 +34,7 @@ def speech_like(seconds: float, rate_hz: int = 16_000) -> NDArray[np.float32]:
 def bench_weights(given: Path | None, scratch: Path) -> tuple[Path, str]:
     """(export directory, kind): `given`, else the bundled trained cpu-rt export, else a random-init
     cpu-rt export made in `scratch` (same graphs, same speed; the kind is recorded in the JSON)."""
-    from stablesync.realtime.pipeline.engines import default_weights_dir
+    from stablesync.realtime.pipeline.loading import default_weights_dir
 
     if given is not None:
         return given, "given"

@@ -167,7 +167,7 @@ async def _run(weights: Path, face: Path, samples: NDArray[np.float32], work: Pa
     from stablesync.realtime.local.runner import RunConfig, Runner
     from stablesync.realtime.local.sinks import VirtualCameraConfig
     from stablesync.realtime.local.sources import ImageSource, load_image
-    from stablesync.realtime.pipeline.engines import open_engine
+    from stablesync.realtime.pipeline.loading import open_engine
 
     engine = open_engine(weights, "auto")
     seconds = samples.size / RATE_HZ

@@ -34,7 +34,7 @@ async def _render(
     still: bool,
 ) -> Rendered:
     from stablesync.realtime.pipeline.batcher import InferenceBatcher
-    from stablesync.realtime.pipeline.engines import open_engine
+    from stablesync.realtime.pipeline.loading import open_engine
     from stablesync.realtime.pipeline.session import LipSyncSession, SessionConfig
 
     engine = open_engine(weights, "ort-cpu")

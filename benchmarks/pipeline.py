@@ -39,7 +39,7 @@ async def run_paced(
     and is cancelled at the end. Returns the telemetry figures."""
     from stablesync.realtime.local.runner import RunConfig, Runner
     from stablesync.realtime.local.sources import AudioFileSource, ImageSource, load_image
-    from stablesync.realtime.pipeline.engines import open_engine
+    from stablesync.realtime.pipeline.loading import open_engine
     from stablesync.realtime.pipeline.session import SessionConfig
 
     engine = open_engine(weights, "auto")

@@ -77,7 +77,7 @@ def _inputs(frames: int) -> Inputs:
     from stablesync.benchmarks.inputs import demo_face_and_speech, speech_like
     from stablesync.export.manifest import read_manifest
     from stablesync.face import CropAlignment, align_crop, open_tracker
-    from stablesync.realtime.pipeline.engines import default_weights_dir
+    from stablesync.realtime.pipeline.loading import default_weights_dir
 
     face, speech = demo_face_and_speech()
     photo = cv2.cvtColor(cv2.imread(str(face)), cv2.COLOR_BGR2RGB)
@@ -251,8 +251,8 @@ async def _session_cycles(
     """One session per cycle on one shared batcher (with `beside`, next to a long live session);
     `counts`: the last cycle's session's telemetry counts. Returns the cycle and what ends it all."""
     from stablesync.realtime.pipeline.batcher import InferenceBatcher
-    from stablesync.realtime.pipeline.engines import open_engine
     from stablesync.realtime.pipeline.frames import NS_PER_S, AudioChunk, VideoFrame
+    from stablesync.realtime.pipeline.loading import open_engine
     from stablesync.realtime.pipeline.session import LipSyncSession, SessionConfig
 
     with _ort_options(ort_settings):

@@ -52,7 +52,7 @@ async def run_with_stall(
 ) -> dict[str, Any]:
     from stablesync.realtime.local.runner import RunConfig, Runner
     from stablesync.realtime.local.sources import AudioFileSource, ImageSource, load_image
-    from stablesync.realtime.pipeline.engines import open_engine
+    from stablesync.realtime.pipeline.loading import open_engine
     from stablesync.realtime.pipeline.session import SessionConfig
 
     engine = StallingEngine(open_engine(weights, "auto"), stall_s)

@@ -53,7 +53,7 @@ MAX_LATENCY_CHANGE_MS = 10.0
 MAX_LATE_SHARE_CHANGE = 0.02
 MAX_RSS_CHANGE_MB = 10.0
 IDLE_TIMEOUT_S = 30.0  # how long the server may take to close its sessions before a reading
-CLOSING = re.compile(r"session \w+: closing \((.*)\)$")  # realtime/webrtc/session.py's log line
+CLOSING = re.compile(r"session \w+: closing \((.*)\)$")  # realtime/webrtc/peer.py's log line
 
 
 def wait_closed(url: str, when: str, timeout_s: float = IDLE_TIMEOUT_S) -> int:

@@ -7,7 +7,7 @@ import pytest
 
 from stablesync.export import load_engine
 from stablesync.export.engine import Engine
-from stablesync.realtime.pipeline.engines import default_weights_dir
+from stablesync.realtime.pipeline.loading import default_weights_dir
 
 
 def shipped_cpu_engine() -> Engine:

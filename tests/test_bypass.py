@@ -9,8 +9,8 @@ import numpy as np
 
 from stablesync.realtime.local.sources import load_image
 from stablesync.realtime.pipeline.batcher import InferenceBatcher
-from stablesync.realtime.pipeline.engines import open_engine
 from stablesync.realtime.pipeline.frames import AudioChunk, VideoFrame
+from stablesync.realtime.pipeline.loading import open_engine
 from stablesync.realtime.pipeline.session import LipSyncSession, SessionConfig
 
 

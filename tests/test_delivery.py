@@ -27,8 +27,8 @@ from stablesync.realtime.pipeline.session import LipSyncSession, SessionConfig
 from stablesync.realtime.pipeline.telemetry import Telemetry
 from stablesync.realtime.webrtc.config import ServeConfig
 from stablesync.realtime.webrtc.lipsync import LipSyncPipeline
+from stablesync.realtime.webrtc.peer import PeerSession
 from stablesync.realtime.webrtc.processing import PassthroughSession, ProcessedFrame
-from stablesync.realtime.webrtc.session import Session
 from tests.fake_clock import FakeClock
 from tests.shipped_engine import shipped_cpu_engine
 
@@ -82,7 +82,7 @@ def test_the_follower_takes_the_budget_share_until_enough_frames_then_the_window
 
 async def test_serve_delays_its_returned_audio_by_the_policy_at_each_hand_off() -> None:
     clock = FakeClock()
-    session = Session(
+    session = PeerSession(
         "s", ServeConfig(port=0), PassthroughSession(), lambda _: None, "passthrough", clock=clock
     )
     floor_ns = session.audio_out.receive_delay_ns
@@ -180,7 +180,7 @@ async def _serve_decisions(clock: FakeClock, session: LipSyncSession) -> list[in
     """The sync delay `serve` applies after each frame was encoded and sent this late: the
     returned track hands a frame to aiortc's sender, which asks for the next once it has sent it."""
     executor = ThreadPoolExecutor(max_workers=1)
-    peer = Session(
+    peer = PeerSession(
         "s", ServeConfig(port=0), LipSyncPipeline(session, executor), lambda _: None, "ort-cpu", clock=clock
     )
     track = peer.video_out

@@ -31,7 +31,7 @@ from stablesync.realtime.pipeline.session import LipSyncSession, SessionConfig
 from stablesync.realtime.webrtc.config import ServeConfig
 from stablesync.realtime.webrtc.lipsync import LipSyncPipeline
 from stablesync.realtime.webrtc.media import MAX_VIDEO_QUEUE, ProcessedVideoTrack
-from stablesync.realtime.webrtc.session import Session
+from stablesync.realtime.webrtc.peer import PeerSession
 from tests.fake_clock import FakeClock
 from tests.shipped_engine import shipped_cpu_engine
 
@@ -81,7 +81,7 @@ async def test_serve_reports_the_session_s_telemetry_taken_after_encoding(
     await lipsync.start()
     executor = ThreadPoolExecutor(max_workers=1)
     pipeline = LipSyncPipeline(lipsync, executor)
-    session = Session("s", ServeConfig(port=0), pipeline, lambda _: None, "ort-cpu", clock=clock)
+    session = PeerSession("s", ServeConfig(port=0), pipeline, lambda _: None, "ort-cpu", clock=clock)
     send_loop = asyncio.ensure_future(session._send_video())  # pipeline -> returned track
     track = session.video_out
     face = av.VideoFrame.from_ndarray(load_image(rt_face_photo), format="rgb24")

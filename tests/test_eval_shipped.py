@@ -11,7 +11,7 @@ from stablesync.audio import log_mel, mel_window
 from stablesync.benchmarks.demo_sync import run_demo
 from stablesync.evaluation.av_sync import mouth_follows_audio
 from stablesync.export import load_engine
-from stablesync.realtime.pipeline.engines import default_weights_dir
+from stablesync.realtime.pipeline.loading import default_weights_dir
 
 
 def test_shipped_weights_move_the_mouth_with_the_audio() -> None:

@@ -148,7 +148,7 @@ def test_opening_a_live_engine_holds_numpy_blas_to_one_thread(monkeypatch: pytes
     code = (
         "import numpy\n"
         "from threadpoolctl import threadpool_info\n"
-        "from stablesync.realtime.pipeline.engines import open_engine\n"
+        "from stablesync.realtime.pipeline.loading import open_engine\n"
         "def blas():\n"
         "    return [p['num_threads'] for p in threadpool_info() if p['user_api'] == 'blas']\n"
         "print('before', blas())\n"

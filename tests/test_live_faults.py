@@ -23,7 +23,7 @@ from stablesync.export import load_engine
 from stablesync.realtime.local.runner import RunConfig, Runner
 from stablesync.realtime.local.sinks import FileSink
 from stablesync.realtime.local.sources import ImageSource, MicSource, load_image
-from stablesync.realtime.pipeline.engines import default_weights_dir
+from stablesync.realtime.pipeline.loading import default_weights_dir
 from stablesync.realtime.pipeline.session import SessionConfig
 
 

@@ -252,7 +252,7 @@ def test_label_option_reaches_the_session_config(module: str) -> None:
 @pytest.mark.slow
 async def test_webrtc_output_is_marked(monkeypatch: pytest.MonkeyPatch) -> None:
     from stablesync.export import load_engine
-    from stablesync.realtime.pipeline.engines import default_weights_dir
+    from stablesync.realtime.pipeline.loading import default_weights_dir
     from stablesync.realtime.pipeline.session import SessionConfig
     from stablesync.realtime.webrtc import ServeConfig, client, running_server
     from stablesync.realtime.webrtc.clip import SEND_RATE_HZ, Clip

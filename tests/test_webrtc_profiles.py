@@ -22,7 +22,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection
 import stablesync
 from stablesync.realtime.cli import serve as serve_cli
 from stablesync.realtime.cli.serve import build_parser, open_pipelines, open_profiles
-from stablesync.realtime.pipeline.engines import default_weights_dir
+from stablesync.realtime.pipeline.loading import default_weights_dir
 from stablesync.realtime.webrtc import running_server
 from stablesync.realtime.webrtc.client import ClientResult, run_client
 from stablesync.realtime.webrtc.clip import load_clip

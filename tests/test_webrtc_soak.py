@@ -130,9 +130,9 @@ def test_log_figures_count_why_sessions_closed_whatever_their_numbers(tmp_path: 
     log = tmp_path / "server.log"
     log.write_text(
         "10:16:40,430 realtime.webrtc.server: session c5387be9: answered 127.0.0.1 (1/4)\n"
-        "10:16:41,430 realtime.webrtc.session: session c5387be9: closing (no media for 5.2 s)\n"
-        "10:16:42,430 realtime.webrtc.session: session 1a6b4d84: closing (no media for 6.0 s)\n"
-        "10:16:43,075 realtime.webrtc.session: session 48de300b: closing (the peer's tracks ended)\n"
+        "10:16:41,430 realtime.webrtc.peer: session c5387be9: closing (no media for 5.2 s)\n"
+        "10:16:42,430 realtime.webrtc.peer: session 1a6b4d84: closing (no media for 6.0 s)\n"
+        "10:16:43,075 realtime.webrtc.peer: session 48de300b: closing (the peer's tracks ended)\n"
         "Traceback (most recent call last):\n"
     )
     figures = log_figures(log)

@@ -24,7 +24,7 @@ from stablesync.realtime.pipeline.tracking import TrackingConfig
 
 
 def add_engine_options(parser: argparse.ArgumentParser) -> None:
-    from stablesync.realtime.pipeline.engines import profile_weights
+    from stablesync.realtime.pipeline.loading import profile_weights
 
     weights = parser.add_mutually_exclusive_group()
     weights.add_argument(

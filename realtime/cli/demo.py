@@ -30,7 +30,7 @@ from stablesync.realtime.local.sources import (
     load_captured_audio,
     load_image,
 )
-from stablesync.realtime.pipeline.engines import open_engine, resolve_weights
+from stablesync.realtime.pipeline.loading import open_engine, resolve_weights
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:

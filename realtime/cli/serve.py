@@ -73,7 +73,7 @@ def open_pipelines(args: argparse.Namespace) -> PipelineFactory:
     if args.backend == PASSTHROUGH:
         return PassthroughFactory()
     from stablesync.realtime.cli.common import session_config
-    from stablesync.realtime.pipeline.engines import open_engine
+    from stablesync.realtime.pipeline.loading import open_engine
     from stablesync.realtime.webrtc.lipsync import LipSyncFactory
 
     session_cfg = session_config(args, realtime=True)
@@ -90,7 +90,7 @@ def open_profiles(
     if args.backend == PASSTHROUGH:
         return ProfilePipelines(default)
     from stablesync.realtime.cli.common import session_config
-    from stablesync.realtime.pipeline.engines import resolve_weights
+    from stablesync.realtime.pipeline.loading import resolve_weights
     from stablesync.realtime.webrtc.profiles import lipsync_opener
 
     opener = lipsync_opener(args.backend, session_config(args, realtime=True), args.threads)

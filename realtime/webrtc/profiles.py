@@ -230,7 +230,7 @@ class ProfilePipelines:
 def lipsync_opener(backend: str, session_cfg: SessionConfig, inference_workers: int) -> ProfileOpener:
     """Opens a profile as `serve` opens its default: its engine on `backend` (one onnxruntime
     thread per inference worker), a `LipSyncFactory` with `session_cfg` around it."""
-    from stablesync.realtime.pipeline.engines import open_engine
+    from stablesync.realtime.pipeline.loading import open_engine
     from stablesync.realtime.webrtc.lipsync import LipSyncFactory
 
     async def open_profile(weights: Path) -> PipelineFactory:

@@ -11,8 +11,8 @@ import sys
 from typing import Any
 
 from stablesync.realtime.webrtc.config import ServeConfig
+from stablesync.realtime.webrtc.peer import PeerSession
 from stablesync.realtime.webrtc.profiles import Lease, ProfilePipelines
-from stablesync.realtime.webrtc.session import Session
 
 log = logging.getLogger(__name__)
 FINISHED_KEPT = 1000  # final stats of closed sessions kept for `serve --stats-json`
@@ -23,7 +23,7 @@ class SessionRegistry:
     def __init__(self, config: ServeConfig, pipelines: ProfilePipelines) -> None:
         self._config = config
         self._pipelines = pipelines
-        self._sessions: dict[str, Session] = {}
+        self._sessions: dict[str, PeerSession] = {}
         self._leases: dict[str, Lease] = {}  # each session's hold on its profile's engine
         self._opening = 0
         self.finished: collections.deque[dict[str, Any]] = collections.deque(maxlen=FINISHED_KEPT)
@@ -38,7 +38,7 @@ class SessionRegistry:
     def full(self) -> bool:
         return len(self._sessions) + self._opening >= self._config.max_sessions
 
-    def sessions(self) -> list[Session]:
+    def sessions(self) -> list[PeerSession]:
         return list(self._sessions.values())
 
     def profile_of(self, session_id: str) -> str | None:
@@ -46,7 +46,7 @@ class SessionRegistry:
         lease = self._leases.get(session_id)
         return None if lease is None else lease.profile
 
-    async def open(self, profile: str | None = None) -> Session:
+    async def open(self, profile: str | None = None) -> PeerSession:
         """A new session on `profile`'s engine (None: the default), counted against
         --max-sessions from now until it closes. Raises `ProfileRefused`/`ProfileFailed`."""
         if self.full:
@@ -58,7 +58,7 @@ class SessionRegistry:
             try:
                 pipeline = await lease.factory.open_session(session_id)
                 backend = lease.factory.backend
-                session = Session(session_id, self._config, pipeline, self._discard, backend=backend)
+                session = PeerSession(session_id, self._config, pipeline, self._discard, backend=backend)
             except BaseException:
                 self._pipelines.release(lease)
                 raise
@@ -69,7 +69,7 @@ class SessionRegistry:
         self._all_closed.clear()
         return session
 
-    def _discard(self, session: Session) -> None:
+    def _discard(self, session: PeerSession) -> None:
         if self._sessions.pop(session.id, None) is not None:
             lease = self._leases.pop(session.id)
             self.finished.append(session.final_stats() | {"profile": lease.profile})

@@ -74,13 +74,13 @@ def ice_configuration(config: ServeConfig) -> RTCConfiguration:
     return RTCConfiguration(iceServers=servers)
 
 
-class Session:
+class PeerSession:
     def __init__(
         self,
         session_id: str,
         config: ServeConfig,
         pipeline: SessionPipeline,
-        on_closed: Callable[[Session], None],
+        on_closed: Callable[[PeerSession], None],
         backend: str,  # shown to the peer: "passthrough" or the engine's backend
         clock: PacingClock | None = None,
         delivery: DeliveryConfig | None = None,  # the audio delay's rule (the default: `run`'s too)
