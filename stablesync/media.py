@@ -9,12 +9,15 @@ from __future__ import annotations
 import os
 import wave
 from collections.abc import Iterator
+from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
 
 import av
 import numpy as np
+from av.container import InputContainer
+from av.video.stream import VideoStream
 from numpy.typing import NDArray
 
 from stablesync.errors import UserError
@@ -48,40 +51,41 @@ def read_audio(path: str | Path, rate_hz: int = 16_000) -> NDArray[np.float32]:
     return np.concatenate(chunks)
 
 
-def video_info(path: str | Path) -> tuple[float, int, int]:
-    """(frames per second, width, height) of the first video stream."""
-    path = Path(path)
+@contextmanager
+def _video_stream(path: Path, doing: str) -> Iterator[tuple[InputContainer, VideoStream]]:
+    """The first video stream of `path`, open; a missing stream or an FFmpeg, OS or value error
+    raised while it is in use becomes a `UserError` naming the file ("cannot {doing} video")."""
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
                 raise UserError(f"{path}: has no video stream; expected a video file")
-            stream = container.streams.video[0]
-            rate = stream.average_rate or stream.guessed_rate or Fraction(25)
-            return float(rate), int(stream.codec_context.width), int(stream.codec_context.height)
+            yield container, container.streams.video[0]
     except UserError:
         raise
     except (av.error.FFmpegError, OSError, ValueError) as exc:
-        raise UserError(f"{path}: cannot open video ({exc.__class__.__name__}: {exc})") from None
+        raise UserError(f"{path}: cannot {doing} video ({exc.__class__.__name__}: {exc})") from None
+
+
+def video_info(path: str | Path) -> tuple[float, int, int]:
+    """(frames per second, width, height) of the first video stream."""
+    with _video_stream(Path(path), "open") as (_, stream):
+        rate = stream.average_rate or stream.guessed_rate or Fraction(25)
+        return float(rate), int(stream.codec_context.width), int(stream.codec_context.height)
 
 
 def iter_video_frames(path: str | Path) -> Iterator[tuple[NDArray[np.uint8], float]]:
-    """(RGB uint8 (H, W, 3), presentation time in seconds) for every frame of the first video stream."""
-    path = Path(path)
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise UserError(f"{path}: has no video stream; expected a video file")
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            base = stream.time_base or Fraction(1, 25)
-            rate = float(stream.average_rate or 25)
-            for index, frame in enumerate(container.decode(stream)):
-                pts_s = float(frame.pts * base) if frame.pts is not None else index / rate
-                yield np.asarray(frame.to_ndarray(format="rgb24"), dtype=np.uint8), pts_s
-    except UserError:
-        raise
-    except (av.error.FFmpegError, OSError, ValueError) as exc:
-        raise UserError(f"{path}: cannot decode video ({exc.__class__.__name__}: {exc})") from None
+    """(RGB uint8 (H, W, 3), presentation time in seconds) for every frame of the first video stream.
+
+    The conversion to RGB runs on one thread: PyAV otherwise gives every converted frame a
+    swscale context with a pool of one thread per core, started for each frame."""
+    with _video_stream(Path(path), "decode") as (container, stream):
+        stream.thread_type = "AUTO"
+        base = stream.time_base or Fraction(1, 25)
+        rate = float(stream.average_rate or 25)
+        for index, frame in enumerate(container.decode(stream)):
+            pts_s = float(frame.pts * base) if frame.pts is not None else index / rate
+            rgb = frame.reformat(format="rgb24", threads=1)
+            yield np.asarray(rgb.to_ndarray(), dtype=np.uint8), pts_s
 
 
 def to_pcm16(samples: NDArray[np.floating]) -> NDArray[np.int16]:  # type: ignore[type-arg]
