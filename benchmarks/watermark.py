@@ -36,6 +36,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from stablesync.benchmarks.common import write_result
+from stablesync.media import iter_video_frames
 from stablesync.realtime.watermark import Detector, Watermarker
 
 Image = NDArray[np.uint8]
@@ -97,13 +98,11 @@ def real_clips(limit: int) -> list[Clip]:
     clips: list[Clip] = []
     for path in sorted(REAL_VIDEOS.glob("*.mp4")):
         frames: Clip = []
-        with av.open(str(path)) as container:
-            for frame in container.decode(video=0):
-                image = frame.to_ndarray(format="rgb24")
-                h, w = image.shape[:2]
-                crop_h = min(h, w * 3 // 4)
-                top = (h - crop_h) // 2
-                frames.append(cv2.resize(image[top : top + crop_h], SIZE, interpolation=cv2.INTER_AREA))
+        for image, _ in iter_video_frames(path):
+            h, w = image.shape[:2]
+            crop_h = min(h, w * 3 // 4)
+            top = (h - crop_h) // 2
+            frames.append(cv2.resize(image[top : top + crop_h], SIZE, interpolation=cv2.INTER_AREA))
         clips += [frames[i : i + CLIP_FRAMES] for i in range(0, len(frames) - CLIP_FRAMES + 1, CLIP_FRAMES)]
     return clips[:limit]
 
@@ -121,7 +120,8 @@ def codec(clip: Clip, name: str, bit_rate: int) -> Clip:
         out.mux(stream.encode())
     buffer.seek(0)
     with av.open(buffer) as container:
-        return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+        # one conversion thread: PyAV otherwise starts a pool per converted frame
+        return [f.reformat(format="rgb24", threads=1).to_ndarray() for f in container.decode(video=0)]
 
 
 def rescale(factor: float) -> Callable[[Clip], Clip]:
