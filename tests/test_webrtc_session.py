@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from stablesync.realtime.pipeline.frames import NS_PER_MS
 from stablesync.realtime.webrtc import PassthroughFactory, ServeConfig, running_server
 from stablesync.realtime.webrtc.client import run_client
 from stablesync.realtime.webrtc.clip import (
@@ -22,6 +23,7 @@ from stablesync.realtime.webrtc.clip import (
     synthetic_clip,
     tone_onset,
 )
+from stablesync.realtime.webrtc.media import AUDIO_FRAME_NS, SERVER_AUDIO_HELD_PACKETS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -59,7 +61,8 @@ async def test_a_clip_comes_back_with_its_audio_and_stats(tiny_corpus: Path) -> 
         stats = result.stats[-1]
         assert stats["type"] == "stats" and stats["fps_out"] > 15 and stats["frames_out"] > 60
         assert stats["modes"] == {"passthrough": stats["frames_out"]}
-        assert stats["sync_delay_ms"] >= 80  # aiortc's audio prefetch is the floor
+        # the floor: how long the server's audio receiver holds a packet (media.py)
+        assert stats["sync_delay_ms"] >= SERVER_AUDIO_HELD_PACKETS * AUDIO_FRAME_NS / NS_PER_MS
         assert await server.registry.wait_empty(5.0)
 
 

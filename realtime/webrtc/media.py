@@ -2,12 +2,14 @@
 
 - `DelayedAudioTrack`: the caller's audio through a delay line: the 20 ms frame due at
   `epoch + n*20 ms` (pts n*960 at 48 kHz) carries the audio captured `sync_delay_ns` earlier.
-  aiortc's receiver holds audio back by a fixed prefetch of 4 packets (80 ms) and video not at
-  all, so audio "captured" at `arrival - 4 packets` pairs with video arriving at that instant.
-  Silence fills gaps, and a backlog beyond `MAX_BACKLOG_FRAMES` is dropped: latency never grows.
+  aiortc's receiver holds audio back by a fixed prefetch of 4 packets (80 ms); the server's own
+  receivers hold it one packet (`hold_audio_one_packet`), so audio "captured" at
+  `arrival - held packets` pairs with video arriving at that instant. Silence fills gaps, and a
+  backlog beyond `MAX_BACKLOG_FRAMES` is dropped: latency never grows.
 - `ProcessedVideoTrack`: processed frames in order (a bounded drop-oldest `Channel`: when the
-  encoder lags, the oldest waiting frame goes, reported to `on_dropped`); pts = (arrival - epoch
-  + sync delay) at 90 kHz, the RTP time of the audio captured with it, which is what lets a
+  encoder lags, the oldest waiting frame goes, reported to `on_dropped`); pts = (capture - epoch
+  + sync delay) at 90 kHz (capture: arrival less the receiver's hold, `VideoHold`), the RTP
+  time of the audio captured with it, which is what lets a
   browser play the two in sync from the RTCP sender reports. A frame's true hand-off is when
   aiortc's sender, having encoded and sent it, asks for the next one: reported to `on_sent`.
 
@@ -23,7 +25,9 @@ from collections.abc import Callable
 
 import av
 import numpy as np
+from aiortc.jitterbuffer import JitterBuffer
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from numpy.typing import NDArray
 
 from stablesync.realtime.pipeline.clock import PacingClock, SystemClock
@@ -39,6 +43,8 @@ VIDEO_TIME_BASE = fractions.Fraction(1, VIDEO_CLOCK_HZ)
 MAX_PENDING_AUDIO_FRAMES = 150  # 3 s of input waiting for its delay to pass
 MAX_BACKLOG_FRAMES = 2  # 40 ms of released audio not yet sent
 AIORTC_AUDIO_PREFETCH_PACKETS = 4  # aiortc.rtcrtpreceiver: JitterBuffer(capacity=16, prefetch=4)
+# a jitter buffer without prefetch still hands a packet on only when the next one arrives
+SERVER_AUDIO_HELD_PACKETS = 1
 MAX_VIDEO_QUEUE = 3
 Int16Array = NDArray[np.int16]
 FrameSent = Callable[[ProcessedFrame, int, int], None]  # (frame, returned_ns, sent_ns)
@@ -48,12 +54,18 @@ FrameDropped = Callable[[ProcessedFrame], None]
 class DelayedAudioTrack(MediaStreamTrack):  # type: ignore[misc]
     kind = "audio"
 
-    def __init__(self, epoch_ns: int, clock: PacingClock | None = None) -> None:
+    def __init__(
+        self,
+        epoch_ns: int,
+        clock: PacingClock | None = None,
+        held_packets: int = AIORTC_AUDIO_PREFETCH_PACKETS,
+    ) -> None:
         super().__init__()
         self.epoch_ns = epoch_ns
         self.clock = clock if clock is not None else SystemClock()
         self.sync_delay_ns = 0  # audio and video leave this long after capture; >= receive_delay_ns
-        self.receive_delay_ns = AIORTC_AUDIO_PREFETCH_PACKETS * AUDIO_FRAME_NS
+        self.held_packets = held_packets  # how many packets the receiver holds audio back
+        self.receive_delay_ns = held_packets * AUDIO_FRAME_NS
         self._pending: collections.deque[tuple[int, Int16Array]] = collections.deque(
             maxlen=MAX_PENDING_AUDIO_FRAMES
         )
@@ -65,7 +77,7 @@ class DelayedAudioTrack(MediaStreamTrack):  # type: ignore[misc]
 
     def push(self, frame: av.AudioFrame, arrival_ns: int) -> None:
         """Queues one frame of the caller's audio (any format/rate) received at `arrival_ns`."""
-        self.receive_delay_ns = receive_delay_ns(frame)
+        self.receive_delay_ns = receive_delay_ns(frame, self.held_packets)
         capture_ns = arrival_ns - self.receive_delay_ns
         for out in self._resampler.resample(frame):
             self._pending.append((capture_ns, out.to_ndarray().reshape(-1).astype(np.int16)))
@@ -210,10 +222,79 @@ class StalenessFilter:
         return True
 
 
-def receive_delay_ns(frame: av.AudioFrame) -> int:
-    """How long aiortc's receiver held a received audio frame back before handing it on: its
-    prefetch of `AIORTC_AUDIO_PREFETCH_PACKETS` packets, each as long as this frame."""
-    return AIORTC_AUDIO_PREFETCH_PACKETS * int(frame.samples * 1e9 / frame.sample_rate)
+class CaptureTimes:
+    """Capture times of a received track's frames on this server's clock, from their RTP times.
+
+    A frame's arrival (less what the receiver held it back) is its capture time plus the
+    transport's delay; that delay is smallest for frames that came straight through and larger
+    for frames that waited (the event loop stalled, the network queued). The floor of
+    `estimate - pts` over the frames so far (allowed to creep up by `DRIFT_NS_PER_FRAME` per
+    frame, for clock drift and a path that became slower) is the straight-through delay, so
+    `pts + floor` stamps a frame that waited where it belongs in the stream instead of as late
+    as it arrived; otherwise a burst after a stall reads as a gap, which the mel timeline fills
+    with silence and then runs ahead of the video by the stall's length."""
+
+    DRIFT_NS_PER_FRAME = 100_000
+
+    def __init__(self) -> None:
+        self._floor_ns: int | None = None
+
+    def capture_ns(self, frame: av.AudioFrame | av.VideoFrame, estimate_ns: int) -> int:
+        """`estimate_ns`: the frame's capture time as its arrival tells it."""
+        if frame.pts is None or frame.time_base is None:
+            return estimate_ns
+        pts_ns = int(frame.pts * frame.time_base * 1_000_000_000)
+        offset_ns = estimate_ns - pts_ns
+        if self._floor_ns is None or offset_ns < self._floor_ns:
+            self._floor_ns = offset_ns
+        else:
+            self._floor_ns += self.DRIFT_NS_PER_FRAME
+        return pts_ns + self._floor_ns
+
+
+class VideoHold:
+    """How long aiortc's receiver held each received video frame back: its jitter buffer knows a
+    frame is complete only when the first packet of the next one arrives (it does not read the
+    RTP marker bit), so a frame is handed on one frame interval after it was sent. The interval
+    is taken from the RTP times of this frame and the one before (the next one's is not known
+    yet), at most `MAX_HOLD_NS`; none for the first frame. Arrival less this hold pairs the frame
+    with the audio captured with it, as `receive_delay_ns` does for audio."""
+
+    MAX_HOLD_NS = 100_000_000
+
+    def __init__(self) -> None:
+        self._last_pts_ns: int | None = None
+
+    def hold_ns(self, frame: av.VideoFrame) -> int:
+        if frame.pts is None or frame.time_base is None:
+            return 0
+        pts_ns = int(frame.pts * frame.time_base * 1_000_000_000)
+        last, self._last_pts_ns = self._last_pts_ns, pts_ns
+        return 0 if last is None else min(max(0, pts_ns - last), self.MAX_HOLD_NS)
+
+
+def receive_delay_ns(frame: av.AudioFrame, held_packets: int = AIORTC_AUDIO_PREFETCH_PACKETS) -> int:
+    """How long the receiver held a received audio frame back before handing it on:
+    `held_packets` packets (a stock aiortc receiver: its prefetch), each as long as this frame."""
+    return held_packets * int(frame.samples * 1e9 / frame.sample_rate)
+
+
+def hold_audio_one_packet(receiver: RTCRtpReceiver) -> int:
+    """Gives an audio receiver a jitter buffer without aiortc's 4-packet prefetch and returns the
+    packets it now holds audio back (`SERVER_AUDIO_HELD_PACKETS`; the stock prefetch when the
+    receiver is not laid out as this aiortc release lays it out, which changes nothing).
+
+    The prefetch is slack for a player that renders audio at its own pace. The server's received
+    audio feeds the mel timeline and the returned audio's delay line instead, which both place
+    it by its capture time: the prefetch only made every frame's look-ahead window complete
+    80 ms later, so each frame waited that long more. Call before the first packet arrives
+    (from the peer connection's "track" event)."""
+    name = "_RTCRtpReceiver__jitter_buffer"  # private: aiortc offers no setting for it
+    stock = getattr(receiver, name, None)
+    if not isinstance(stock, JitterBuffer) or stock._prefetch != AIORTC_AUDIO_PREFETCH_PACKETS:
+        return AIORTC_AUDIO_PREFETCH_PACKETS
+    setattr(receiver, name, JitterBuffer(capacity=stock.capacity, prefetch=0))
+    return SERVER_AUDIO_HELD_PACKETS
 
 
 async def recv_video(track: MediaStreamTrack) -> av.VideoFrame:

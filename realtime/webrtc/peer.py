@@ -35,9 +35,12 @@ from stablesync.realtime.pipeline.session import StageFailed
 from stablesync.realtime.webrtc.candidates import CandidateReport
 from stablesync.realtime.webrtc.config import ServeConfig
 from stablesync.realtime.webrtc.media import (
+    CaptureTimes,
     DelayedAudioTrack,
     ProcessedVideoTrack,
     StalenessFilter,
+    VideoHold,
+    hold_audio_one_packet,
     receive_delay_ns,
     recv_audio,
     recv_video,
@@ -146,6 +149,9 @@ class PeerSession:
         if track.kind == "video":
             self._spawn(self._receive_video(track))
         elif track.kind == "audio":
+            for transceiver in self.pc.getTransceivers():
+                if transceiver.receiver.track is track:
+                    self.audio_out.held_packets = hold_audio_one_packet(transceiver.receiver)
             self._spawn(self._receive_audio(track))
 
     def _on_datachannel(self, channel: RTCDataChannel) -> None:
@@ -163,6 +169,7 @@ class PeerSession:
     # -- media -------------------------------------------------------------------------------
     async def _receive_video(self, track: MediaStreamTrack) -> None:
         staleness = StalenessFilter()
+        hold = VideoHold()
         with contextlib.suppress(MediaStreamError):
             while True:
                 frame = await recv_video(track)
@@ -172,12 +179,14 @@ class PeerSession:
                 if staleness.is_stale(frame, now_ns):
                     self.stats.dropped_frames += 1  # queued behind others while we were busy: skip
                     continue
-                await self._pipeline.push_video(frame, now_ns)
+                # the capture-equivalent time, as for audio: the receiver held the frame back
+                await self._pipeline.push_video(frame, now_ns - hold.hold_ns(frame))
         await self._pipeline.end()
         self._input_ended()
 
     async def _receive_audio(self, track: MediaStreamTrack) -> None:
         to_pipeline = av.AudioResampler(format="flt", layout="mono", rate=PIPELINE_AUDIO_RATE_HZ)
+        capture_times = CaptureTimes()
         with contextlib.suppress(MediaStreamError):
             while True:
                 frame = await recv_audio(track)
@@ -187,8 +196,10 @@ class PeerSession:
                 self.audio_out.push(frame, now_ns)
                 if self.audio_out.receive_delay_ns != floor_ns:
                     self._follow_video_latency()  # the delay never stays below the new floor
-                # the audio's capture-equivalent time: aiortc held it back a few packets (media.py)
-                start_ns = now_ns - receive_delay_ns(frame) - int(frame.samples * 1e9 / frame.sample_rate)
+                # the audio's capture-equivalent time: the receiver held it back (media.py)
+                held_ns = receive_delay_ns(frame, self.audio_out.held_packets)
+                arrived_ns = now_ns - held_ns - int(frame.samples * 1e9 / frame.sample_rate)
+                start_ns = capture_times.capture_ns(frame, arrived_ns)
                 for chunk in to_pipeline.resample(frame):
                     self._pipeline.push_audio(chunk.to_ndarray().reshape(-1).astype(np.float32), start_ns)
         self._input_ended()

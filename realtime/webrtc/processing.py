@@ -28,7 +28,7 @@ PIPELINE_AUDIO_RATE_HZ = 16_000
 @dataclasses.dataclass(frozen=True)
 class ProcessedFrame:
     frame: av.VideoFrame
-    capture_ns: int  # when the input frame arrived (the session's capture clock)
+    capture_ns: int  # its arrival less the receiver's hold (media.VideoHold), on the session's clock
     mode: DeliveredMode  # "lipsync", or why it passed through: "passthrough", "noface", "late", ...
     output: OutputFrame | None = None  # the pipeline's frame (stage times, deadline); None: passthrough
 
