@@ -10,7 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from numpy.typing import NDArray
+from safetensors import safe_open
 
 import stablesync
 from stablesync.cli import main as cli
@@ -95,10 +97,26 @@ def test_bad_takes_are_one_line_exit_2(
 def test_enroll_interrupted_resumed_exported_and_used_by_run(
     tiny_corpus: Path, tmp_path: Path, xdg: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from stablesync.media import read_audio, write_wav
     from stablesync.train.generator_stage import GeneratorTask
 
     video = tiny_corpus / "clip00000.mp4"
-    enroll = ["enroll", "me", "--video", str(video), "--steps", "2", "--batch-size", "2"]
+    # the clip's speech with a pause (room noise at -60 dBFS) from 0.5 to 1.3 s: G_S's closed mouth
+    sound = read_audio(video, 16_000)
+    sound[8_000:20_800] = 1e-3 * np.random.default_rng(0).standard_normal(12_800).astype(np.float32)
+    audio = write_wav(tmp_path / "with_pause.wav", sound, 16_000)
+    enroll = [
+        "enroll",
+        "me",
+        "--video",
+        str(video),
+        "--audio",
+        str(audio),
+        "--steps",
+        "2",
+        "--batch-size",
+        "2",
+    ]
     enroll += ["--keep-work", "--validate-s", "0.4"]
     original = GeneratorTask.train_step
 
@@ -125,7 +143,18 @@ def test_enroll_interrupted_resumed_exported_and_used_by_run(
     report = json.loads((profile / "report.json").read_text())
     for weights in ("personal", "shipped"):
         assert report[weights]["frames"] > 0 and np.isfinite(report[weights]["mouth_psnr_db"])
-    assert json.loads((profile / "profile.json").read_text())["steps"] == 2
+    info = json.loads((profile / "profile.json").read_text())
+    assert info["steps"] == 2 and info["silent_steps"] == 1 and info["pause_frames"] > 0, info
+    # G_S learnt the closed mouth from the take's pauses, and the profile carries that G_S
+    silent_log = (profile / "work" / "train_silent" / "log.csv").read_text().splitlines()
+    assert {row.split(",")[0] for row in silent_log[1:]} == {"1"}
+    personal = safe_open(str(profile / "work" / "train" / "last.safetensors"), "pt")
+    g_s = safe_open(str(profile / "work" / "train_silent" / "last.safetensors"), "pt")
+    shipped_path = Path(stablesync.__file__).parent / "assets" / "weights" / "cpu-rt" / "lipsync.safetensors"
+    shipped = safe_open(str(shipped_path), "pt")
+    names = [k for k in personal.keys() if k.startswith("silent.")]  # noqa: SIM118 (a safetensors handle)
+    assert names and all(torch.equal(personal.get_tensor(k), g_s.get_tensor(k)) for k in names)
+    assert any(not torch.equal(personal.get_tensor(k).float(), shipped.get_tensor(k).float()) for k in names)
 
     out = tmp_path / "out.mp4"
     face = Path(stablesync.__file__).parent / "assets" / "demo" / "face.png"

@@ -12,8 +12,8 @@ adversarial term is off (a fresh discriminator does not settle in minutes).
 G_S stays the shipped one: it only ever sees digital silence, which a real take hardly holds.
 
 The time budget becomes a number of steps: a few steps of a throwaway copy of the task are
-timed first, and the step count (with the schedule it fixes) is stored in `plan.json`, so a
-resumed run keeps the schedule it started with.
+timed first (G_S's and G_L's), and the step counts (with the schedule they fix) are stored in
+`plan.json`, so a resumed run keeps the schedule it started with.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from numpy.typing import NDArray
 from stablesync.errors import UserError
 
 if TYPE_CHECKING:
+    from stablesync.audio import MelConfig
     from stablesync.train.config import GeneratorStage
     from stablesync.train.data import GeneratorBatch
     from stablesync.train.generator_stage import GeneratorTask
@@ -45,6 +46,8 @@ SYNC_WEIGHT = 2.0  # the paper's weight of L_ss (as configs/cpu-rt/finetune/gene
 WARM_BATCH = 16
 BUDGET_FOR_STEPS = 0.85
 REFERENCE_POOL = 24  # frames of the take used as identity references
+SILENT_SHARE = 0.15  # of the training budget spent on G_S (when the take has pauses)
+SILENT_STEPS_PER_STEP = 0.25  # G_S steps per G_L step when `steps` is given
 
 
 @dataclass(frozen=True)
@@ -65,9 +68,33 @@ class FinetuneConfig:
 
 @dataclass(frozen=True)
 class Plan:
-    steps: int
-    step_s: float  # measured seconds per step (0 when `steps` was given)
+    steps: int  # G_L's
+    step_s: float  # measured seconds per G_L step (0 when `steps` was given)
     checkpoint_every: int
+    silent_steps: int = 0  # G_S's (0: the shipped G_S; plans written before G_S was fine-tuned)
+    pause_frames: int = 0  # frames of the take's pauses G_S learns from
+
+
+def reference_pool(n_frames: int) -> NDArray[np.int64]:
+    """The frames of the take that serve as identity references (evenly spread)."""
+    return np.linspace(0, n_frames - 1, min(REFERENCE_POOL, n_frames)).round().astype(np.int64)
+
+
+def take_pauses(cfg: FinetuneConfig) -> NDArray[np.int64]:
+    """The pause frames of the take's training part (`stablesync.enroll.silent.pause_frames`)."""
+    from stablesync.enroll.silent import PauseRule, pause_frames
+    from stablesync.models import get_preset
+    from stablesync.train.data import PreparedData
+
+    clip = PreparedData(cfg.prepared, "train").clips[0]
+    frames = pause_frames(clip, get_preset(PRESET).lipsync.lookahead_ms, clip_mel_config(cfg))
+    return frames if len(frames) >= PauseRule().min_frames else frames[:0]
+
+
+def clip_mel_config(cfg: FinetuneConfig) -> MelConfig:
+    from stablesync.train.data import PreparedData
+
+    return PreparedData(cfg.prepared, "train").mel_cfg
 
 
 def shipped_syncnet(cfg: FinetuneConfig) -> Path | None:
@@ -98,7 +125,10 @@ def write_audio_syncnet(init: Path, path: Path) -> None:
     checkpoint.save(path, net, net_cfg)
 
 
-def stage_config(cfg: FinetuneConfig, steps: int, checkpoint_every: int) -> GeneratorStage:
+def stage_config(
+    cfg: FinetuneConfig, steps: int, checkpoint_every: int, silent: Path | None = None
+) -> GeneratorStage:
+    """G_L's stage; its identity references go through `silent`'s G_S (default: the shipped one)."""
     from stablesync.train.config import GeneratorStage, LossWeights, Schedule
 
     schedule = Schedule(
@@ -120,7 +150,7 @@ def stage_config(cfg: FinetuneConfig, steps: int, checkpoint_every: int) -> Gene
         out_dir=str(cfg.out_dir),
         syncnet=str(_syncnet_path(cfg)),
         preset=PRESET,
-        silent=str(cfg.init),
+        silent=str(silent or cfg.init),
         init=str(cfg.init),
         use_silent=True,
         sync_loss="stabilized" if judged else "none",
@@ -171,8 +201,7 @@ def enroll_task(stage: GeneratorStage, caches: FrozenCaches) -> GeneratorTask:
 
     class EnrollTask(GeneratorTask):
         def pool(self) -> NDArray[np.int64]:
-            n = self.train_data.clips[0].n_frames
-            return np.linspace(0, n - 1, min(REFERENCE_POOL, n)).round().astype(np.int64)
+            return reference_pool(self.train_data.clips[0].n_frames)
 
         def warm(self) -> None:
             """G_S of every pool frame, computed now (the cost of the first steps otherwise)."""
@@ -206,9 +235,8 @@ def enroll_task(stage: GeneratorStage, caches: FrozenCaches) -> GeneratorTask:
     return task
 
 
-def measure_step_s(cfg: FinetuneConfig, caches: FrozenCaches) -> float:
-    """Seconds per training step, timed on a throwaway copy of the task (first step not counted)."""
-    task = enroll_task(stage_config(cfg, steps=cfg.calibration_steps + 1, checkpoint_every=1), caches)
+def _seconds_per_step(task: GeneratorTask, cfg: FinetuneConfig) -> float:
+    """Seconds per training step of `task`, a throwaway copy (its first step not counted)."""
     rng = np.random.default_rng(cfg.seed)
     task.train_step(rng, 0)
     start = time.perf_counter()
@@ -217,21 +245,63 @@ def measure_step_s(cfg: FinetuneConfig, caches: FrozenCaches) -> float:
     return (time.perf_counter() - start) / cfg.calibration_steps
 
 
+def measure_step_s(cfg: FinetuneConfig, caches: FrozenCaches) -> float:
+    """Seconds per G_L step."""
+    task = enroll_task(stage_config(cfg, steps=cfg.calibration_steps + 1, checkpoint_every=1), caches)
+    return _seconds_per_step(task, cfg)
+
+
+def measure_silent_step_s(cfg: FinetuneConfig, pauses: NDArray[np.int64]) -> float:
+    """Seconds per G_S step."""
+    from stablesync.enroll.silent import silent_stage, silent_task
+
+    steps = cfg.calibration_steps + 1
+    generator = stage_config(cfg, steps=steps, checkpoint_every=1)
+    stage = silent_stage(generator, str(cfg.out_dir.parent / "train_silent"), steps, 1)
+    return _seconds_per_step(silent_task(stage, _pool(cfg), pauses), cfg)
+
+
+def _pool(cfg: FinetuneConfig) -> NDArray[np.int64]:
+    from stablesync.train.data import PreparedData
+
+    return reference_pool(PreparedData(cfg.prepared, "train").clips[0].n_frames)
+
+
+def _read_plan(path: Path) -> Plan:
+    data = json.loads(path.read_text())
+    names = {f.name for f in dataclasses.fields(Plan)}
+    return Plan(**{k: v for k, v in data.items() if k in names})  # older plans lack G_S's counts
+
+
 def make_plan(cfg: FinetuneConfig, caches: FrozenCaches) -> Plan:
     """The stored plan of this run, or a new one (timed unless `cfg.steps` fixes it)."""
     path = cfg.out_dir.parent / "plan.json"
     if path.is_file():
-        data = json.loads(path.read_text())
-        return Plan(int(data["steps"]), float(data["step_s"]), int(data["checkpoint_every"]))
+        return _read_plan(path)
+    pauses = take_pauses(cfg)
+    if not len(pauses):
+        print(
+            "enroll: the take holds too few pause frames to learn its closed mouth from;"
+            " G_S stays the shipped one",
+            flush=True,
+        )
     if cfg.steps > 0:
-        plan = Plan(cfg.steps, 0.0, max(1, min(cfg.steps // 2, 50)))
+        silent_steps = max(1, round(SILENT_STEPS_PER_STEP * cfg.steps)) if len(pauses) else 0
+        plan = Plan(cfg.steps, 0.0, max(1, min(cfg.steps // 2, 50)), silent_steps, len(pauses))
     else:
         step_s = measure_step_s(cfg, caches)
         # checkpoints, validations and the export's share of the budget are not in `step_s`
-        steps = max(cfg.min_steps, int(BUDGET_FOR_STEPS * cfg.budget_s / step_s))
-        plan = Plan(steps, step_s, max(1, int(cfg.checkpoint_every_s / step_s)))
+        budget_s = BUDGET_FOR_STEPS * cfg.budget_s
+        silent_steps = 0
+        if len(pauses):
+            silent_step_s = measure_silent_step_s(cfg, pauses)
+            silent_steps = max(1, int(SILENT_SHARE * budget_s / silent_step_s))
+            budget_s -= silent_steps * silent_step_s
+        steps = max(cfg.min_steps, int(budget_s / step_s))
+        plan = Plan(steps, step_s, max(1, int(cfg.checkpoint_every_s / step_s)), silent_steps, len(pauses))
         print(
-            f"enroll: {step_s:.2f} s per step: {steps} steps in the {cfg.budget_s / 60:.1f}-minute budget",
+            f"enroll: {step_s:.2f} s per step: {steps} G_L steps"
+            f" (and {silent_steps} of G_S) in the {cfg.budget_s / 60:.1f}-minute budget",
             flush=True,
         )
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -239,8 +309,28 @@ def make_plan(cfg: FinetuneConfig, caches: FrozenCaches) -> Plan:
     return plan
 
 
+def finetune_silent(cfg: FinetuneConfig, plan: Plan, out_dir: Path, resume: bool) -> Path:
+    """Runs (or resumes) G_S's fine-tune on the take's pauses; -> its last checkpoint."""
+    from stablesync.enroll.silent import silent_stage, silent_task
+    from stablesync.train.distributed import init_distributed
+    from stablesync.train.loop import run
+    from stablesync.typed_config import to_dict
+
+    every = max(1, min(plan.silent_steps // 2, 50))
+    generator = stage_config(cfg, plan.steps, plan.checkpoint_every)
+    stage = silent_stage(generator, str(out_dir), plan.silent_steps, every)
+    print(f"enroll: G_S learns the closed mouth from {plan.pause_frames} pause frames", flush=True)
+    torch.manual_seed(cfg.seed)
+    task = silent_task(stage, _pool(cfg), take_pauses(cfg))
+    config = {"stage": "silent", "enroll": dataclasses.asdict(plan), **to_dict(stage)}
+    state = out_dir / "state.safetensors"
+    run(task, stage.schedule, out_dir, init_distributed(), resume and state.is_file(), config)
+    return out_dir / "last.safetensors"
+
+
 def finetune(cfg: FinetuneConfig, resume: bool) -> Path:
-    """Runs (or resumes) the fine-tune; -> the last checkpoint (a lipsync checkpoint)."""
+    """Runs (or resumes) G_S's and then G_L's fine-tune; -> the last checkpoint (a lipsync
+    checkpoint holding both)."""
     from stablesync.train.distributed import init_distributed
     from stablesync.train.loop import run
     from stablesync.typed_config import to_dict
@@ -248,14 +338,20 @@ def finetune(cfg: FinetuneConfig, resume: bool) -> Path:
     torch.set_num_threads(cfg.threads)
     if shipped_syncnet(cfg) is None:
         write_audio_syncnet(cfg.init, _syncnet_path(cfg))
-    state = cfg.out_dir / "state.safetensors"
-    if state.is_file() and not resume:
-        raise UserError(f"{cfg.out_dir}: an interrupted enroll is there; pass --resume (or --overwrite)")
+    silent_dir = cfg.out_dir.parent / "train_silent"
+    for run_dir in (silent_dir, cfg.out_dir):
+        if (run_dir / "state.safetensors").is_file() and not resume:
+            raise UserError(f"{run_dir}: an interrupted enroll is there; pass --resume (or --overwrite)")
     caches = FrozenCaches()
     plan = make_plan(cfg, caches)
-    stage = stage_config(cfg, plan.steps, plan.checkpoint_every)
+    silent = None
+    if plan.silent_steps > 0:
+        silent = finetune_silent(cfg, plan, silent_dir, resume)
+        caches.identity = FrozenCache()  # the timing's references went through the shipped G_S
+    stage = stage_config(cfg, plan.steps, plan.checkpoint_every, silent)
     torch.manual_seed(cfg.seed)
     task = enroll_task(stage, caches)
     config = {"stage": "generator", "enroll": dataclasses.asdict(plan), **to_dict(stage)}
+    state = cfg.out_dir / "state.safetensors"
     run(task, stage.schedule, cfg.out_dir, init_distributed(), resume and state.is_file(), config)
     return cfg.out_dir / "last.safetensors"

@@ -131,9 +131,15 @@ def enroll(cfg: EnrollConfig) -> dict[str, Any]:
         "held_out_s": round(split.footage_s - split.split_s, 2),
         "steps": plan["steps"],
         "step_s": plan["step_s"],
+        "silent_steps": plan.get("silent_steps", 0),
+        "pause_frames": plan.get("pause_frames", 0),
         "enroll_wall_s": round(time.perf_counter() - began, 1),  # of this invocation
         "preset": "cpu-rt",
-        "fine_tuned": "G_L (G_S and the audio encoder are the shipped ones)",
+        "fine_tuned": (
+            "G_S (the closed mouth, from the take's pauses) and G_L; the audio encoder is the shipped one"
+            if plan.get("silent_steps", 0)
+            else "G_L (G_S and the audio encoder are the shipped ones: the take has too few pauses)"
+        ),
     }
     _write_json(out / "profile.json", info)
     if not cfg.keep_work:
