@@ -3,7 +3,7 @@
 Opens and closes one part `--cycles` times in one process, feeding a few frames of the demo face
 (320 px wide, as `stablesync.benchmarks.webrtc_soak` sends it) each time, and records the RSS after each
 close, after `gc.collect()` and the heap trim `serve` does when a session closes
-(`stablesync.realtime.webrtc.registry.release_free_memory`). Each part runs in a process of its own:
+(`stablesync.realtime.webrtc.heap.release_free_memory`). Each part runs in a process of its own:
 
   threads             a fresh single-thread worker per cycle doing the crop's OpenCV work (control)
   tracker             the face follower's tracker (`open_tracker("auto")`) on a fresh worker thread
@@ -299,7 +299,7 @@ async def _session_cycles(
 
 
 def _measure(part: str, cycles: int, frames: int, ort_settings: dict[str, bool]) -> dict[str, Any]:
-    from stablesync.realtime.webrtc.registry import release_free_memory
+    from stablesync.realtime.webrtc.heap import release_free_memory
 
     inputs = _inputs(frames)
 

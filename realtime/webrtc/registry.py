@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import ctypes
+import gc
 import logging
 import secrets
-import sys
 from typing import Any
 
 from stablesync.realtime.webrtc.config import ServeConfig
+from stablesync.realtime.webrtc.heap import release_free_memory
 from stablesync.realtime.webrtc.peer import PeerSession
 from stablesync.realtime.webrtc.profiles import Lease, ProfilePipelines
 
 log = logging.getLogger(__name__)
 FINISHED_KEPT = 1000  # final stats of closed sessions kept for `serve --stats-json`
-TRIM_TIMEOUT_S = 1.0
+RELEASE_TIMEOUT_S = 1.0
 
 
 class SessionRegistry:
@@ -29,7 +29,8 @@ class SessionRegistry:
         self.finished: collections.deque[dict[str, Any]] = collections.deque(maxlen=FINISHED_KEPT)
         self._all_closed = asyncio.Event()
         self._all_closed.set()
-        self._trim: asyncio.Future[None] | None = None  # release_free_memory, on a worker thread
+        self._release: asyncio.Task[None] | None = None  # _release_memory's work
+        self._release_wanted = False
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -79,10 +80,32 @@ class SessionRegistry:
             self._all_closed.set()
 
     def _release_memory(self) -> None:
-        """Trims the heap on a worker thread (20-70 ms on a loaded machine, which the event loop
-        and so every other session would otherwise wait); one trim at a time."""
-        if self._trim is None or self._trim.done():
-            self._trim = asyncio.get_running_loop().run_in_executor(None, release_free_memory)
+        """Frees what closed sessions left behind, soon after this session's close returns; one
+        release at a time, and one more when a session closes during it."""
+        self._release_wanted = True
+        if self._release is None or self._release.done():
+            self._release = asyncio.get_running_loop().create_task(self._collect_and_trim())
+
+    async def _collect_and_trim(self) -> None:
+        """A full garbage collection, then the C heap's free pages handed back on a worker
+        thread (20-70 ms on a loaded machine, which the event loop would otherwise wait).
+
+        A closed session's objects are left in reference cycles (aiortc's peer connection, its
+        transports and RTP buffers, the pipeline, its workers and frames: about 2 500 objects),
+        which Python's automatic collections free only in their rare full passes: sessions
+        opened and closed one after another grew the C heap in use by about 12 MB each until
+        one ran, and with this it stays flat."""
+        loop = asyncio.get_running_loop()
+        while self._release_wanted:
+            self._release_wanted = False
+            await asyncio.sleep(0)  # the closing session's task ends and lets go of it
+            gc.collect()
+            await loop.run_in_executor(None, release_free_memory)
+
+    async def wait_released(self) -> None:
+        """Returns once the memory of the sessions closed so far has been released."""
+        while self._release is not None and not self._release.done():
+            await asyncio.shield(self._release)
 
     async def wait_empty(self, timeout_s: float) -> bool:
         try:
@@ -99,24 +122,7 @@ class SessionRegistry:
                 [asyncio.ensure_future(s.close(reason)) for s in sessions],
                 timeout=self._config.shutdown_timeout_s,
             )
-        if self._trim is not None:
-            _, pending = await asyncio.wait([self._trim], timeout=TRIM_TIMEOUT_S)
+        if self._release is not None:
+            _, pending = await asyncio.wait([self._release], timeout=RELEASE_TIMEOUT_S)
             if pending:
-                log.warning("releasing free memory took longer than %.1f s", TRIM_TIMEOUT_S)
-
-
-def release_free_memory() -> None:
-    """Hands the C heap's free pages back to the system (glibc `malloc_trim`; elsewhere nothing;
-    ctypes releases the GIL for the call).
-
-    A session's codecs, tracker and pipeline threads allocate and free tens of MB in glibc's
-    per-thread arenas, which keep the freed pages: without this the server's RSS grew by about
-    15 MB per session served (measured with `benchmarks/webrtc_soak.py`'s churn), with it by a
-    few MB over the first sessions and then not."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        trim = ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):  # not glibc (musl has no malloc_trim)
-        return
-    trim(0)
+                log.warning("releasing free memory took longer than %.1f s", RELEASE_TIMEOUT_S)
