@@ -6,6 +6,10 @@ The automatic garbage collector is off while the sessions run, so what counts is
 session's close and the server's own collection after it let go of, not what an automatic
 collection happened to free later (in a long soak, threads held by closed sessions' leftovers
 piled up between collections: 12 -> 75 in 6 minutes).
+
+And the blocking work the event loop hands off (aiortc's encoders) runs on the server's own
+pool, every thread of it started with the server and none added however many jobs come at once,
+so the server's thread count does not grow with how many sessions overlapped.
 """
 
 from __future__ import annotations
@@ -21,8 +25,9 @@ import pytest
 
 from stablesync.benchmarks.webrtc_sessions import _clip
 from stablesync.realtime.pipeline.session import SessionConfig
-from stablesync.realtime.webrtc import ServeConfig, running_server
+from stablesync.realtime.webrtc import PassthroughFactory, ServeConfig, running_server
 from stablesync.realtime.webrtc.client import run_client
+from stablesync.realtime.webrtc.executor import THREAD_PREFIX, pool_threads
 from stablesync.realtime.webrtc.lipsync import LipSyncFactory
 from tests.no_gc import no_cyclic_gc  # noqa: F401 (the fixture, by name)
 from tests.shipped_engine import shipped_cpu_engine
@@ -31,6 +36,7 @@ SESSIONS = 3
 SEND_S = 2.0
 CLOSE_TIMEOUT_S = 15.0
 SETTLE_TIMEOUT_S = 10.0  # a closed peer's last threads (a decoder's, a pool's) end within this
+POOL_END_TIMEOUT_S = 5.0
 
 
 def os_threads() -> int:
@@ -78,3 +84,32 @@ async def test_closed_sessions_leave_no_threads() -> None:
             counts.append(await _settled(baseline))
             assert set(thread_kinds()) <= set(kinds), (thread_kinds(), kinds)
     assert max(counts) <= baseline, (baseline, counts)
+
+
+def pool_threads_running() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith(THREAD_PREFIX)]
+
+
+async def test_the_loops_blocking_work_runs_on_the_servers_started_pool() -> None:
+    loop = asyncio.get_running_loop()
+    bound = pool_threads(2)
+    async with running_server(ServeConfig(port=0, max_sessions=2), PassthroughFactory()):
+        started = {t.name for t in pool_threads_running()}
+        assert len(started) == bound, (started, bound)  # all of them, before any work
+        # more jobs at once than threads: they run on those threads, and no other is started
+        release = threading.Event()
+
+        def job() -> str:
+            release.wait(POOL_END_TIMEOUT_S)
+            return threading.current_thread().name
+
+        jobs = [loop.run_in_executor(None, job) for _ in range(bound + 3)]
+        release.set()
+        ran_on = set(await asyncio.gather(*jobs))
+        assert ran_on <= started, (ran_on, started)
+        assert {t.name for t in pool_threads_running()} == started
+    for thread in pool_threads_running():
+        thread.join(POOL_END_TIMEOUT_S)
+    assert not pool_threads_running(), "the server's pool outlived it"
+    after = await loop.run_in_executor(None, lambda: threading.current_thread().name)
+    assert not after.startswith(THREAD_PREFIX), after  # the loop still runs work after the server

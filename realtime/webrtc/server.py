@@ -34,6 +34,7 @@ from aiohttp.web_protocol import RequestPayloadError
 from stablesync.errors import UserError
 from stablesync.realtime.webrtc.candidates import CandidatePolicy, filter_offer, host_addresses, peer_address
 from stablesync.realtime.webrtc.config import ServeConfig
+from stablesync.realtime.webrtc.executor import server_executor
 from stablesync.realtime.webrtc.heap import limit_arenas, server_arenas
 from stablesync.realtime.webrtc.limits import AuthBackoff, ConnectionLimiter
 from stablesync.realtime.webrtc.processing import PipelineFactory
@@ -308,9 +309,10 @@ async def running_server(
 
     A connection that sends no complete request within `header_timeout_s` is closed (aiohttp's
     keep-alive timer, which also runs before the first request); the listening socket hands
-    connections to aiohttp through a `ConnectionLimiter`."""
+    connections to aiohttp through a `ConnectionLimiter`. The blocking work the loop hands off
+    runs on the server's own pool (executor.py), shut down after the sessions."""
     app = create_app(config, pipelines)
-    with startup_objects_frozen():
+    with server_executor(asyncio.get_running_loop(), config.max_sessions), startup_objects_frozen():
         runner = web.AppRunner(
             app,
             handle_signals=False,
