@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import ctypes
 import datetime as dt
 import importlib.metadata
 import json
 import os
 import platform
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -98,6 +101,52 @@ def os_threads() -> int:
         return len(os.listdir("/proc/self/task"))
     except OSError:
         return -1
+
+
+def process_figures(pid: int) -> dict[str, float]:
+    """RSS (MB), open file descriptors and threads of a process, from /proc (Linux)."""
+    threads = 0
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("Threads:"):
+                threads = int(line.split()[1])
+    try:
+        fds = len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        fds = -1
+    return {"rss_mb": round(rss_mb(pid), 1), "fds": fds, "threads": threads}
+
+
+def fd_kinds(pid: int) -> dict[str, int]:
+    """How many of a process's open fds are sockets, pipes, eventfds, files... (their link targets
+    with the inode numbers dropped: "socket", "pipe", "anon_inode:[eventfd]", "file", "/dev/...")."""
+    kinds: collections.Counter[str] = collections.Counter()
+    with contextlib.suppress(OSError):
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                target = os.readlink(fd)
+            except OSError:  # closed while listed
+                continue
+            kinds[_fd_kind(target)] += 1
+    return dict(kinds.most_common())
+
+
+def _fd_kind(target: str) -> str:
+    if target.startswith("/dev/"):
+        return target
+    if target.startswith("/"):
+        return "file"
+    return re.sub(r":\[\d+\]$", "", target)  # "socket:[123]" -> "socket"; "anon_inode:[eventfd]" stays
+
+
+def thread_names(pid: int) -> dict[str, int]:
+    """How many of a process's threads carry each name (pools show as one name, many threads)."""
+    names: collections.Counter[str] = collections.Counter()
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError):
+                names[(task / "comm").read_text().strip()] += 1
+    return dict(names.most_common())
 
 
 def environment() -> dict[str, Any]:

@@ -7,8 +7,11 @@ kind: sockets, pipes, eventfds, files) and threads at the minute's end, the lowe
 fds and threads of the minute (sampled every `SAMPLE_S`: the lowest is the floor between churn
 sessions, where a leak shows first), and the machine's load average (the machine may be shared:
 latency that follows the load is the load's). At the end, after every session has gone: fds and
-threads against their level after one warm-up session (before the soak; when the server still
-holds a session `IDLE_TIMEOUT_S` after either, stderr says so and they are not judged), and why
+threads against their baseline, their level after one warm-up session (before the soak; when the
+server still holds a session `IDLE_TIMEOUT_S` after either, stderr says so and they are not
+judged): what the first session makes once and keeps (the batcher's inference threads, codec
+and tracker tables) is in it; also recorded, not judged, the level right after the server
+started (`baseline.at_start`; the server's own pool is started whole by then), and why
 each session the server served was closed (from its log: a vanished peer must end as "no
 media", not "never connected"). Writes NAME.json and a time-series plot NAME_per_minute.png.
 
@@ -25,7 +28,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import contextlib
 import dataclasses
 import json
 import os
@@ -39,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from stablesync.benchmarks.common import rss_mb, write_result
+from stablesync.benchmarks.common import fd_kinds, process_figures, thread_names, write_result
 from stablesync.benchmarks.webrtc_sessions import _clip, _start_server, _status, _wait_idle, _weights, cpu_s
 
 MAX_SESSIONS = 4
@@ -69,52 +71,6 @@ def wait_closed(url: str, when: str, timeout_s: float = IDLE_TIMEOUT_S) -> int:
         held = "did not answer" if left < 0 else f"still holds {left} session(s)"
         print(f"{when}: the server {held} after {timeout_s:g} s", file=sys.stderr)
     return left
-
-
-def process_figures(pid: int) -> dict[str, float]:
-    """RSS (MB), open file descriptors and threads of a process, from /proc (Linux)."""
-    threads = 0
-    with contextlib.suppress(OSError):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("Threads:"):
-                threads = int(line.split()[1])
-    try:
-        fds = len(os.listdir(f"/proc/{pid}/fd"))
-    except OSError:
-        fds = -1
-    return {"rss_mb": round(rss_mb(pid), 1), "fds": fds, "threads": threads}
-
-
-def fd_kinds(pid: int) -> dict[str, int]:
-    """How many of a process's open fds are sockets, pipes, eventfds, files... (their link targets
-    with the inode numbers dropped: "socket", "pipe", "anon_inode:[eventfd]", "file", "/dev/...")."""
-    kinds: collections.Counter[str] = collections.Counter()
-    with contextlib.suppress(OSError):
-        for fd in Path(f"/proc/{pid}/fd").iterdir():
-            try:
-                target = os.readlink(fd)
-            except OSError:  # closed while listed
-                continue
-            kinds[_fd_kind(target)] += 1
-    return dict(kinds.most_common())
-
-
-def _fd_kind(target: str) -> str:
-    if target.startswith("/dev/"):
-        return target
-    if target.startswith("/"):
-        return "file"
-    return re.sub(r":\[\d+\]$", "", target)  # "socket:[123]" -> "socket"; "anon_inode:[eventfd]" stays
-
-
-def thread_names(pid: int) -> dict[str, int]:
-    """How many of a process's threads carry each name (pools show as one name, many threads)."""
-    names: collections.Counter[str] = collections.Counter()
-    with contextlib.suppress(OSError):
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            with contextlib.suppress(OSError):
-                names[(task / "comm").read_text().strip()] += 1
-    return dict(names.most_common())
 
 
 class LongPeer:
@@ -261,10 +217,12 @@ def minute_record(
 async def soak(url: str, clip: Any, pid: int, minutes: int, churn_period_s: float) -> dict[str, Any]:
     from stablesync.realtime.webrtc.client import run_client
 
+    at_start = {**process_figures(pid), "fd_kinds": fd_kinds(pid)}  # before any session
     await run_client(url, clip, CHURN_SECONDS, settle_s=0.5)  # warm-up: lazily made pools, codecs
     left = await asyncio.to_thread(wait_closed, url, "after the warm-up session")
     await asyncio.sleep(2.0)  # the closed session finishes its last tasks
     baseline: dict[str, Any] = {**process_figures(pid), "fd_kinds": fd_kinds(pid), "sessions_open": left}
+    baseline["at_start"] = at_start
     peer = LongPeer(url, clip)
     await peer.open()
     counts = Churn()
@@ -435,7 +393,9 @@ def main(argv: list[str] | None = None) -> int:
     plot(per_minute, path.with_name(path.stem + "_per_minute.png"), title)  # NAME.png: the suite's
     base, end = figures["baseline"], figures["after_all_sessions"]
     print(
-        f"fds {base['fds']} -> {end['fds']}, threads {base['threads']} -> {end['threads']},"
+        f"at start: fds {base['at_start']['fds']}, threads {base['at_start']['threads']};"
+        f" after the warm-up -> after the soak: fds {base['fds']} -> {end['fds']},"
+        f" threads {base['threads']} -> {end['threads']},"
         f" RSS {base['rss_mb']} -> {end['rss_mb']} MB;"
         f" first vs last: {json.dumps(figures['compare'])}; criteria {json.dumps(figures['criteria'])};"
         f" server log {json.dumps(figures['server_log'])} -> {path}"
