@@ -73,8 +73,13 @@ class _Refusal(asyncio.Protocol):
 
 
 class ConnectionLimiter:
-    def __init__(self, make_handler: Callable[[], asyncio.Protocol], max_connections: int) -> None:
-        self._make_handler = make_handler
+    def __init__(
+        self,
+        make_handler: Callable[[], asyncio.Protocol],
+        max_connections: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._make_handler, self._clock = make_handler, clock
         self.max_connections = max_connections
         self.open = 0
         self.refused = 0
@@ -96,7 +101,7 @@ class ConnectionLimiter:
 
     def log_refusal(self, peer: str) -> None:
         """One line per refusal, at most one a second (the others counted in the next line)."""
-        now_s = time.monotonic()
+        now_s = self._clock()
         if now_s - self._last_log_s < REFUSAL_LOG_PERIOD_S:
             self._unlogged += 1
             return
