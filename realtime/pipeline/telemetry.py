@@ -10,7 +10,6 @@ bounded (the newest `max_samples` values) so a long run does not grow memory.
 
 from __future__ import annotations
 
-import itertools
 import json
 from collections import Counter, deque
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ import numpy as np
 
 from stablesync.realtime.pipeline.clock import Clock, SystemClock
 from stablesync.realtime.pipeline.frames import NS_PER_MS, NS_PER_S, DeliveredMode, OutputFrame, StageTimes
+from stablesync.realtime.pipeline.sample_ring import SampleRing
 
 SeriesName = Literal[
     "glass_to_glass_ms", "av_offset_ms", "track_ms", "wait_audio_ms", "infer_ms", "composite_ms"
@@ -60,7 +60,7 @@ class TelemetryConfig:
     fps_window_s: float = 2.0
 
 
-def percentiles(values: list[float] | deque[float]) -> Percentiles:
+def percentiles(values: list[float] | deque[float] | SampleRing) -> Percentiles:
     if not values:
         return {"count": 0}
     arr = np.asarray(values, dtype=np.float64)
@@ -79,7 +79,7 @@ class Telemetry:
     def __init__(self, cfg: TelemetryConfig = TelemetryConfig(), clock: Clock | None = None) -> None:
         self.cfg = cfg
         self.clock = clock if clock is not None else SystemClock()  # hand-off times are on this clock
-        self.series: dict[str, deque[float]] = {name: deque(maxlen=cfg.max_samples) for name in SERIES}
+        self.series: dict[str, SampleRing] = {name: SampleRing(cfg.max_samples) for name in SERIES}
         self.counts: Counter[str] = Counter()
         self._out_times_ns: deque[int] = deque(maxlen=1024)
         self._first_out_ns: int | None = None
@@ -145,9 +145,7 @@ class Telemetry:
 
     def recent(self, name: SeriesName, n: int) -> list[float]:
         """The newest `n` values of a series, oldest first."""
-        newest = list(itertools.islice(reversed(self.series[name]), n))
-        newest.reverse()
-        return newest
+        return self.series[name].newest(n)
 
     def modes(self) -> dict[str, int]:
         """Frames handed over, by mode ("lipsync", or why the frame passed through)."""
