@@ -98,6 +98,23 @@ def test_mel_timeline_silence_is_exactly_silent_and_gaps_are_filled() -> None:
     assert timeline.frames_available >= int(1.25 * 80)
 
 
+def test_mel_timeline_anchor_follows_the_earliest_stamped_chunk() -> None:
+    """The first chunk came 120 ms late (it waited behind the connection's start); the ones
+    after it came straight through: the frame captured with a sample is paired with the window
+    of that sample's time, not 120 ms later."""
+    rate = 16_000
+    chunk_ns = 20 * NS_PER_MS
+    timeline = MelTimeline(WindowConfig())
+    quiet = np.zeros(rate // 50, np.float32)  # 20 ms
+    start_ns = 5 * NS_PER_S
+    timeline.push(AudioChunk(quiet, rate, start_ns + 120 * NS_PER_MS, 0))
+    for i in range(1, 10):
+        timeline.push(AudioChunk(quiet, rate, start_ns + i * chunk_ns, i * chunk_ns))
+    lookahead_frames = round(80 * timeline.mel_cfg.mel_fps / 1000)
+    # a frame captured at the first sample's true time: its window ends the look-ahead after it
+    assert timeline.window_start(start_ns) + timeline.cfg.window_frames == lookahead_frames
+
+
 def test_telemetry_percentiles_and_json(tmp_path) -> None:  # type: ignore[no-untyped-def]
     tel = Telemetry()
     img = np.zeros((4, 4, 3), np.uint8)

@@ -11,8 +11,11 @@ The samples feeding the mel are first brought to the training corpus's speech le
 (`stablesync.realtime.pipeline.speech_level`): the mouth then opens as much for a quiet
 microphone as for a loud one.
 Gaps (a capture time later than the samples so far account for) are filled with silence so
-the timeline stays on the clock; a silent window is replaced by the exact silence value so a
-quiet room keeps the mouth closed and still.
+the timeline stays on the clock. A chunk stamped earlier than the samples so far account for
+moves the anchor back to it: the first chunk's stamp may carry a delay the later ones do not
+(it waited behind the connection's start), and an anchor left late would pair every frame with
+audio captured after it for the rest of the stream. A silent window is replaced by the exact
+silence value so a quiet room keeps the mouth closed and still.
 """
 
 from __future__ import annotations
@@ -75,6 +78,8 @@ class MelTimeline:
             gap_ns = chunk.capture_ns - expected_ns
             if gap_ns > self.cfg.gap_fill_ms * 1e6:
                 self._append(np.zeros(gap_ns * self.mel_cfg.sample_rate_hz // NS_PER_S, dtype=np.float32))
+            elif gap_ns < 0:  # stamped earlier than the stream so far says: it started earlier
+                self._anchor_ns += gap_ns
         self._append(self._level(samples))
 
     def _append(self, samples: FloatArray) -> None:
