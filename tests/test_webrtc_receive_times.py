@@ -127,10 +127,34 @@ class PacedVideo(MediaStreamTrack):  # type: ignore[misc]
         return video_frame(self.index - 1)
 
 
+class StalledAudio(MediaStreamTrack):  # type: ignore[misc]
+    """20 ms frames on the fake clock; frames 10..24 arrive together 300 ms late (a stall)."""
+
+    kind = "audio"
+
+    def __init__(self, clock: FakeClock, count: int) -> None:
+        super().__init__()
+        self.clock, self.count, self.index = clock, count, 0
+
+    async def recv(self) -> av.AudioFrame:
+        if self.index >= self.count:
+            raise MediaStreamError
+        if self.index == 10:
+            self.clock.advance_ms(300.0 + 14 * 20.0)
+        elif not 10 < self.index < 25:
+            self.clock.advance_ms(20.0)
+        self.index += 1
+        return audio_frame(self.index - 1)
+
+
 class Recording(PassthroughSession):
     def __init__(self) -> None:
         super().__init__()
         self.captures_ns: list[int] = []
+        self.audio_ns: list[int] = []
+
+    def push_audio(self, samples: np.ndarray, capture_ns: int) -> None:
+        self.audio_ns.append(capture_ns)
 
     async def push_video(self, frame: av.VideoFrame, capture_ns: int) -> None:
         self.captures_ns.append(capture_ns)
@@ -150,5 +174,18 @@ async def test_the_session_hands_video_on_stamped_before_the_receiver_s_hold() -
             for arrival, capture in zip(track.arrivals_ns, pipeline.captures_ns, strict=True)
         ]
         assert held_ns == [0] + [40 * int(NS_PER_MS)] * 4
+    finally:
+        await session.pc.close()
+
+
+async def test_the_session_stamps_audio_that_waited_by_its_rtp_time() -> None:
+    clock = FakeClock()
+    pipeline = Recording()
+    session = PeerSession("s", ServeConfig(port=0), pipeline, lambda _: None, "passthrough", clock=clock)
+    try:
+        session._inputs_open = 2
+        await session._receive_audio(StalledAudio(clock, 40))
+        steps_ms = np.diff(sorted(set(pipeline.audio_ns))) / NS_PER_MS
+        assert len(steps_ms) >= 30 and np.all(np.abs(steps_ms - 20.0) <= 2.0), steps_ms  # no 300 ms jump
     finally:
         await session.pc.close()
