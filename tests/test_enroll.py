@@ -144,7 +144,8 @@ def test_enroll_interrupted_resumed_exported_and_used_by_run(
     for weights in ("personal", "shipped"):
         assert report[weights]["frames"] > 0 and np.isfinite(report[weights]["mouth_psnr_db"])
     info = json.loads((profile / "profile.json").read_text())
-    assert info["steps"] == 2 and info["silent_steps"] == 1 and info["pause_frames"] > 0, info
+    assert info["steps"] == 2 and info["silent_steps"] == 1 and info["rest_frames"] > 0, info
+    assert info["rest_kind"] == "pause frames"
     # G_S learnt the closed mouth from the take's pauses, and the profile carries that G_S
     silent_log = (profile / "work" / "train_silent" / "log.csv").read_text().splitlines()
     assert {row.split(",")[0] for row in silent_log[1:]} == {"1"}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from stablesync.audio import MelConfig, mel_window_start
-from stablesync.enroll.silent import PauseRule, pause_frames
+from stablesync.enroll.silent import ClosedRule, PauseRule, closed_frames, pause_frames, rest_frames
 from stablesync.train.data import WINDOW_FRAMES, Clip
 
 CFG = MelConfig()
@@ -63,3 +63,30 @@ def test_digital_silence_elsewhere_does_not_hide_the_room_noise_pauses() -> None
     picked = set(pause_frames(clip, LOOKAHEAD_MS, CFG).tolist())
     inside = {t for t in range(clip.n_frames) if _window_inside(t, 1.5, 2.5)}
     assert len(inside) >= 10 and len(inside - picked) <= 2 * PauseRule().trim
+
+
+def _mesh(openings: list[float]) -> np.ndarray:
+    """Face mesh points whose inner-lip gap is `opening` eye distances (eyes 40 px apart)."""
+    from stablesync.face.landmarks import LEFT_EYE, LOWER_LIP_INNER, RIGHT_EYE, UPPER_LIP_INNER
+
+    meshes = np.zeros((len(openings), 468, 2), np.float32)
+    for mesh, opening in zip(meshes, openings, strict=True):
+        mesh[list(RIGHT_EYE)] = (30.0, 40.0)
+        mesh[list(LEFT_EYE)] = (70.0, 40.0)
+        mesh[UPPER_LIP_INNER] = (50.0, 80.0)
+        mesh[LOWER_LIP_INNER] = (50.0, 80.0 + 40.0 * opening)
+    return meshes
+
+
+def test_closed_lips_stand_in_when_the_take_never_pauses() -> None:
+    clip = _clip(2.0, [])  # 50 frames of speech, no pause
+    openings = [0.02 if t % 5 == 0 else 0.15 for t in range(clip.n_frames)]  # a closure every 5th
+    frames, kind = rest_frames(clip, _mesh(openings), LOOKAHEAD_MS, CFG)
+    assert kind == "frames with closed lips" and frames.tolist() == list(range(0, clip.n_frames, 5))
+    assert closed_frames(_mesh([0.04, 0.06, 0.3])).tolist() == [0]
+    # a take with pauses learns from its pauses; one with neither keeps the shipped G_S
+    paused = _clip(5.0, [(1.0, 2.0)])
+    assert rest_frames(paused, _mesh([0.2] * paused.n_frames), LOOKAHEAD_MS, CFG)[1] == "pause frames"
+    few = [0.02 if t < ClosedRule().min_frames - 1 else 0.15 for t in range(clip.n_frames)]
+    assert rest_frames(clip, _mesh(few), LOOKAHEAD_MS, CFG)[1] == ""
+    assert rest_frames(clip, None, LOOKAHEAD_MS, CFG)[1] == ""

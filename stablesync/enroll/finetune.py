@@ -34,7 +34,6 @@ from numpy.typing import NDArray
 from stablesync.errors import UserError
 
 if TYPE_CHECKING:
-    from stablesync.audio import MelConfig
     from stablesync.train.config import GeneratorStage
     from stablesync.train.data import GeneratorBatch
     from stablesync.train.generator_stage import GeneratorTask
@@ -72,7 +71,8 @@ class Plan:
     step_s: float  # measured seconds per G_L step (0 when `steps` was given)
     checkpoint_every: int
     silent_steps: int = 0  # G_S's (0: the shipped G_S; plans written before G_S was fine-tuned)
-    pause_frames: int = 0  # frames of the take's pauses G_S learns from
+    rest_frames: int = 0  # frames of the take G_S learns the closed mouth from
+    rest_kind: str = ""  # what they are: "pause frames" or "frames with closed lips"
 
 
 def reference_pool(n_frames: int) -> NDArray[np.int64]:
@@ -80,21 +80,16 @@ def reference_pool(n_frames: int) -> NDArray[np.int64]:
     return np.linspace(0, n_frames - 1, min(REFERENCE_POOL, n_frames)).round().astype(np.int64)
 
 
-def take_pauses(cfg: FinetuneConfig) -> NDArray[np.int64]:
-    """The pause frames of the take's training part (`stablesync.enroll.silent.pause_frames`)."""
-    from stablesync.enroll.silent import PauseRule, pause_frames
+def take_rest_frames(cfg: FinetuneConfig) -> tuple[NDArray[np.int64], str]:
+    """The frames of the take's training part G_S learns from, and what they are
+    (`stablesync.enroll.silent.rest_frames`)."""
+    from stablesync.enroll.silent import rest_frames
     from stablesync.models import get_preset
     from stablesync.train.data import PreparedData
 
-    clip = PreparedData(cfg.prepared, "train").clips[0]
-    frames = pause_frames(clip, get_preset(PRESET).lipsync.lookahead_ms, clip_mel_config(cfg))
-    return frames if len(frames) >= PauseRule().min_frames else frames[:0]
-
-
-def clip_mel_config(cfg: FinetuneConfig) -> MelConfig:
-    from stablesync.train.data import PreparedData
-
-    return PreparedData(cfg.prepared, "train").mel_cfg
+    data = PreparedData(cfg.prepared, "train")
+    clip = data.clips[0]
+    return rest_frames(clip, data.landmarks(clip), get_preset(PRESET).lipsync.lookahead_ms, data.mel_cfg)
 
 
 def shipped_syncnet(cfg: FinetuneConfig) -> Path | None:
@@ -278,16 +273,16 @@ def make_plan(cfg: FinetuneConfig, caches: FrozenCaches) -> Plan:
     path = cfg.out_dir.parent / "plan.json"
     if path.is_file():
         return _read_plan(path)
-    pauses = take_pauses(cfg)
+    pauses, kind = take_rest_frames(cfg)
     if not len(pauses):
         print(
-            "enroll: the take holds too few pause frames to learn its closed mouth from;"
-            " G_S stays the shipped one",
+            "enroll: the take holds too few pauses or frames with closed lips to learn its closed"
+            " mouth from; G_S stays the shipped one",
             flush=True,
         )
     if cfg.steps > 0:
         silent_steps = max(1, round(SILENT_STEPS_PER_STEP * cfg.steps)) if len(pauses) else 0
-        plan = Plan(cfg.steps, 0.0, max(1, min(cfg.steps // 2, 50)), silent_steps, len(pauses))
+        plan = Plan(cfg.steps, 0.0, max(1, min(cfg.steps // 2, 50)), silent_steps, len(pauses), kind)
     else:
         step_s = measure_step_s(cfg, caches)
         # checkpoints, validations and the export's share of the budget are not in `step_s`
@@ -298,7 +293,8 @@ def make_plan(cfg: FinetuneConfig, caches: FrozenCaches) -> Plan:
             silent_steps = max(1, int(SILENT_SHARE * budget_s / silent_step_s))
             budget_s -= silent_steps * silent_step_s
         steps = max(cfg.min_steps, int(budget_s / step_s))
-        plan = Plan(steps, step_s, max(1, int(cfg.checkpoint_every_s / step_s)), silent_steps, len(pauses))
+        every = max(1, int(cfg.checkpoint_every_s / step_s))
+        plan = Plan(steps, step_s, every, silent_steps, len(pauses), kind)
         print(
             f"enroll: {step_s:.2f} s per step: {steps} G_L steps"
             f" (and {silent_steps} of G_S) in the {cfg.budget_s / 60:.1f}-minute budget",
@@ -319,9 +315,9 @@ def finetune_silent(cfg: FinetuneConfig, plan: Plan, out_dir: Path, resume: bool
     every = max(1, min(plan.silent_steps // 2, 50))
     generator = stage_config(cfg, plan.steps, plan.checkpoint_every)
     stage = silent_stage(generator, str(out_dir), plan.silent_steps, every)
-    print(f"enroll: G_S learns the closed mouth from {plan.pause_frames} pause frames", flush=True)
+    print(f"enroll: G_S learns the closed mouth from {plan.rest_frames} {plan.rest_kind}", flush=True)
     torch.manual_seed(cfg.seed)
-    task = silent_task(stage, _pool(cfg), take_pauses(cfg))
+    task = silent_task(stage, _pool(cfg), take_rest_frames(cfg)[0])
     config = {"stage": "silent", "enroll": dataclasses.asdict(plan), **to_dict(stage)}
     state = out_dir / "state.safetensors"
     run(task, stage.schedule, out_dir, init_distributed(), resume and state.is_file(), config)

@@ -132,13 +132,15 @@ def enroll(cfg: EnrollConfig) -> dict[str, Any]:
         "steps": plan["steps"],
         "step_s": plan["step_s"],
         "silent_steps": plan.get("silent_steps", 0),
-        "pause_frames": plan.get("pause_frames", 0),
+        "rest_frames": plan.get("rest_frames", 0),
+        "rest_kind": plan.get("rest_kind", ""),
         "enroll_wall_s": round(time.perf_counter() - began, 1),  # of this invocation
         "preset": "cpu-rt",
         "fine_tuned": (
-            "G_S (the closed mouth, from the take's pauses) and G_L; the audio encoder is the shipped one"
+            "G_S (the closed mouth, from the take's pauses or closed lips) and G_L;"
+            " the audio encoder is the shipped one"
             if plan.get("silent_steps", 0)
-            else "G_L (G_S and the audio encoder are the shipped ones: the take has too few pauses)"
+            else "G_L (G_S and the audio encoder are the shipped ones: too few pauses or closed lips)"
         ),
     }
     _write_json(out / "profile.json", info)

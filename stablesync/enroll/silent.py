@@ -6,13 +6,17 @@ from. A take's pauses are not digital silence (room noise, breath), so G_S never
 its training; here the frames of the take's pauses are paired with the exact silent window and
 G_S learns to draw them: the person's own lips at rest, not the corpus's.
 
-Pause frames (`pause_frames`): the loudness of a frame's generator window (its loudest mel
-column, averaged over the mel bands) at least `PauseRule.min_depth_db` under the take's loud
-level (its 95th percentile), in a run of at least `min_run` such frames, less `trim` frames at
-each end of the run (the mouth closing and opening). The depth is counted from the loud level
-only, so neither a take without pauses (its quietest words stay above) nor digital silence
-somewhere in it (which would set a quiet level no room noise reaches) misleads it. A take with
-fewer than `min_frames` pause frames keeps the shipped G_S.
+The frames G_S learns from (`rest_frames`) are the take's pause frames: the loudness of a
+frame's generator window (its loudest mel column, averaged over the mel bands) at least
+`PauseRule.min_depth_db` under the take's loud level (its 95th percentile), in a run of at least
+`min_run` such frames, less `trim` frames at each end of the run (the mouth closing and
+opening). The depth is counted from the loud level only, so neither a take without pauses (its
+quietest words stay above) nor digital silence somewhere in it (which would set a quiet level
+no room noise reaches) misleads it. A take of continuous speech with fewer than `min_frames`
+pause frames gives the frames whose lips are closed instead (`ClosedRule`: the inner-lip gap,
+from the face mesh of the prepared take, at most `max_opening` eye distances: the closures
+between words and on m, b, p). With fewer than `min_frames` of those too, G_S stays the shipped
+one.
 Losses: L1 + (1 - SSIM), as G_S's own stage without the adversarial term; identity references
 from the same pool of the take's frames as G_L's fine-tune.
 """
@@ -39,6 +43,34 @@ class PauseRule:
     min_run: int = 4  # frames (160 ms at 25 fps)
     trim: int = 1  # frames dropped at each end of a run
     min_frames: int = 8  # fewer pause frames than this: G_S is not fine-tuned
+
+
+@dataclass(frozen=True)
+class ClosedRule:
+    max_opening: float = 0.05  # inner-lip gap over the eye distance (an open vowel is 0.1-0.3)
+    min_frames: int = 8
+
+
+def closed_frames(landmarks: NDArray[np.float32], rule: ClosedRule = ClosedRule()) -> NDArray[np.int64]:
+    """Indices of the frames whose lips are closed (`landmarks`: (T, 468, 2) face mesh points)."""
+    from stablesync.face.landmarks import mouth_opening
+
+    opening = np.asarray([mouth_opening(points) for points in landmarks], dtype=np.float64)
+    return np.flatnonzero(opening <= rule.max_opening).astype(np.int64)
+
+
+def rest_frames(
+    clip: Clip, landmarks: NDArray[np.float32] | None, lookahead_ms: float, cfg: MelConfig
+) -> tuple[NDArray[np.int64], str]:
+    """The frames G_S learns the closed mouth from, and what they are ("pause frames",
+    "frames with closed lips", or "" with none)."""
+    pauses = pause_frames(clip, lookahead_ms, cfg)
+    if len(pauses) >= PauseRule().min_frames:
+        return pauses, "pause frames"
+    closed = closed_frames(landmarks) if landmarks is not None else np.zeros(0, np.int64)
+    if len(closed) >= ClosedRule().min_frames:
+        return closed, "frames with closed lips"
+    return np.zeros(0, np.int64), ""
 
 
 def window_loudness(clip: Clip, lookahead_ms: float, cfg: MelConfig) -> NDArray[np.float64]:
