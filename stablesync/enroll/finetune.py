@@ -1,4 +1,4 @@
-"""Fine-tuning the shipped G_L on the take within a time budget (the `generator` stage).
+"""Fine-tuning the shipped G_S and G_L on the take within a time budget.
 
 The run is `stablesync.train`'s generator stage (its loop: progress bar with ETA, checkpoints,
 exact `--resume`) with `init` and `silent` = the shipped lipsync checkpoint. G_L learns the
@@ -9,7 +9,10 @@ beside the weights (`syncnet.safetensors`; 5 consecutive frames per window). Wit
 is written from the shipped checkpoint's (its visual half never runs): fitting a few seconds of
 footage by pixels alone, the mouth then nearly stops moving after a few hundred steps. The
 adversarial term is off (a fresh discriminator does not settle in minutes).
-G_S stays the shipped one: it only ever sees digital silence, which a real take hardly holds.
+Before G_L, G_S learns this face's closed mouth (`stablesync.enroll.silent`: the take's pauses,
+or its frames with closed lips) for a share `SILENT_SHARE` of the budget (a quarter of `steps`
+when those are given), and G_L's identity references then go through that G_S; a take with
+neither keeps the shipped G_S.
 
 The time budget becomes a number of steps: a few steps of a throwaway copy of the task are
 timed first (G_S's and G_L's), and the step counts (with the schedule they fix) are stored in
@@ -45,7 +48,7 @@ SYNC_WEIGHT = 2.0  # the paper's weight of L_ss (as configs/cpu-rt/finetune/gene
 WARM_BATCH = 16
 BUDGET_FOR_STEPS = 0.85
 REFERENCE_POOL = 24  # frames of the take used as identity references
-SILENT_SHARE = 0.15  # of the training budget spent on G_S (when the take has pauses)
+SILENT_SHARE = 0.15  # of the training budget spent on G_S (when the take has rest frames)
 SILENT_STEPS_PER_STEP = 0.25  # G_S steps per G_L step when `steps` is given
 
 
@@ -71,7 +74,7 @@ class Plan:
     step_s: float  # measured seconds per G_L step (0 when `steps` was given)
     checkpoint_every: int
     silent_steps: int = 0  # G_S's (0: the shipped G_S; plans written before G_S was fine-tuned)
-    rest_frames: int = 0  # frames of the take G_S learns the closed mouth from
+    rest_frames: tuple[int, ...] = ()  # the take's frames G_S learns the closed mouth from
     rest_kind: str = ""  # what they are: "pause frames" or "frames with closed lips"
 
 
@@ -246,14 +249,19 @@ def measure_step_s(cfg: FinetuneConfig, caches: FrozenCaches) -> float:
     return _seconds_per_step(task, cfg)
 
 
-def measure_silent_step_s(cfg: FinetuneConfig, pauses: NDArray[np.int64]) -> float:
+def measure_silent_step_s(cfg: FinetuneConfig, rest: NDArray[np.int64]) -> float:
     """Seconds per G_S step."""
     from stablesync.enroll.silent import silent_stage, silent_task
 
     steps = cfg.calibration_steps + 1
     generator = stage_config(cfg, steps=steps, checkpoint_every=1)
-    stage = silent_stage(generator, str(cfg.out_dir.parent / "train_silent"), steps, 1)
-    return _seconds_per_step(silent_task(stage, _pool(cfg), pauses), cfg)
+    stage = silent_stage(generator, str(silent_dir(cfg)), steps, 1)
+    return _seconds_per_step(silent_task(stage, _pool(cfg), rest), cfg)
+
+
+def silent_dir(cfg: FinetuneConfig) -> Path:
+    """G_S's training run, beside G_L's."""
+    return cfg.out_dir.parent / "train_silent"
 
 
 def _pool(cfg: FinetuneConfig) -> NDArray[np.int64]:
@@ -265,7 +273,8 @@ def _pool(cfg: FinetuneConfig) -> NDArray[np.int64]:
 def _read_plan(path: Path) -> Plan:
     data = json.loads(path.read_text())
     names = {f.name for f in dataclasses.fields(Plan)}
-    return Plan(**{k: v for k, v in data.items() if k in names})  # older plans lack G_S's counts
+    fields = {k: v for k, v in data.items() if k in names}  # older plans lack G_S's fields
+    return Plan(**{**fields, "rest_frames": tuple(fields.get("rest_frames", ()))})
 
 
 def make_plan(cfg: FinetuneConfig, caches: FrozenCaches) -> Plan:
@@ -273,28 +282,28 @@ def make_plan(cfg: FinetuneConfig, caches: FrozenCaches) -> Plan:
     path = cfg.out_dir.parent / "plan.json"
     if path.is_file():
         return _read_plan(path)
-    pauses, kind = take_rest_frames(cfg)
-    if not len(pauses):
+    rest, kind = take_rest_frames(cfg)
+    if not len(rest):
         print(
             "enroll: the take holds too few pauses or frames with closed lips to learn its closed"
             " mouth from; G_S stays the shipped one",
             flush=True,
         )
     if cfg.steps > 0:
-        silent_steps = max(1, round(SILENT_STEPS_PER_STEP * cfg.steps)) if len(pauses) else 0
-        plan = Plan(cfg.steps, 0.0, max(1, min(cfg.steps // 2, 50)), silent_steps, len(pauses), kind)
+        silent_steps = max(1, round(SILENT_STEPS_PER_STEP * cfg.steps)) if len(rest) else 0
+        plan = Plan(cfg.steps, 0.0, max(1, min(cfg.steps // 2, 50)), silent_steps, tuple(rest.tolist()), kind)
     else:
         step_s = measure_step_s(cfg, caches)
         # checkpoints, validations and the export's share of the budget are not in `step_s`
         budget_s = BUDGET_FOR_STEPS * cfg.budget_s
         silent_steps = 0
-        if len(pauses):
-            silent_step_s = measure_silent_step_s(cfg, pauses)
+        if len(rest):
+            silent_step_s = measure_silent_step_s(cfg, rest)
             silent_steps = max(1, int(SILENT_SHARE * budget_s / silent_step_s))
             budget_s -= silent_steps * silent_step_s
         steps = max(cfg.min_steps, int(budget_s / step_s))
         every = max(1, int(cfg.checkpoint_every_s / step_s))
-        plan = Plan(steps, step_s, every, silent_steps, len(pauses), kind)
+        plan = Plan(steps, step_s, every, silent_steps, tuple(rest.tolist()), kind)
         print(
             f"enroll: {step_s:.2f} s per step: {steps} G_L steps"
             f" (and {silent_steps} of G_S) in the {cfg.budget_s / 60:.1f}-minute budget",
@@ -306,7 +315,7 @@ def make_plan(cfg: FinetuneConfig, caches: FrozenCaches) -> Plan:
 
 
 def finetune_silent(cfg: FinetuneConfig, plan: Plan, out_dir: Path, resume: bool) -> Path:
-    """Runs (or resumes) G_S's fine-tune on the take's pauses; -> its last checkpoint."""
+    """Runs (or resumes) G_S's fine-tune on the plan's rest frames; -> its last checkpoint."""
     from stablesync.enroll.silent import silent_stage, silent_task
     from stablesync.train.distributed import init_distributed
     from stablesync.train.loop import run
@@ -315,9 +324,9 @@ def finetune_silent(cfg: FinetuneConfig, plan: Plan, out_dir: Path, resume: bool
     every = max(1, min(plan.silent_steps // 2, 50))
     generator = stage_config(cfg, plan.steps, plan.checkpoint_every)
     stage = silent_stage(generator, str(out_dir), plan.silent_steps, every)
-    print(f"enroll: G_S learns the closed mouth from {plan.rest_frames} {plan.rest_kind}", flush=True)
+    print(f"enroll: G_S learns the closed mouth from {len(plan.rest_frames)} {plan.rest_kind}", flush=True)
     torch.manual_seed(cfg.seed)
-    task = silent_task(stage, _pool(cfg), take_rest_frames(cfg)[0])
+    task = silent_task(stage, _pool(cfg), np.asarray(plan.rest_frames, dtype=np.int64))
     config = {"stage": "silent", "enroll": dataclasses.asdict(plan), **to_dict(stage)}
     state = out_dir / "state.safetensors"
     run(task, stage.schedule, out_dir, init_distributed(), resume and state.is_file(), config)
@@ -334,15 +343,14 @@ def finetune(cfg: FinetuneConfig, resume: bool) -> Path:
     torch.set_num_threads(cfg.threads)
     if shipped_syncnet(cfg) is None:
         write_audio_syncnet(cfg.init, _syncnet_path(cfg))
-    silent_dir = cfg.out_dir.parent / "train_silent"
-    for run_dir in (silent_dir, cfg.out_dir):
+    for run_dir in (silent_dir(cfg), cfg.out_dir):
         if (run_dir / "state.safetensors").is_file() and not resume:
             raise UserError(f"{run_dir}: an interrupted enroll is there; pass --resume (or --overwrite)")
     caches = FrozenCaches()
     plan = make_plan(cfg, caches)
     silent = None
     if plan.silent_steps > 0:
-        silent = finetune_silent(cfg, plan, silent_dir, resume)
+        silent = finetune_silent(cfg, plan, silent_dir(cfg), resume)
         caches.identity = FrozenCache()  # the timing's references went through the shipped G_S
     stage = stage_config(cfg, plan.steps, plan.checkpoint_every, silent)
     torch.manual_seed(cfg.seed)

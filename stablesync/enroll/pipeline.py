@@ -132,7 +132,7 @@ def enroll(cfg: EnrollConfig) -> dict[str, Any]:
         "steps": plan["steps"],
         "step_s": plan["step_s"],
         "silent_steps": plan.get("silent_steps", 0),
-        "rest_frames": plan.get("rest_frames", 0),
+        "rest_frames": len(plan.get("rest_frames", ())),
         "rest_kind": plan.get("rest_kind", ""),
         "enroll_wall_s": round(time.perf_counter() - began, 1),  # of this invocation
         "preset": "cpu-rt",
