@@ -125,4 +125,5 @@ class SessionRegistry:
         if self._release is not None:
             _, pending = await asyncio.wait([self._release], timeout=RELEASE_TIMEOUT_S)
             if pending:
-                log.warning("releasing free memory took longer than %.1f s", RELEASE_TIMEOUT_S)
+                log.warning("releasing free memory took longer than %.1f s; cancelled", RELEASE_TIMEOUT_S)
+                self._release.cancel()
