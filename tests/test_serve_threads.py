@@ -117,3 +117,10 @@ async def test_the_loops_blocking_work_runs_on_the_servers_started_pool() -> Non
     assert not pool_threads_running(), "the server's pool outlived it"
     after = await loop.run_in_executor(None, lambda: threading.current_thread().name)
     assert not after.startswith(THREAD_PREFIX), after  # the loop still runs work after the server
+
+
+def test_the_pool_has_one_thread_per_sender_up_to_four_encodes_per_core() -> None:
+    assert pool_threads(2, cores=2) == 2 * 2 + 1  # every sender its own thread
+    assert pool_threads(64, cores=2) == 4 * 2 + 1  # not 129: 64 sessions' encodes share 2 cores
+    assert pool_threads(64, cores=64) == 2 * 64 + 1
+    assert pool_threads(3) >= 2  # this machine's cores by default, never below one encoder

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -19,12 +20,22 @@ from concurrent.futures import ThreadPoolExecutor
 THREAD_PREFIX = "stablesync-serve"
 THREADS_PER_SESSION = 2  # a session's video and audio senders each encode one frame at a time
 SERVER_THREADS = 1  # releasing freed memory, opening a profile's engine
+ENCODES_PER_CORE = 4  # encodes in flight per core beyond which more threads only queue on the CPU
 START_TIMEOUT_S = 10.0
 
 
-def pool_threads(max_sessions: int) -> int:
-    """Threads for `max_sessions` sessions: no sender ever waits for another's encode."""
-    return THREADS_PER_SESSION * max_sessions + SERVER_THREADS
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity), at least 1."""
+    return max(1, len(os.sched_getaffinity(0)))
+
+
+def pool_threads(max_sessions: int, cores: int | None = None) -> int:
+    """Threads for `max_sessions` sessions: one per sender, so no sender waits for another's
+    encode, but at most `ENCODES_PER_CORE` encodes per core (`cores`: this process's, by
+    default): an encode holds a core for its whole run (libvpx and opus release the GIL), so a
+    thread beyond that would only wait for a core while costing its stack."""
+    encoders = min(THREADS_PER_SESSION * max_sessions, ENCODES_PER_CORE * (cores or usable_cores()))
+    return encoders + SERVER_THREADS
 
 
 def started_pool(threads: int) -> ThreadPoolExecutor:
