@@ -16,9 +16,12 @@ from stablesync.realtime.pipeline.frames import NS_PER_MS
 from stablesync.realtime.webrtc import PassthroughFactory, ServeConfig, running_server
 from stablesync.realtime.webrtc.client import run_client
 from stablesync.realtime.webrtc.clip import (
+    CHECK_BITS,
+    MARK_BITS,
     add_tone_marks,
     draw_mark,
     load_clip,
+    mark_height_px,
     read_mark,
     synthetic_clip,
     tone_onset,
@@ -39,6 +42,27 @@ def test_marks_round_trip_and_reject_noise() -> None:
     assert tone_onset(audio[:960], 48_000) == 0
     assert tone_onset(audio[48_000 - 480 : 48_000 + 480], 48_000) == 480
     assert tone_onset(audio[2000:2960], 48_000) is None
+
+
+def test_a_mark_read_with_one_or_two_wrong_cells_is_refused_not_misread() -> None:
+    """A VP8-blurred cell read the wrong way must not turn frame 40 into frame 2088 (a 'latency'
+    of 80 s): the old 4-bit check missed every flip of the index's top 8 bits."""
+    frame = synthetic_clip(0.2).frames[0]
+    cells = MARK_BITS + CHECK_BITS
+    cell_w, h = frame.shape[1] // cells, mark_height_px(frame.shape[0])
+
+    def flipped(marked: np.ndarray, *which: int) -> np.ndarray:
+        out = marked.copy()
+        for i in which:
+            out[:h, i * cell_w : (i + 1) * cell_w] = 255 - out[:h, i * cell_w : (i + 1) * cell_w]
+        return out
+
+    for index in (0, 40, 1234, 4095):
+        marked = draw_mark(frame, index)
+        for i in range(cells):
+            assert read_mark(flipped(marked, i)) is None, (index, i)
+            for j in range(i + 1, cells):
+                assert read_mark(flipped(marked, i, j)) is None, (index, i, j)
 
 
 def test_clips_load_from_a_corpus_video(tiny_corpus: Path) -> None:

@@ -19,7 +19,8 @@ from numpy.typing import NDArray
 UInt8Array = NDArray[np.uint8]
 FloatArray = NDArray[np.float32]
 MARK_BITS = 12  # frame index modulo 4096 (164 s at 25 fps)
-CHECK_BITS = 4
+CHECK_BITS = 8  # CRC-8 of the index: any one, two or three wrong cells are caught
+CRC8_POLY = 0x07  # x^8 + x^2 + x + 1
 MARK_TONE_HZ = 12_000.0
 MARK_TONE_S = 0.02
 SEND_RATE_HZ = 48_000
@@ -86,10 +87,18 @@ def synthetic_clip(seconds: float = 4.0, size: tuple[int, int] = (240, 320), fps
 # --- marks --------------------------------------------------------------------------------------
 
 
+def _crc8(value: int) -> int:
+    """CRC-8 (polynomial `CRC8_POLY`) of the `MARK_BITS`-bit `value`, most significant bit first."""
+    crc = 0
+    for b in range(MARK_BITS - 1, -1, -1):
+        top = ((crc >> 7) & 1) ^ ((value >> b) & 1)
+        crc = ((crc << 1) & 0xFF) ^ (CRC8_POLY if top else 0)
+    return crc
+
+
 def _code(index: int) -> list[int]:
     value = index % (1 << MARK_BITS)
-    check = (value * 7 + 3) % (1 << CHECK_BITS)
-    word = (value << CHECK_BITS) | check
+    word = (value << CHECK_BITS) | _crc8(value)
     return [(word >> b) & 1 for b in range(MARK_BITS + CHECK_BITS - 1, -1, -1)]
 
 
@@ -124,7 +133,7 @@ def read_mark(frame: UInt8Array) -> int | None:
         bits.append(1 if level >= 128 else 0)
     word = int("".join(map(str, bits)), 2)
     value = word >> CHECK_BITS
-    return value if (value * 7 + 3) % (1 << CHECK_BITS) == word & ((1 << CHECK_BITS) - 1) else None
+    return value if _crc8(value) == word & ((1 << CHECK_BITS) - 1) else None
 
 
 def add_tone_marks(audio: FloatArray, rate_hz: int = SEND_RATE_HZ) -> FloatArray:
