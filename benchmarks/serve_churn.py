@@ -48,12 +48,11 @@ def _factory(backend: str) -> Any:
 
     if backend == "passthrough":
         return PassthroughFactory()
-    from stablesync.export import load_engine
-    from stablesync.realtime.pipeline.loading import default_weights_dir
+    from stablesync.realtime.pipeline.loading import open_serve_engine
     from stablesync.realtime.pipeline.session import SessionConfig
     from stablesync.realtime.webrtc.lipsync import LipSyncFactory
 
-    engine = load_engine(default_weights_dir(), backend, intra_op_threads=1)
+    engine = open_serve_engine(None, backend)
     return LipSyncFactory(engine, SessionConfig(), inference_workers=2)
 
 

@@ -255,8 +255,10 @@ async def _session_cycles(
     from stablesync.realtime.pipeline.loading import open_engine
     from stablesync.realtime.pipeline.session import LipSyncSession, SessionConfig
 
-    with _ort_options(ort_settings):
-        engine: Any = open_engine(None, "auto", 1)
+    others = {k: v for k, v in ort_settings.items() if k != "enable_cpu_mem_arena"}
+    with _ort_options(others):  # the arena as serve opens it (none) unless --ort-option says
+        arena = ort_settings.get("enable_cpu_mem_arena", False)
+        engine: Any = open_engine(None, "auto", 1, memory_arena=arena)
     batcher = InferenceBatcher(EchoEngine(engine) if echo else engine)
     rate_hz = 16_000
     audio = inputs.speech[rate_hz : rate_hz + int(len(inputs.frames) / FPS * rate_hz) + rate_hz // 2]

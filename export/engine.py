@@ -18,13 +18,15 @@ def load_engine(
     *,
     intra_op_threads: int = 2,
     prefer_int8: bool = True,
+    memory_arena: bool = True,
 ) -> Engine:
     """Opens an export directory (manifest.json + graphs) on a backend.
 
     backend: "auto" (the fastest available: tensorrt, ort-trt, ort-cuda, torch on CUDA, ort-cpu),
     "ort-cpu", "ort-cuda", "ort-trt", "tensorrt" or "torch". Only "torch" imports torch.
     `intra_op_threads`: onnxruntime CPU threads. `prefer_int8`: "ort-cpu" runs frame_int8.onnx
-    when the export kept one. Bad artifacts give a one-line UserError naming the file.
+    when the export kept one. `memory_arena`: onnxruntime's CPU memory arena (off for a server whose
+batch sizes vary, see backends/ort.py). Bad artifacts give a one-line UserError naming the file.
     """
     from stablesync.export import backends
     from stablesync.export.manifest import read_manifest
@@ -40,7 +42,9 @@ def load_engine(
     if backend.startswith("ort-"):
         from stablesync.export.backends.ort import OrtEngine
 
-        return OrtEngine(directory, manifest, backend, intra_op_threads, prefer_int8)
+        return OrtEngine(
+            directory, manifest, backend, intra_op_threads, prefer_int8, memory_arena=memory_arena
+        )
     if backend == "tensorrt":
         from stablesync.export.backends.tensorrt_engine import TensorRTEngine
 

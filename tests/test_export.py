@@ -162,6 +162,18 @@ def test_opening_a_live_engine_holds_numpy_blas_to_one_thread(monkeypatch: pytes
     assert lines["after"] == "[1]", (res.stdout, res.stderr)
 
 
+def test_serve_opens_its_engine_without_onnxruntimes_memory_arena_and_run_with_it() -> None:
+    """serve's batch sizes vary with the sessions open and the arena keeps the largest buffers it
+    ever handed out (its memory grew over a long call); one session's constant shapes keep it."""
+    from stablesync.realtime.pipeline.loading import open_engine, open_serve_engine
+
+    opened = ((open_serve_engine(None, "ort-cpu"), 0, 1), (open_engine(None, "ort-cpu"), 1, 2))
+    for engine, arena, threads in opened:
+        for session in engine._sessions.values():  # type: ignore[attr-defined]
+            options = session.get_session_options()
+            assert (options.enable_cpu_mem_arena, options.intra_op_num_threads) == (arena, threads)
+
+
 def _like_trained(model: torch.nn.Module) -> None:
     """Batch-norm statistics and affine terms as training leaves them, not the identity of init."""
     import torch

@@ -6,6 +6,11 @@ weight casts), and thread pools that sleep when idle: onnxruntime's workers spin
 by default, which at 25 calls a second burns more CPU than the calls themselves.
 "ort-cpu" runs `frame_int8.onnx` when `prefer_int8` and the export lists one whose recorded
 quality check passed (`stablesync.export.manifest.int8_usable`); otherwise frame.onnx.
+`memory_arena=False` gives the CPU provider no memory arena: its buffers go back to the heap
+after each call. The arena keeps the largest buffers it ever handed out, which for a server
+whose batch sizes vary with the sessions open grows its memory over a long run (measured:
+`benchmarks/session_memory.py`); it saves about 5% of a call's time, which one session's
+constant shapes can keep.
 """
 
 from __future__ import annotations
@@ -65,8 +70,11 @@ def open_session(
     backend: str = "ort-cpu",
     intra_op_threads: int = 2,
     provider_options: dict[str, Any] | None = None,
+    *,
+    memory_arena: bool = True,
 ) -> ort.InferenceSession:
     options = ort.SessionOptions()
+    options.enable_cpu_mem_arena = memory_arena
     options.intra_op_num_threads = intra_op_threads
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -127,6 +135,8 @@ class OrtEngine:
         backend: str = "ort-cpu",
         intra_op_threads: int = 2,
         prefer_int8: bool = True,
+        *,
+        memory_arena: bool = True,
     ) -> None:
         if not provider_available(backend):
             raise UserError(
@@ -143,7 +153,7 @@ class OrtEngine:
         for role, graph in (("reference", "reference"), ("frame", frame_graph)):
             path = check_graph_file(directory, manifest, graph)
             options = _trt_provider_options(directory, manifest, graph) if backend == "ort-trt" else None
-            session = open_session(path, backend, intra_op_threads, options)
+            session = open_session(path, backend, intra_op_threads, options, memory_arena=memory_arena)
             check_session(path, session, manifest, graph)
             self._sessions[role] = session
         self._feature_names = manifest.feature_names()

@@ -73,12 +73,11 @@ def open_pipelines(args: argparse.Namespace) -> PipelineFactory:
     if args.backend == PASSTHROUGH:
         return PassthroughFactory()
     from stablesync.realtime.cli.common import session_config
-    from stablesync.realtime.pipeline.loading import open_engine
+    from stablesync.realtime.pipeline.loading import open_serve_engine
     from stablesync.realtime.webrtc.lipsync import LipSyncFactory
 
     session_cfg = session_config(args, realtime=True)
-    # one onnxruntime thread per inference worker: the sessions' frames run side by side
-    engine = open_engine(args.weights, args.backend, 1)
+    engine = open_serve_engine(args.weights, args.backend)
     return LipSyncFactory(engine, session_cfg, inference_workers=args.threads)
 
 

@@ -55,7 +55,9 @@ def limit_blas_threads() -> None:
     threadpool_limits(limits=1, user_api="blas")
 
 
-def open_engine(weights: str | Path | None, backend: str = "auto", threads: int = 2) -> Engine:
+def open_engine(
+    weights: str | Path | None, backend: str = "auto", threads: int = 2, *, memory_arena: bool = True
+) -> Engine:
     """Loads the engine, with numpy's BLAS limited to one thread (`limit_blas_threads`). "auto"
     here never picks the torch backend (the real-time path stays torch-free); pass `--backend
     torch` explicitly to use it."""
@@ -68,4 +70,12 @@ def open_engine(weights: str | Path | None, backend: str = "auto", threads: int 
         backend = pick_auto()
         if backend == "torch":
             backend = "ort-cpu"
-    return load_engine(directory, backend, intra_op_threads=threads)
+    return load_engine(directory, backend, intra_op_threads=threads, memory_arena=memory_arena)
+
+
+def open_serve_engine(weights: str | Path | None, backend: str = "auto") -> Engine:
+    """An engine as `serve` opens it for its sessions (the default one and each profile's): one
+    onnxruntime thread per inference worker, since the sessions' frames run side by side, and no
+    onnxruntime memory arena, since the batch sizes vary with the sessions open and the arena
+    would keep the largest it ever saw (issue 21's soak: memory flat over a long run)."""
+    return open_engine(weights, backend, 1, memory_arena=False)

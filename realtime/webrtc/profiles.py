@@ -228,13 +228,13 @@ class ProfilePipelines:
 
 
 def lipsync_opener(backend: str, session_cfg: SessionConfig, inference_workers: int) -> ProfileOpener:
-    """Opens a profile as `serve` opens its default: its engine on `backend` (one onnxruntime
-    thread per inference worker), a `LipSyncFactory` with `session_cfg` around it."""
-    from stablesync.realtime.pipeline.loading import open_engine
+    """Opens a profile as `serve` opens its default: its engine on `backend` (`open_serve_engine`),
+    a `LipSyncFactory` with `session_cfg` around it."""
+    from stablesync.realtime.pipeline.loading import open_serve_engine
     from stablesync.realtime.webrtc.lipsync import LipSyncFactory
 
     async def open_profile(weights: Path) -> PipelineFactory:
-        engine = await asyncio.to_thread(open_engine, weights, backend, 1)
+        engine = await asyncio.to_thread(open_serve_engine, weights, backend)
         return LipSyncFactory(engine, session_cfg, inference_workers=inference_workers)
 
     return open_profile
