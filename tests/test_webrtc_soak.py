@@ -103,6 +103,13 @@ def test_criteria_are_issue_21_s_bounds() -> None:
     better = flat[:5] + [_row(m, 200.0, 80.0, 0.1, 415.0, 12, 11) for m in range(6, 11)]
     assert all(criteria(compare(better, 5), baseline, {"fds": 10, "threads": 11}).values())
 
+    # RSS is judged on the minutes' floors: a churn session caught at a minute's end is not growth,
+    # a floor that rises is
+    caught = [dict(r, rss_mb=r["rss_mb"] + 40.0) if r["minute"] > 5 else r for r in flat]
+    assert criteria(compare(caught, 5), baseline, met_end)["rss_within_10_mb"] is True
+    grown = [dict(r, rss_mb_min=r["rss_mb_min"] + 11.0) if r["minute"] > 5 else r for r in flat]
+    assert criteria(compare(grown, 5), baseline, met_end)["rss_within_10_mb"] is False
+
     unmeasured = criteria(compare([dict(r, glass_to_glass_ms_p50=None) for r in flat], 5), baseline, met_end)
     assert unmeasured["glass_to_glass_p50_within_10_ms"] is None
 
