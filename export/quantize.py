@@ -4,9 +4,11 @@ Calibrated on corpus-like inputs; frame_int8.onnx is kept only if its output is 
 PSNR of the fp32 graph's on those inputs. The speed-up (batch 1, onnxruntime CPU) is printed
 and stored in the manifest. No torch.
 
-`python -m stablesync.export.quantize DIR --corpus PREPARED [--samples 32]` quantises an existing export
-in place, calibrated on the prepared dataset's train split (its val and test clips stay unseen
-for `python -m stablesync.export.int8_quality`).
+`python -m stablesync.export.quantize DIR --corpus PREPARED [--samples 32] [--calibration minmax|entropy|
+percentile] [--percentile 99.999] [--op-types Conv,Gemm] [--keep-fp32 PART,...]` quantises an existing
+export in place, calibrated on the prepared dataset's train split (its val and test clips stay
+unseen for `python -m stablesync.export.int8_quality`). `--op-types` quantises only those operator
+types (the others, e.g. the elementwise Add/Mul/Concat, stay in fp32).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import onnxruntime as ort
 from numpy.typing import NDArray
 from onnxruntime.quantization import (
     CalibrationDataReader,
+    CalibrationMethod,
     QuantFormat,
     QuantType,
     quant_pre_process,
@@ -42,6 +45,22 @@ from stablesync.export.sample_inputs import SampleInputs
 from stablesync.train.data import PreparedData, generator_mel, to_chw
 
 Feeds = dict[str, NDArray[np.float32]]
+CALIBRATION = {
+    "minmax": CalibrationMethod.MinMax,
+    "entropy": CalibrationMethod.Entropy,
+    "percentile": CalibrationMethod.Percentile,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class QuantOptions:
+    """How onnxruntime quantises: calibration method, the operator types quantised (empty: all it
+    can) and the node-name parts kept in fp32."""
+
+    calibration: str = "minmax"
+    percentile: float = 99.999
+    op_types: tuple[str, ...] = ()
+    keep_fp32: tuple[str, ...] = ()
 
 
 class _Feeds(CalibrationDataReader):  # type: ignore[misc]
@@ -85,15 +104,16 @@ def quantize_frame(
     samples: SampleInputs,
     log: Callable[[str], None] = print,
     min_psnr_db: float = MIN_INT8_PSNR_DB,
-    keep_fp32: tuple[str, ...] = (),
+    options: QuantOptions = QuantOptions(),
 ) -> Manifest:
     """Writes frame_int8.onnx into `directory` if it passes; returns the manifest (updated if kept).
-    Nodes whose name contains one of `keep_fp32` (e.g. "audio_encoder") stay in fp32."""
+    Nodes whose name contains one of `options.keep_fp32` (e.g. "audio_encoder") stay in fp32."""
     src = directory / manifest.graphs["frame"].file
     pre, dst = directory / "frame.pre.onnx", directory / "frame_int8.onnx"
     feeds = frame_feeds(directory, manifest, samples)
     quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
-    excluded = [n.name for n in onnx.load(str(pre)).graph.node if any(k in n.name for k in keep_fp32)]
+    nodes = onnx.load(str(pre)).graph.node
+    excluded = [n.name for n in nodes if any(k in n.name for k in options.keep_fp32)]
     quantize_static(
         str(pre),
         str(dst),
@@ -103,6 +123,9 @@ def quantize_frame(
         activation_type=QuantType.QUInt8,
         weight_type=QuantType.QInt8,
         nodes_to_exclude=excluded,
+        op_types_to_quantize=list(options.op_types) or None,
+        calibrate_method=CALIBRATION[options.calibration],
+        extra_options={"CalibPercentile": options.percentile},
     )
     pre.unlink()
     fp32, int8 = open_session(src), open_session(dst)
@@ -153,11 +176,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corpus", type=Path, required=True, help="a prepared dataset (train split used)")
     parser.add_argument("--samples", type=int, default=32, help="calibration items")
     parser.add_argument("--keep-fp32", default="", help="comma-separated node-name parts left in fp32")
+    parser.add_argument("--calibration", choices=sorted(CALIBRATION), default="minmax")
+    parser.add_argument("--percentile", type=float, default=99.999, help="with --calibration percentile")
+    parser.add_argument("--op-types", default="", help="operator types quantised (default all)")
     args = parser.parse_args(argv)
     manifest = read_manifest(args.directory)
     samples = split_inputs(args.corpus, "train", args.samples, manifest.lookahead_ms)
-    keep = tuple(k for k in args.keep_fp32.split(",") if k)
-    manifest = quantize_frame(args.directory, manifest, samples, keep_fp32=keep)
+    options = QuantOptions(
+        calibration=args.calibration,
+        percentile=args.percentile,
+        op_types=tuple(k for k in args.op_types.split(",") if k),
+        keep_fp32=tuple(k for k in args.keep_fp32.split(",") if k),
+    )
+    manifest = quantize_frame(args.directory, manifest, samples, options=options)
     write_manifest(args.directory, manifest)
     return 0
 
