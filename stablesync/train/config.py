@@ -107,6 +107,7 @@ class GeneratorStage:
     `init`: a lipsync checkpoint whose U-Net of this stage (G_S for "silent", G_L for
     "generator") the run starts from instead of fresh weights (or, for G_L, of `silent`'s G_S):
     fine-tuning shipped weights. Its audio encoder must be the AVSyncNet's (`syncnet`).
+    `fake_quant`: quantisation-aware fine-tuning for the int8 frame graph (`stablesync.train.fake_quant`).
     """
 
     data: str
@@ -122,6 +123,7 @@ class GeneratorStage:
     disc_lr: float = 2e-4
     sync_frames: int = 5
     silence_fraction: float = 0.0
+    fake_quant: bool = False  # G_L and its audio encoder see int8 rounding (stablesync.train.fake_quant)
     weights: LossWeights = field(default_factory=LossWeights)
     schedule: Schedule = field(default_factory=Schedule)
 

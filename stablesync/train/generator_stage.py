@@ -36,11 +36,13 @@ from stablesync.losses import (
     stabilized_sync_loss,
 )
 from stablesync.models import get_preset
+from stablesync.models.blocks import ResBlock
 from stablesync.models.config import DiscriminatorConfig, LipSyncConfig
 from stablesync.models.discriminator import PatchDiscriminator
-from stablesync.models.generator import UNetGenerator
+from stablesync.models.generator import FiLM, UNetGenerator
 from stablesync.models.lipsync import LipSyncModel
 from stablesync.models.syncnet import AVSyncNet, lower_half
+from stablesync.train import fake_quant
 from stablesync.train.config import GeneratorStage
 from stablesync.train.data import (
     GeneratorBatch,
@@ -109,6 +111,24 @@ def _same_weights(a: nn.Module, b: nn.Module) -> bool:
     )
 
 
+def _fake_quantize_frame_graph(net: UNetGenerator, audio_encoder: nn.Module) -> None:
+    """Int8 rounding where the int8 frame graph has it: G_L's weights and activations (not its
+    identity encoder, which runs in fp32 in reference.onnx), the outputs of its residual blocks,
+    FiLM layers and head, and the frozen audio encoder (ranges observed in eval mode too)."""
+    parts = (net.pose_encoder, net.bottleneck, net.bottleneck_film, net.decoder, net.head, net.audio_to_map)
+    for part in parts:
+        fake_quant.attach(part)
+    for m in (*net.pose_encoder.modules(), *net.bottleneck.modules(), *net.decoder.modules()):
+        if isinstance(m, (FiLM, ResBlock)):
+            fake_quant.quantize_outputs(m)
+    fake_quant.quantize_outputs(net.bottleneck_film)
+    fake_quant.quantize_outputs(net.head)
+    fake_quant.attach(audio_encoder, observe=True)
+    for m in audio_encoder.modules():
+        if isinstance(m, ResBlock):
+            fake_quant.quantize_outputs(m, observe=True)
+
+
 class GeneratorTask:
     def __init__(self, cfg: GeneratorStage, stage: Literal["silent", "generator"], env: DistEnv) -> None:
         self.cfg, self.stage, self.env = cfg, stage, env
@@ -140,6 +160,8 @@ class GeneratorTask:
             if not _same_weights(init.audio_encoder, self.model.audio_encoder):
                 raise UserError(f"{cfg.init}: its audio encoder is not the one of {cfg.syncnet}")
             _copy_unet(init.talker if stage == "generator" else init.silent, self.net, cfg.init)
+        if cfg.fake_quant:
+            _fake_quantize_frame_graph(self.net, self.model.audio_encoder)
         self.gen_raw = _Generate(self.net)
         self.gen = wrap(self.gen_raw, env)
         self.disc = PatchDiscriminator(disc_cfg).to(dev)
@@ -224,6 +246,8 @@ class GeneratorTask:
         w, s, kind = self.cfg.weights, self.cfg.schedule, self.cfg.gan_kind
         x = self._inputs(self._draw(self.train_data, rng, "train"))
         self.net.train()
+        if self.cfg.fake_quant:
+            fake_quant.freeze_batch_norm(self.net)
         fake = self.gen(x["identity"], x["targets"], x["audio"])
         terms = {
             "pixel": pixel_loss(fake, x["targets"]),
