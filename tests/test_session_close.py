@@ -5,6 +5,7 @@ logged with the time limit, and the worker thread is let go either way
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 
@@ -68,3 +69,31 @@ async def test_a_session_logs_its_tracker_failing_to_close(
         await batcher.close(2.0)
     messages = [r.getMessage() for r in caplog.records if r.exc_info is not None]
     assert messages == ["closing-track: its part failed to close"]
+
+
+async def test_a_close_behind_a_call_past_the_limit_still_runs_and_queued_calls_are_dropped(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The tracker's thread busy with a slow call when the session closes: the close waits for
+    it past the limit (logged), then runs; a call queued behind the slow one never runs. A
+    close dropped here left the face mesh and its threads open for good."""
+    worker = Worker("w-busy", log)
+    busy, release, closed = threading.Event(), threading.Event(), threading.Event()
+    ran: list[str] = []
+
+    def slow_call() -> None:
+        busy.set()
+        release.wait(30.0)
+        ran.append("slow")
+
+    slow = asyncio.ensure_future(worker.run(slow_call))
+    queued = asyncio.ensure_future(worker.run(ran.append, "queued"))
+    assert await asyncio.to_thread(busy.wait, 30.0)
+    with caplog.at_level(logging.WARNING, logger="test-worker"):
+        await worker.close(closed.set, timeout_s=0.05)
+    assert [r.getMessage() for r in caplog.records] == ["w-busy: its part did not close within 0.1 s"]
+    assert not closed.is_set()
+    release.set()
+    await slow
+    assert await asyncio.to_thread(closed.wait, 30.0), "the close was dropped: the part stays open"
+    assert ran == ["slow"] and queued.cancelled()
