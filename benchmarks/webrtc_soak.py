@@ -60,6 +60,8 @@ MAX_LATE_SHARE_CHANGE = 0.02
 MAX_RSS_CHANGE_MB = 10.0
 IDLE_TIMEOUT_S = 30.0  # how long the server may take to close its sessions before a reading
 CLOSING = re.compile(r"session \w+: closing \((.*)\)$")  # realtime/webrtc/peer.py's log line
+WARNING = re.compile(r"(?:WARNING|ERROR|CRITICAL):? (.*)$")
+KEPT_TRACEBACKS = 3
 
 
 def wait_closed(url: str, when: str, timeout_s: float = IDLE_TIMEOUT_S) -> int:
@@ -336,7 +338,9 @@ def plot(per_minute: list[dict[str, Any]], path: Path, title: str) -> None:
 
 
 def log_figures(log_path: Path) -> dict[str, Any]:
-    """From the server's log: its size, its tracebacks, and why each session was closed (the
+    """From the server's log: its size, its tracebacks (counted, the first `KEPT_TRACEBACKS` kept
+    whole with the line before each: the log itself is deleted with the run's folder), its
+    warnings and errors (numbers dropped, counted), and why each session was closed (the
     session's "closing (REASON)" line, numbers dropped: "no media for 5.2 s" -> "no media for N s").
     A vanished peer must end as "no media", not "the peer never connected"."""
     try:
@@ -344,12 +348,22 @@ def log_figures(log_path: Path) -> dict[str, Any]:
     except OSError:
         return {}
     reasons: collections.Counter[str] = collections.Counter()
-    for line in lines:
+    warnings: collections.Counter[str] = collections.Counter()
+    kept: list[str] = []
+    for i, line in enumerate(lines):
         if match := CLOSING.search(line):
             reasons[re.sub(r"\d+(\.\d+)?", "N", match.group(1))] += 1
+        if match := WARNING.search(line):
+            warnings[re.sub(r"\b[0-9a-f]{8}\b|\d+(\.\d+)?", "N", match.group(1))] += 1
+        if line.startswith("Traceback") and len(kept) < KEPT_TRACEBACKS:
+            body = (j for j in range(i + 1, len(lines)) if not lines[j].startswith((" ", "Traceback")))
+            end = next(body, i)
+            kept.append("\n".join(lines[max(0, i - 1) : end + 1]))
     return {
         "lines": len(lines),
         "tracebacks": sum(line.startswith("Traceback") for line in lines),
+        "traceback_texts": kept,
+        "warnings": dict(warnings.most_common()),
         "close_reasons": dict(reasons.most_common()),
     }
 

@@ -140,11 +140,23 @@ def test_log_figures_count_why_sessions_closed_whatever_their_numbers(tmp_path: 
         "10:16:41,430 realtime.webrtc.peer: session c5387be9: closing (no media for 5.2 s)\n"
         "10:16:42,430 realtime.webrtc.peer: session 1a6b4d84: closing (no media for 6.0 s)\n"
         "10:16:43,075 realtime.webrtc.peer: session 48de300b: closing (the peer's tracks ended)\n"
+        "10:16:44,000 WARNING realtime.pipeline.session: c5387be9-track: its part did not close"
+        " within 1.0 s\n"
+        "10:16:45,000 ERROR realtime.webrtc.peer: session 1a6b4d84: failed\n"
         "Traceback (most recent call last):\n"
+        '  File "x.py", line 1, in f\n'
+        "RuntimeError: boom\n"
+        "10:16:46,000 realtime.webrtc.peer: session 48de300b: closed\n"
     )
     figures = log_figures(log)
     assert figures["close_reasons"] == {"no media for N s": 2, "the peer's tracks ended": 1}
-    assert figures["lines"] == 5 and figures["tracebacks"] == 1
+    assert figures["lines"] == 10 and figures["tracebacks"] == 1
+    (text,) = figures["traceback_texts"]
+    assert text.splitlines()[0].endswith("session 1a6b4d84: failed") and text.endswith("RuntimeError: boom")
+    assert figures["warnings"] == {
+        "realtime.pipeline.session: N-track: its part did not close within N s": 1,
+        "realtime.webrtc.peer: session N: failed": 1,
+    }
     assert log_figures(tmp_path / "missing.log") == {}
 
 

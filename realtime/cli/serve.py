@@ -127,7 +127,7 @@ def start_up_block(pipelines: ProfilePipelines, server: RunningServer, config: S
 def main(args: argparse.Namespace) -> int:
     config = _config(args)
     level = logging.WARNING if args.quiet else logging.INFO
-    logging.basicConfig(level=level, format="%(asctime)s %(name)s: %(message)s")
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("aioice", "aiortc", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     pipelines = open_profiles(args, open_pipelines(args), config)
