@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 
 import pytest
 
@@ -97,3 +98,42 @@ async def test_a_close_behind_a_call_past_the_limit_still_runs_and_queued_calls_
     await slow
     assert await asyncio.to_thread(closed.wait, 30.0), "the close was dropped: the part stays open"
     assert ran == ["slow"] and queued.cancelled()
+
+
+async def test_a_session_whose_close_is_cut_off_still_closes_its_tracker_and_compositor(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """serve gives a peer's pipeline one second to close; a session close cut off there (here
+    after 0.1 s, while the tracker's mesh takes 0.5 s) must still close both face meshes: cut
+    off before the compositor's, that mesh and its threads stayed open for good (two mediapipe
+    threads left after a 30-minute soak)."""
+    from stablesync.realtime.pipeline.compositing import Compositor
+
+    engine: Engine = shipped_cpu_engine()
+    batcher = InferenceBatcher(engine)
+    session = LipSyncSession(batcher, SessionConfig(), name="cut-off")
+    await session.start()
+    closed: list[str] = []
+    tracker_close, compositor_close = FaceFollower.close, Compositor.close
+
+    def closing_tracker(self: FaceFollower) -> None:
+        time.sleep(0.5)  # a mesh slow to close, as under load
+        tracker_close(self)
+        closed.append("tracker")
+
+    def closing_compositor(self: Compositor) -> None:
+        compositor_close(self)
+        closed.append("compositor")
+
+    monkeypatch.setattr(FaceFollower, "close", closing_tracker)
+    monkeypatch.setattr(Compositor, "close", closing_compositor)
+    try:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(session.close(2.0), 0.1)
+        for _ in range(200):
+            if len(closed) == 2:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await batcher.close(2.0)
+    assert sorted(closed) == ["compositor", "tracker"]

@@ -108,6 +108,7 @@ class LipSyncSession:
         self._refresh: asyncio.Task[None] | None = None
         self._recent_late: list[bool] = []
         self._tasks: list[asyncio.Task[None]] = []
+        self._closing_parts: asyncio.Future[tuple[None, None]] | None = None
         self.failure: str | None = None  # set when a stage task raised
         self.bypass = False  # True: every frame passes through untouched (the user's pause)
 
@@ -207,15 +208,24 @@ class LipSyncSession:
         del self._recent_late[: -self.cfg.late_window_frames]
 
     async def close(self, timeout_s: float = 5.0) -> None:
+        """Cancels the stages (waiting up to `timeout_s` for them), then closes the tracker and
+        the compositor on their threads. The two closes start even when this is cancelled or
+        times out at its caller (serve gives a peer's pipeline one second) and run to their end:
+        a close cut off before the compositor's left its face mesh open for good."""
         tasks = [*self._tasks, *([self._refresh] if self._refresh else [])]
         for task in tasks:
             task.cancel()
-        if tasks:
-            await asyncio.wait(tasks, timeout=timeout_s)
-        self._tasks.clear()
-        self.batcher.clients = max(0, self.batcher.clients - 1)
-        await self._track_worker.close(self._follower.close, timeout_s)
-        await self._finisher.close(timeout_s)
+        try:
+            if tasks:
+                await asyncio.wait(tasks, timeout=timeout_s)
+        finally:
+            self._tasks.clear()
+            self.batcher.clients = max(0, self.batcher.clients - 1)
+            parts = asyncio.gather(
+                self._track_worker.close(self._follower.close, timeout_s), self._finisher.close(timeout_s)
+            )
+            self._closing_parts = parts  # held, so a cancelled caller does not leave it unreferenced
+            await asyncio.shield(parts)
 
     # --- stages -------------------------------------------------------------------------
 
