@@ -26,7 +26,7 @@ def load_engine(
     "ort-cpu", "ort-cuda", "ort-trt", "tensorrt" or "torch". Only "torch" imports torch.
     `intra_op_threads`: onnxruntime CPU threads. `prefer_int8`: "ort-cpu" runs frame_int8.onnx
     when the export kept one. `memory_arena`: onnxruntime's CPU memory arena (off for a server whose
-batch sizes vary, see backends/ort.py). Bad artifacts give a one-line UserError naming the file.
+    batch sizes vary, see backends/ort.py). Bad artifacts give a one-line UserError naming the file.
     """
     from stablesync.export import backends
     from stablesync.export.manifest import read_manifest
