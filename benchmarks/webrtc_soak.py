@@ -30,6 +30,7 @@ import argparse
 import asyncio
 import collections
 import dataclasses
+import itertools
 import json
 import os
 import re
@@ -62,6 +63,8 @@ IDLE_TIMEOUT_S = 30.0  # how long the server may take to close its sessions befo
 CLOSING = re.compile(r"session \w+: closing \((.*)\)$")  # realtime/webrtc/peer.py's log line
 WARNING = re.compile(r"(?:WARNING|ERROR|CRITICAL):? (.*)$")
 KEPT_TRACEBACKS = 3
+KEPT_WARNING_TEXTS = 5  # warnings whose message runs on (asyncio names the destroyed task below)
+LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d )?\d\d:\d\d:\d\d")  # a log record starts with its time
 
 
 def wait_closed(url: str, when: str, timeout_s: float = IDLE_TIMEOUT_S) -> int:
@@ -340,7 +343,9 @@ def plot(per_minute: list[dict[str, Any]], path: Path, title: str) -> None:
 def log_figures(log_path: Path) -> dict[str, Any]:
     """From the server's log: its size, its tracebacks (counted, the first `KEPT_TRACEBACKS` kept
     whole with the line before each: the log itself is deleted with the run's folder), its
-    warnings and errors (numbers dropped, counted), and why each session was closed (the
+    warnings and errors (numbers dropped, counted; the first `KEPT_WARNING_TEXTS` whose message
+    runs on over the next lines kept whole, e.g. asyncio's "Task was destroyed but it is pending!"
+    with the task's name and coroutine), and why each session was closed (the
     session's "closing (REASON)" line, numbers dropped: "no media for 5.2 s" -> "no media for N s").
     A vanished peer must end as "no media", not "the peer never connected"."""
     try:
@@ -350,11 +355,15 @@ def log_figures(log_path: Path) -> dict[str, Any]:
     reasons: collections.Counter[str] = collections.Counter()
     warnings: collections.Counter[str] = collections.Counter()
     kept: list[str] = []
+    warning_texts: list[str] = []
     for i, line in enumerate(lines):
         if match := CLOSING.search(line):
             reasons[re.sub(r"\d+(\.\d+)?", "N", match.group(1))] += 1
         if match := WARNING.search(line):
             warnings[re.sub(r"\b[0-9a-f]{8}\b|\d+(\.\d+)?", "N", match.group(1))] += 1
+            more = list(itertools.takewhile(lambda next_line: not LOG_LINE.match(next_line), lines[i + 1 :]))
+            if more and not more[0].startswith("Traceback") and len(warning_texts) < KEPT_WARNING_TEXTS:
+                warning_texts.append("\n".join([line, *more]))
         if line.startswith("Traceback") and len(kept) < KEPT_TRACEBACKS:
             body = (j for j in range(i + 1, len(lines)) if not lines[j].startswith((" ", "Traceback")))
             end = next(body, i)
@@ -364,6 +373,7 @@ def log_figures(log_path: Path) -> dict[str, Any]:
         "tracebacks": sum(line.startswith("Traceback") for line in lines),
         "traceback_texts": kept,
         "warnings": dict(warnings.most_common()),
+        "warning_texts": warning_texts,
         "close_reasons": dict(reasons.most_common()),
     }
 

@@ -147,16 +147,26 @@ def test_log_figures_count_why_sessions_closed_whatever_their_numbers(tmp_path: 
         '  File "x.py", line 1, in f\n'
         "RuntimeError: boom\n"
         "10:16:46,000 realtime.webrtc.peer: session 48de300b: closed\n"
+        "2026-12-03 10:16:47,000 ERROR asyncio: Task was destroyed but it is pending!\n"
+        "task: <Task pending name='Task-9' coro=<Worker.close() running at worker.py:48>>\n"
+        "2026-12-03 10:16:48,000 INFO realtime.webrtc.peer: session 48de300b: closed\n"
     )
     figures = log_figures(log)
     assert figures["close_reasons"] == {"no media for N s": 2, "the peer's tracks ended": 1}
-    assert figures["lines"] == 10 and figures["tracebacks"] == 1
+    assert figures["lines"] == 13 and figures["tracebacks"] == 1
     (text,) = figures["traceback_texts"]
     assert text.splitlines()[0].endswith("session 1a6b4d84: failed") and text.endswith("RuntimeError: boom")
     assert figures["warnings"] == {
         "realtime.pipeline.session: N-track: its part did not close within N s": 1,
         "realtime.webrtc.peer: session N: failed": 1,
+        "asyncio: Task was destroyed but it is pending!": 1,
     }
+    # the destroyed task's name and coroutine are on the line after: kept whole; a traceback is not
+    # kept twice (it is in traceback_texts)
+    assert figures["warning_texts"] == [
+        "2026-12-03 10:16:47,000 ERROR asyncio: Task was destroyed but it is pending!\n"
+        "task: <Task pending name='Task-9' coro=<Worker.close() running at worker.py:48>>"
+    ]
     assert log_figures(tmp_path / "missing.log") == {}
 
 
