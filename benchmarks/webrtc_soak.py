@@ -7,10 +7,11 @@ kind: sockets, pipes, eventfds, files) and threads at the minute's end, the lowe
 fds and threads of the minute (sampled every `SAMPLE_S`: the lowest is the floor between churn
 sessions, where a leak shows first), and the machine's load average (the machine may be shared:
 latency that follows the load is the load's). At the end, after every session has gone: fds and
-threads against their baseline, their level after one warm-up session (before the soak; when the
-server still holds a session `IDLE_TIMEOUT_S` after either, stderr says so and they are not
-judged): what the first session makes once and keeps (the batcher's inference threads, codec
-and tracker tables) is in it; also recorded, not judged, the level right after the server
+threads against their baseline, their level after a warm-up of two sessions at once (before
+the soak; when the server still holds a session `IDLE_TIMEOUT_S` after either, stderr says so and
+they are not judged): what the first sessions make once and keep (the batcher's inference
+threads and the frame conversion threads, at their bound once two calls overlapped, codec and
+tracker tables) is in it; also recorded, not judged, the level right after the server
 started (`baseline.at_start`; the server's own pool is started whole by then), and why
 each session the server served was closed (from its log: a vanished peer must end as "no
 media", not "never connected"). Writes NAME.json and a time-series plot NAME_per_minute.png.
@@ -227,8 +228,12 @@ async def soak(url: str, clip: Any, pid: int, minutes: int, churn_period_s: floa
     from stablesync.realtime.webrtc.client import run_client
 
     at_start = {**process_figures(pid), "fd_kinds": fd_kinds(pid)}  # before any session
-    await run_client(url, clip, CHURN_SECONDS, settle_s=0.5)  # warm-up: lazily made pools, codecs
-    left = await asyncio.to_thread(wait_closed, url, "after the warm-up session")
+    # warm-up, two sessions at once: the server's pools that start a thread only when a call
+    # overlaps another (the batcher's inference pool, the frame conversion pool: 2 threads each)
+    # reach their bound here, not at whichever minute of the soak first overlaps two calls; with
+    # one warm-up session the baseline was 15, 16 or 17 threads and the end 17 in every run
+    await asyncio.gather(*(run_client(url, clip, CHURN_SECONDS, settle_s=0.5) for _ in range(2)))
+    left = await asyncio.to_thread(wait_closed, url, "after the warm-up sessions")
     await asyncio.sleep(2.0)  # the closed session finishes its last tasks
     baseline: dict[str, Any] = {**process_figures(pid), "fd_kinds": fd_kinds(pid), "sessions_open": left}
     baseline["at_start"] = at_start
@@ -288,7 +293,7 @@ def criteria(change: dict[str, Any], baseline: dict[str, Any], end: dict[str, An
     judged on each minute's floor (its lowest sample: the long session with no churn session
     open), since the RSS at a minute's end falls at whatever stage a churn session is in (opening,
     sending, closing: 18-53 MB above the floor), which a leak does not decide;
-    fds and threads, with every session gone, at most their level after the warm-up session (None
+    fds and threads, with every session gone, at most their level after the warm-up sessions (None
     when the server still held a session at either reading)."""
 
     def within(key: str, bound: float, both_ways: bool = False) -> bool | None:
