@@ -55,10 +55,16 @@ def write_take(path: Path, frames: list[NDArray[np.uint8]], fps: float, audio: N
 
 
 def enroll_take(
-    take: Path, audio: NDArray[np.float32], scratch: Path, minutes: float, steps: int = 0
+    take: Path,
+    audio: NDArray[np.float32],
+    scratch: Path,
+    minutes: float,
+    steps: int = 0,
+    validate_s: float = 0.0,
 ) -> tuple[Path, float]:
     """Enrolls `take` into a profile under `scratch` (`steps` > 0: that many training steps
-    instead of the `minutes` budget); -> (profile folder, wall seconds)."""
+    instead of the `minutes` budget; `validate_s` > 0: enroll's own validation on the held-aside
+    part, as `stablesync enroll` runs it); -> (profile folder, wall seconds)."""
     from stablesync.enroll.pipeline import EnrollConfig, enroll
     from stablesync.enroll.profiles import profile_dir
 
@@ -67,7 +73,7 @@ def enroll_take(
     try:
         start = time.perf_counter()
         config = EnrollConfig(
-            name="bench", video=take, audio=audio, minutes=minutes, steps=steps, validate_s=0.0
+            name="bench", video=take, audio=audio, minutes=minutes, steps=steps, validate_s=validate_s
         )
         enroll(config)
         return profile_dir("bench"), time.perf_counter() - start
@@ -114,7 +120,9 @@ def run_clip(video: Path, minutes: float, steps: int = 0) -> dict[str, Any]:
 
 
 def run_timing(video: Path, seconds: float, minutes: float) -> dict[str, Any]:
-    """Enroll wall time and peak memory for a take of `seconds` (the clip's first 70% looped)."""
+    """Enroll wall time and peak memory for a take of `seconds` (the clip's first 70% looped), the
+    whole of `stablesync enroll` with its defaults: preparation, training, validation, export."""
+    from stablesync.enroll.pipeline import EnrollConfig
     from stablesync.enroll.validate import read_segment
     from stablesync.media import read_audio
 
@@ -132,10 +140,12 @@ def run_timing(video: Path, seconds: float, minutes: float) -> dict[str, Any]:
         scratch = Path(tmp)
         take = write_take(scratch / "take.mp4", frames, whole.fps, sound.astype(np.float32))
         del frames
-        _, wall_s = enroll_take(take, sound.astype(np.float32), scratch, minutes)
+        validate_s = EnrollConfig.validate_s
+        _, wall_s = enroll_take(take, sound.astype(np.float32), scratch, minutes, validate_s=validate_s)
     return {
         "footage_s": seconds,
         "minutes": minutes,
+        "validate_s": validate_s,
         "enroll_wall_s": round(wall_s, 1),
         "peak_rss_mb": _peak_rss_mb(),
     }
@@ -154,6 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--timing-s", type=float, default=0.0, help="also time an enroll of this much footage"
     )
+    parser.add_argument(
+        "--timing-only", action="store_true", help="with --timing-s: the timing alone, no clip compared"
+    )
     args = parser.parse_args(argv)
     # SIGTERM (the suite's time limit) unwinds like Ctrl-C, so the scratch folder is deleted
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -168,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         videos = videos[:1]
     minutes = args.minutes or (0.5 if args.quick else 6.0)
     results: dict[str, Any] = {"minutes": minutes, "steps": args.steps, "clips": {}}
-    for video in videos:
+    for video in [] if args.timing_only and args.timing_s > 0 else videos:
         results["clips"][video.stem] = run_clip(video, minutes, args.steps)
         print(video.stem, results["clips"][video.stem], flush=True)
         write_result(args.out, "enroll", results)
