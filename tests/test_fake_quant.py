@@ -91,3 +91,17 @@ def test_the_generator_stage_rounds_the_frame_graph_only() -> None:
     for part in (talker.pose_encoder, talker.decoder, talker.head, model.audio_encoder):
         assert any(type(m) is fake_quant.FakeQuantConv2d for m in part.modules())
     assert talker.head._forward_hooks and talker.bottleneck_film._forward_hooks
+
+
+def test_a_head_kept_in_fp32_is_left_as_it_is_and_the_rest_still_rounds() -> None:
+    from stablesync.models import create
+    from stablesync.train.generator_stage import _fake_quantize_frame_graph
+
+    model = create("cpu-rt")
+    _fake_quantize_frame_graph(model.talker, model.audio_encoder, keep_fp32=("head",))
+    talker = model.talker
+    # the head: a plain convolution, its logits not rounded (the int8 graph's tail stays fp32)
+    assert type(talker.head) is nn.Conv2d and not talker.head._forward_hooks
+    for part in (talker.pose_encoder, talker.decoder, model.audio_encoder):
+        assert any(type(m) is fake_quant.FakeQuantConv2d for m in part.modules())
+    assert talker.bottleneck_film._forward_hooks

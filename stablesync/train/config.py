@@ -107,7 +107,10 @@ class GeneratorStage:
     `init`: a lipsync checkpoint whose U-Net of this stage (G_S for "silent", G_L for
     "generator") the run starts from instead of fresh weights (or, for G_L, of `silent`'s G_S):
     fine-tuning shipped weights. Its audio encoder must be the AVSyncNet's (`syncnet`).
-    `fake_quant`: quantisation-aware fine-tuning for the int8 frame graph (`stablesync.train.fake_quant`).
+    `fake_quant`: quantisation-aware fine-tuning for the int8 frame graph (`stablesync.train.fake_quant`);
+    `fake_quant_fp32`: G_L's parts the int8 graph keeps in fp32 (`"head"`: the last convolution,
+    the sigmoid and the mix, as `export.quantize --keep-fp32` with the tail's node names), left
+    without fake quantisation, so training sees the graph that will be exported.
     """
 
     data: str
@@ -124,6 +127,7 @@ class GeneratorStage:
     sync_frames: int = 5
     silence_fraction: float = 0.0
     fake_quant: bool = False  # G_L and its audio encoder see int8 rounding (stablesync.train.fake_quant)
+    fake_quant_fp32: tuple[Literal["head"], ...] = ()  # G_L's parts left in fp32 under fake_quant
     weights: LossWeights = field(default_factory=LossWeights)
     schedule: Schedule = field(default_factory=Schedule)
 

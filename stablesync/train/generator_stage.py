@@ -111,18 +111,22 @@ def _same_weights(a: nn.Module, b: nn.Module) -> bool:
     )
 
 
-def _fake_quantize_frame_graph(net: UNetGenerator, audio_encoder: nn.Module) -> None:
+def _fake_quantize_frame_graph(
+    net: UNetGenerator, audio_encoder: nn.Module, keep_fp32: tuple[str, ...] = ()
+) -> None:
     """Int8 rounding where the int8 frame graph has it: G_L's weights and activations (not its
     identity encoder, which runs in fp32 in reference.onnx), the outputs of its residual blocks,
-    FiLM layers and head, and the frozen audio encoder (ranges observed in eval mode too)."""
-    parts = (net.pose_encoder, net.bottleneck, net.bottleneck_film, net.decoder, net.head, net.audio_to_map)
-    for part in parts:
+    FiLM layers and head, and the frozen audio encoder (ranges observed in eval mode too).
+    `keep_fp32` ("head"): parts the exported graph keeps in fp32, left as they are."""
+    parts = (net.pose_encoder, net.bottleneck, net.bottleneck_film, net.decoder, net.audio_to_map)
+    for part in (*parts, *(() if "head" in keep_fp32 else (net.head,))):
         fake_quant.attach(part)
     for m in (*net.pose_encoder.modules(), *net.bottleneck.modules(), *net.decoder.modules()):
         if isinstance(m, (FiLM, ResBlock)):
             fake_quant.quantize_outputs(m)
     fake_quant.quantize_outputs(net.bottleneck_film)
-    fake_quant.quantize_outputs(net.head)
+    if "head" not in keep_fp32:
+        fake_quant.quantize_outputs(net.head)
     fake_quant.attach(audio_encoder, observe=True)
     for m in audio_encoder.modules():
         if isinstance(m, ResBlock):
@@ -161,7 +165,7 @@ class GeneratorTask:
                 raise UserError(f"{cfg.init}: its audio encoder is not the one of {cfg.syncnet}")
             _copy_unet(init.talker if stage == "generator" else init.silent, self.net, cfg.init)
         if cfg.fake_quant:
-            _fake_quantize_frame_graph(self.net, self.model.audio_encoder)
+            _fake_quantize_frame_graph(self.net, self.model.audio_encoder, cfg.fake_quant_fp32)
         self.gen_raw = _Generate(self.net)
         self.gen = wrap(self.gen_raw, env)
         self.disc = PatchDiscriminator(disc_cfg).to(dev)
