@@ -38,11 +38,21 @@ def test_the_fp32_graph_answers_as_the_shipped_checkpoint() -> None:
         expected = model.generate(model.encode_reference(ref), frames, mels).numpy()
     got = graphs.generate(graphs.encode_reference(ref), frames, mels).numpy()
     assert got.shape == expected.shape
-    assert float(np.abs(got - expected).max()) < 1e-3
+    # half a grey level: the reference graph's own parity error (manifest parity_max_abs_error,
+    # ~2e-4 on its features) reached 1.03e-3 at the output's worst pixel with the QAT weights
+    # (under 1e-3 with the session-5 ones); an adapter that fed the protocol anything else is
+    # off by far more
+    assert float(np.abs(got - expected).max()) < 2e-3
 
 
-def test_a_missing_int8_graph_is_named() -> None:
-    if "frame_int8" in read_manifest(SHIPPED).graphs:
-        pytest.skip("the shipped export lists frame_int8")
+def test_a_missing_int8_graph_is_named(tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    for name in ("manifest.json", "reference.onnx", "frame.onnx"):
+        shutil.copy(SHIPPED / name, tmp_path / name)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    manifest["graphs"].pop("frame_int8", None)  # an export made without --int8
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(UserError, match="no frame_int8 graph"):
-        open_graph(SHIPPED, "frame_int8", 1)
+        open_graph(tmp_path, "frame_int8", 1)

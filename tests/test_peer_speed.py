@@ -59,7 +59,8 @@ def test_the_int8_graph_is_timed_when_the_manifest_lists_one(tmp_path: Path) -> 
     shutil.copy(shipped / "frame.onnx", tmp_path / "frame_int8.onnx")  # stands in for a real one
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     manifest["graphs"]["frame_int8"] = {**manifest["graphs"]["frame"], "file": "frame_int8.onnx"}
-    manifest["int8_psnr_db"] = 20.0  # a failed check: still timed, but not what the engine picks
+    # a failed check (no recorded verdict, and 20 dB at export): still timed, not what the engine picks
+    manifest["int8_check"], manifest["int8_psnr_db"] = None, 20.0
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     graphs, export = our_graphs(tmp_path)
     assert graphs == {"ours fp32": tmp_path / "frame.onnx", "ours int8": tmp_path / "frame_int8.onnx"}
