@@ -94,9 +94,9 @@ def test_the_verdict_needs_the_mouth_to_move_as_much() -> None:
 
 def test_the_shipped_export_lists_int8_only_with_a_passed_check() -> None:
     # the shipped cpu-rt export lists an int8 graph (QAT weights, head and last decoder level in
-    # fp32; benchmarks/RESULTS.md, "shipped: QAT weights with ...") with its passed check, and
-    # the CPU engine runs it by default
+    # fp32; benchmarks/RESULTS.md, "Shipped: the QAT weights and an int8 graph ...") with its
+    # passed check, and the CPU engine runs it by default
     manifest = read_manifest(SHIPPED)
-    if "frame_int8" in manifest.graphs:
-        assert manifest.int8_check is not None and manifest.int8_check.passed
-    assert OrtEngine(SHIPPED, manifest).frame_graph == ("frame_int8" if int8_usable(manifest) else "frame")
+    assert "frame_int8" in manifest.graphs
+    assert manifest.int8_check is not None and manifest.int8_check.passed and int8_usable(manifest)
+    assert OrtEngine(SHIPPED, manifest).frame_graph == "frame_int8"

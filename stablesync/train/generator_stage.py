@@ -118,8 +118,16 @@ def _fake_quantize_frame_graph(
     identity encoder, which runs in fp32 in reference.onnx), the outputs of its residual blocks,
     FiLM layers and head, and the frozen audio encoder (ranges observed in eval mode too).
     `keep_fp32` ("head"): parts the exported graph keeps in fp32, left as they are."""
-    parts = (net.pose_encoder, net.bottleneck, net.bottleneck_film, net.decoder, net.audio_to_map)
-    for part in (*parts, *(() if "head" in keep_fp32 else (net.head,))):
+    parts: tuple[nn.Module, ...] = (
+        net.pose_encoder,
+        net.bottleneck,
+        net.bottleneck_film,
+        net.decoder,
+        net.audio_to_map,
+    )
+    if "head" not in keep_fp32:
+        parts += (net.head,)
+    for part in parts:
         fake_quant.attach(part)
     for m in (*net.pose_encoder.modules(), *net.bottleneck.modules(), *net.decoder.modules()):
         if isinstance(m, (FiLM, ResBlock)):
