@@ -8,7 +8,9 @@ else. Per frame:
 3. the frame's own lower face is warped onto the target (`render.piecewise`: piecewise affine over
    the mesh and a fixed ring around the jaw, so nothing at or above the nostrils moves and the
    warp fades to nothing at the ring);
-4. only the inside of the target's inner lips is filled from the generated crop, recoloured to
+4. the warp is kept inside the face's outline only (`render.contour`): a chin that moves down
+   is laid over the frame's own neck instead of squeezing it against the ring;
+5. only the inside of the target's inner lips is filled from the generated crop, recoloured to
    the person (`render.mouth`), with a mask made and feathered in frame pixels.
 No pixel outside the warped region changes, so there is no box and no edge at the crop's border.
 When the generated shape has never been read, the frame passes through unchanged.
@@ -34,6 +36,7 @@ from stablesync.face.landmarks import (
     eye_distance,
     mouth_opening,
 )
+from stablesync.realtime.pipeline.render.contour import ContourConfig, outline, outline_bounds
 from stablesync.realtime.pipeline.render.mouth import fill_interior, inner_triangles
 from stablesync.realtime.pipeline.render.opening import OpeningConfig, OpeningRange
 from stablesync.realtime.pipeline.render.piecewise import Box, Triangles, backward_maps, triangulate
@@ -71,12 +74,15 @@ class CompositeConfig:
     # lower face bilinear (a fifth of the cost; it moves less and has less fine detail)
     cubic_margin: float = 0.4
     grid_cell: float = 0.06  # control points: one mesh point per cell this size (crop sizes), lips all
+    # the warp is kept inside the face's outline only (`render.contour`); None: the whole ring
+    contour: ContourConfig | None = field(default_factory=ContourConfig)
 
 
 @dataclass(frozen=True)
 class Composite:
     image: NDArray[np.uint8]
     shape: ShapeSource  # where the mouth's shape came from on this frame
+    target: F32 | None = None  # where the frame's landmarks were moved to (None: not moved)
 
     @property
     def unread(self) -> bool:
@@ -216,17 +222,21 @@ class Compositor:
         tris = tris[moved[tris].any(1)]
         h, w = frame.shape[:2]
         if len(tris) == 0:
-            return Composite(image=frame, shape=source)
+            return Composite(image=frame, shape=source, target=target)
         used = np.unique(tris)
         box = Box.around(np.concatenate([target_ctrl[used], source_ctrl[used]]), w, h)
+        keep = outline(points, target, self.cfg.contour) if self.cfg.contour is not None else None
+        if keep is not None and self.cfg.contour is not None:  # nothing beyond the outline moves
+            lo, hi = outline_bounds(keep, self.cfg.contour)
+            box = box.within(Box.around(np.stack([lo, hi]), w, h, margin=0))
         if box.empty:
-            return Composite(image=frame, shape=source)
+            return Composite(image=frame, shape=source, target=target)
         box = box.aligned(self.cfg.warp_step, w, h)
         step = self.cfg.warp_step if box.shape[0] % self.cfg.warp_step == 0 else 1
-        map_x, map_y, _ = backward_maps(target_ctrl, source_ctrl, tris, box, step)
+        map_x, map_y, _ = backward_maps(target_ctrl, source_ctrl, tris, box, step, keep)
         warped = warp_frame(frame, map_x, map_y, box, self._lips_box(points, target, w, h))
         feather_px = max(self.cfg.min_feather_px, self.cfg.feather_eyes * eye_distance(points))
         fill_interior(warped, box, frame, points, target, generated, gen_points, feather_px)
         out = frame.copy()
         out[box.y0 : box.y1, box.x0 : box.x1] = warped
-        return Composite(image=out, shape=source)
+        return Composite(image=out, shape=source, target=target)

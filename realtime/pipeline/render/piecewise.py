@@ -4,7 +4,8 @@ For every output pixel inside triangle k of the destination shape, the source po
 affine image of the pixel under the map that takes triangle k of the destination onto triangle k
 of the source. Neighbouring triangles share their edges, so the warp is continuous: no seam
 between triangles, and none at the boundary of the moving region when its outer vertices are
-fixed. Pixels outside every listed triangle are not touched (exactly the input's).
+fixed. Pixels outside every listed triangle are not touched (exactly the input's), nor are
+those a `keep` mask clears.
 """
 
 from __future__ import annotations
@@ -42,6 +43,12 @@ class Box:
         lo = np.floor(points.min(0)).astype(int) - margin
         hi = np.ceil(points.max(0)).astype(int) + margin + 1
         return cls(max(int(lo[0]), 0), max(int(lo[1]), 0), min(int(hi[0]), width), min(int(hi[1]), height))
+
+    def within(self, other: Box) -> Box:
+        """The part of this box inside `other` (empty when they do not meet)."""
+        return Box(
+            max(self.x0, other.x0), max(self.y0, other.y0), min(self.x1, other.x1), min(self.y1, other.y1)
+        )
 
     def aligned(self, step: int, width: int, height: int) -> Box:
         """This box grown (right/down, else left/up) to sides that are multiples of `step`,
@@ -87,7 +94,12 @@ def triangle_affines(
 
 
 def backward_maps(
-    dst: F32, src: F32, tris: Triangles, box: Box, step: int = 1
+    dst: F32,
+    src: F32,
+    tris: Triangles,
+    box: Box,
+    step: int = 1,
+    keep: NDArray[np.floating] | None = None,  # type: ignore[type-arg]
 ) -> tuple[F32, F32, NDArray[np.bool_]]:
     """(map_x, map_y, covered) over `box`, for cv2.remap: where `covered`, the source position of
     each pixel of the destination shape; elsewhere the pixel's own position (identity).
@@ -96,7 +108,12 @@ def backward_maps(
     x0 + step j + (step - 1) / 2, cv2.resize's convention) and interpolates it bilinearly: the warp
     is continuous and piecewise linear, so that differs from the exact maps only near triangle
     edges, by a fraction of the change of slope there. `box`'s sides must then be multiples of
-    `step` (`Box.aligned`)."""
+    `step` (`Box.aligned`).
+
+    `keep`, a polygon (K, 2) in frame pixels, limits the warp to its inside: outside, the maps
+    are the identity. It is drawn on the grid the maps are computed on, so with `step` > 1 the
+    move fades across its edge over one cell of that grid (the interpolation). The box's
+    outermost pixels are then the identity too."""
     h, w = box.shape
     if step > 1 and (h % step or w % step):
         raise ValueError(f"box {w}x{h} is not a multiple of step {step}")
@@ -117,10 +134,19 @@ def backward_maps(
     coef = [np.take(table[:, r, c], index) for r in range(2) for c in range(3)]
     map_x = (coef[0] * xs + coef[1] * ys + coef[2]).astype(np.float32)
     map_y = (coef[3] * xs + coef[4] * ys + coef[5]).astype(np.float32)
-    if step == 1:
+    if keep is not None:
+        share = np.zeros((gh, gw), np.uint8)
+        poly = np.round((np.asarray(keep, np.float64) - offset) * (16.0 / step)).astype(np.int32)
+        cv2.fillPoly(share, [poly], (255,), lineType=cv2.LINE_8, shift=4)
+        weight = share.astype(np.float32) * np.float32(1.0 / 255.0)
+        map_x = (xs + weight * (map_x - xs)).astype(np.float32)
+        map_y = (ys + weight * (map_y - ys)).astype(np.float32)
+        index[share == 0] = 0
+    if step == 1 and keep is None:
         return map_x, map_y, index > 0
-    map_x = np.asarray(cv2.resize(map_x, (w, h), interpolation=cv2.INTER_LINEAR), np.float32)
-    map_y = np.asarray(cv2.resize(map_y, (w, h), interpolation=cv2.INTER_LINEAR), np.float32)
+    if step > 1:
+        map_x = np.asarray(cv2.resize(map_x, (w, h), interpolation=cv2.INTER_LINEAR), np.float32)
+        map_y = np.asarray(cv2.resize(map_y, (w, h), interpolation=cv2.INTER_LINEAR), np.float32)
     # outside the triangles at full resolution the maps are exactly the identity again (the
     # interpolation would move pixels up to a coarse cell beyond the moving region)
     covered_u8 = np.zeros((h, w), np.uint8)
@@ -129,6 +155,10 @@ def backward_maps(
     # polylines put them back
     cv2.fillPoly(covered_u8, list(full), (1,), lineType=cv2.LINE_8, shift=4)
     cv2.polylines(covered_u8, list(full), True, (1,), 1, lineType=cv2.LINE_8, shift=4)
+    if keep is not None:  # and outside the kept region, and on the box's rim (the resize's edge)
+        covered_u8[np.asarray(cv2.resize(share, (w, h), interpolation=cv2.INTER_NEAREST)) == 0] = 0
+        covered_u8[[0, -1], :] = 0
+        covered_u8[:, [0, -1]] = 0
     covered = covered_u8 > 0
     outside = ~covered
     grid_x = np.broadcast_to(np.arange(box.x0, box.x1, dtype=np.float32)[None, :], (h, w))
