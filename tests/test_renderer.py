@@ -209,3 +209,22 @@ def test_without_the_face_layer_the_warp_squeezes_the_neck(
     result = _composite(frame, donor, points, contour=False)
     beyond, changed = _changed_beyond_jaw(frame, result, points, 1.07)
     assert changed[beyond].sum() > 20, int(changed[beyond].sum())
+
+
+def test_a_rising_chin_is_warped_out_to_the_ring_without_a_layer_edge(
+    closed_and_open: tuple[Image, Image, NDArray[np.float32]],
+) -> None:
+    """The open frame given the closed one's mouth: the chin rises and the warp fills the neck it
+    uncovers out to its ring. The face layer must not cut that warp (a seam where it still
+    moves): the output is the bare warp's (no layer) to within the edge of the warp box."""
+    closed, opened, _ = closed_and_open
+    with FaceMeshTracker(video=False) as tracker:
+        points = tracker.detect(opened)[0].points[:, :2].astype(np.float32)
+    layered = _composite(opened, closed, points)
+    bare = _composite(opened, closed, points, contour=False)
+    assert layered.target is not None
+    assert layered.target[152, 1] < points[152, 1] - 1.0  # the chin rose
+    differ = np.abs(layered.image.astype(int) - bare.image.astype(int)).max(-1) > 2
+    changed = np.abs(bare.image.astype(int) - opened.astype(int)).max(-1) > 2
+    counts = (int(differ.sum()), int(changed.sum()))
+    assert counts[1] > 100 and counts[0] <= 0.01 * counts[1], counts

@@ -225,7 +225,7 @@ class Compositor:
             return Composite(image=frame, shape=source, target=target)
         used = np.unique(tris)
         box = Box.around(np.concatenate([target_ctrl[used], source_ctrl[used]]), w, h)
-        keep = outline(points, target, self.cfg.contour) if self.cfg.contour is not None else None
+        keep = outline(points, target, self.cfg.contour, self.cfg.ring_scale) if self.cfg.contour else None
         if keep is not None and self.cfg.contour is not None:  # nothing beyond the outline moves
             lo, hi = outline_bounds(keep, self.cfg.contour)
             box = box.within(Box.around(np.stack([lo, hi]), w, h, margin=0))

@@ -10,11 +10,12 @@ So the warp is kept only inside the face's outline: the jaw line as a smooth cur
 through the jaw points), the frame's or the moved one, whichever is further out, pushed out a
 little from the nose tip to keep the chin's own edge. Outside it the frame's own pixels stay
 (the warp's maps are the identity there: `piecewise.backward_maps`' `keep`). Where the chin
-rises, the frame's jaw line is the further one, so the warp still fills the neck the chin
-uncovers (there is no other picture of it). The warp's move fades across the outline over about
-two pixels (the outline is drawn on the maps' grid, twice as coarse as the frame, and the maps
-are interpolated): the layer edge falls on the face's own edge, where the picture already
-changes.
+rises, the warp must fill the neck the chin uncovers (there is no other picture of it), and it
+moves pixels out to its fixed ring: there the outline goes out to the ring, beyond which nothing
+moves anyway (an edge inside it would cut the warp where it still moves: a seam). The warp's
+move fades across the outline over about two pixels (the outline is drawn on the maps' grid,
+twice as coarse as the frame, and the maps are interpolated): the layer edge falls on the face's
+own edge, where the picture already changes.
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ class ContourConfig:
     margin: float = 1.02  # the outline pushed out from the nose tip by this factor
     samples: int = 4  # points of the smooth curve per stretch between two jaw points
     edge_px: float = 6.0  # how far beyond the outline its soft edge may still move pixels
+    # a jaw point that moves in by this share of its distance from the nose tip has the outline
+    # out at the ring (plus `ring_clearance`); less, part of the way
+    inward_full: float = 0.01
+    ring_clearance: float = 0.02
 
 
 def smooth_curve(points: F64, samples: int) -> F64:
@@ -52,16 +57,21 @@ def smooth_curve(points: F64, samples: int) -> F64:
     return np.concatenate([curve.reshape(-1, 2), points[-1:]])
 
 
-def outline(points: F32, target: F32, cfg: ContourConfig) -> F64:
+def outline(points: F32, target: F32, cfg: ContourConfig, ring_scale: float) -> F64:
     """The lower face's outline (K, 2) in frame pixels: the smooth jaw curve of `points` or of
-    `target`, point by point whichever lies further from the nose tip, pushed out by the margin.
-    Closed, it runs straight across the face between the jaw line's two ends."""
+    `target`, point by point whichever lies further from the nose tip, pushed out by the margin;
+    where the jaw moves in (the chin rising), out to the warp's fixed ring at `ring_scale` and a
+    little beyond, since there the warp must fill what the chin uncovers up to the ring (a layer
+    edge inside it would cut the warp where it still moves: a seam). Closed, it runs straight
+    across the face between the jaw line's two ends."""
     nose = points[NOSE_TIP, :2].astype(np.float64)
     jaw = points[list(JAW), :2].astype(np.float64)
     moved = target[list(JAW), :2].astype(np.float64)
-    further = np.linalg.norm(moved - nose, axis=1) > np.linalg.norm(jaw - nose, axis=1)
-    curve = smooth_curve(np.where(further[:, None], moved, jaw), cfg.samples)
-    return nose + cfg.margin * (curve - nose)
+    own, new = np.linalg.norm(jaw - nose, axis=1), np.linalg.norm(moved - nose, axis=1)
+    base = np.where((new > own)[:, None], moved, jaw)
+    inward = np.clip((own - new) / np.maximum(cfg.inward_full * own, 1e-9), 0.0, 1.0)
+    scale = cfg.margin + (ring_scale + cfg.ring_clearance - cfg.margin) * inward
+    return smooth_curve(nose + scale[:, None] * (base - nose), cfg.samples)
 
 
 def outline_bounds(line: F64, cfg: ContourConfig) -> tuple[F64, F64]:
