@@ -108,6 +108,21 @@ def test_detects_the_payload_after_compression_rescale_and_crop_and_not_unmarked
     assert not detector.detect(lumas(frames)).marked
 
 
+def test_a_mark_that_starts_late_is_found() -> None:
+    """A call whose first 1.8 s pass through unmarked (before lip-sync starts), then marked: the
+    period is chosen on the whole clip, not on its first frames (on those alone it was a wrong
+    one, z 3.5-4.4 for 24 with the mark found)."""
+    frames = scene(90)
+    marker = Watermarker(run_id=0xC0FFEE11)
+    clip = frames[:45] + [marker.mark(f) for f in frames[45:]]
+    for scale in (1.0, 0.8):
+        scaled = [cv2.resize(f, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) for f in clip]
+        detection = Detector().detect(lumas(scaled))
+        assert detection.marked, (scale, detection.overall)
+        assert detection.overall is not None and detection.overall.payload == marker.payload
+        assert not detection.segments[0].marked and detection.segments[-1].marked
+
+
 def test_folding_a_sum_of_frames_is_folding_each_frame_and_adding() -> None:
     """The detector adds each second's frames up and folds the sum once (the fold is linear):
     that must be the same tile as folding every frame, also for a clip that changes size."""

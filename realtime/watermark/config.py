@@ -13,8 +13,7 @@ class DetectConfig:
     max_period_frames: int = 30  # frames used to find the period (every `period_stride`-th)
     period_stride: int = 3
     whiten_sigma_bins: float = 3.0  # blur of the power spectrum dividing it (flattens the picture's)
-    period_candidates: int = 4  # autocorrelation peaks tried by folding `trial_frames` frames
-    trial_frames: int = 12
+    period_candidates: int = 4  # autocorrelation peaks tried by folding the whole clip's frames
     highpass_box_px: int = 15  # mean filter subtracted, at the tile's scale (keeps the ring)
     fold_px: int = 64  # the folded tile's side (the pattern's period resampled to this)
     antialias_sigma_px: float = 0.5  # blur before shrinking, in folded-tile pixels
