@@ -36,7 +36,7 @@ from stablesync.face.landmarks import (
     eye_distance,
     mouth_opening,
 )
-from stablesync.realtime.pipeline.render.contour import ContourConfig, outline, outline_bounds
+from stablesync.realtime.pipeline.render.contour import ContourConfig, further_jaw, outline, outline_bounds
 from stablesync.realtime.pipeline.render.mouth import fill_interior, inner_triangles
 from stablesync.realtime.pipeline.render.opening import OpeningConfig, OpeningRange
 from stablesync.realtime.pipeline.render.piecewise import Box, Triangles, backward_maps, triangulate
@@ -107,11 +107,7 @@ def ring_points(points: F32, ring_scale: float, target: F32 | None = None) -> F3
     """The fixed ring around the lower face: each jaw point pushed out from the nose tip by
     `ring_scale`, from the source's jaw point or the target's, whichever is further out."""
     nose = points[NOSE_TIP]
-    jaw = points[list(JAW)]
-    if target is not None:
-        moved = target[list(JAW)]
-        further = np.linalg.norm(moved - nose, axis=1) > np.linalg.norm(jaw - nose, axis=1)
-        jaw = np.where(further[:, None], moved, jaw)
+    jaw = points[list(JAW)] if target is None else further_jaw(points, target)[0]
     return np.asarray(nose + ring_scale * (jaw - nose), np.float32)
 
 
@@ -225,8 +221,9 @@ class Compositor:
             return Composite(image=frame, shape=source, target=target)
         used = np.unique(tris)
         box = Box.around(np.concatenate([target_ctrl[used], source_ctrl[used]]), w, h)
-        keep = outline(points, target, self.cfg.contour, self.cfg.ring_scale) if self.cfg.contour else None
-        if keep is not None and self.cfg.contour is not None:  # nothing beyond the outline moves
+        keep = None
+        if self.cfg.contour is not None:  # nothing beyond the face's outline moves
+            keep = outline(points, target, self.cfg.contour, self.cfg.ring_scale)
             lo, hi = outline_bounds(keep, self.cfg.contour)
             box = box.within(Box.around(np.stack([lo, hi]), w, h, margin=0))
         if box.empty:

@@ -57,6 +57,18 @@ def smooth_curve(points: F64, samples: int) -> F64:
     return np.concatenate([curve.reshape(-1, 2), points[-1:]])
 
 
+def further_jaw(points: F32, target: F32) -> tuple[F64, F64]:
+    """The jaw line (len(JAW), 2) of `points` or of `target`, point by point whichever lies
+    further from the nose tip, and how far each point moves in toward it, as a share of its
+    distance (0 where it moves out)."""
+    nose = points[NOSE_TIP, :2].astype(np.float64)
+    jaw = points[list(JAW), :2].astype(np.float64)
+    moved = target[list(JAW), :2].astype(np.float64)
+    own, new = np.linalg.norm(jaw - nose, axis=1), np.linalg.norm(moved - nose, axis=1)
+    further = np.where((new > own)[:, None], moved, jaw)
+    return further, np.maximum(own - new, 0.0) / np.maximum(own, 1e-9)
+
+
 def outline(points: F32, target: F32, cfg: ContourConfig, ring_scale: float) -> F64:
     """The lower face's outline (K, 2) in frame pixels: the smooth jaw curve of `points` or of
     `target`, point by point whichever lies further from the nose tip, pushed out by the margin;
@@ -65,13 +77,10 @@ def outline(points: F32, target: F32, cfg: ContourConfig, ring_scale: float) -> 
     edge inside it would cut the warp where it still moves: a seam). Closed, it runs straight
     across the face between the jaw line's two ends."""
     nose = points[NOSE_TIP, :2].astype(np.float64)
-    jaw = points[list(JAW), :2].astype(np.float64)
-    moved = target[list(JAW), :2].astype(np.float64)
-    own, new = np.linalg.norm(jaw - nose, axis=1), np.linalg.norm(moved - nose, axis=1)
-    base = np.where((new > own)[:, None], moved, jaw)
-    inward = np.clip((own - new) / np.maximum(cfg.inward_full * own, 1e-9), 0.0, 1.0)
-    scale = cfg.margin + (ring_scale + cfg.ring_clearance - cfg.margin) * inward
-    return smooth_curve(nose + scale[:, None] * (base - nose), cfg.samples)
+    jaw, inward = further_jaw(points, target)
+    share = np.minimum(inward / cfg.inward_full, 1.0)
+    scale = cfg.margin + (ring_scale + cfg.ring_clearance - cfg.margin) * share
+    return smooth_curve(nose + scale[:, None] * (jaw - nose), cfg.samples)
 
 
 def outline_bounds(line: F64, cfg: ContourConfig) -> tuple[F64, F64]:

@@ -112,8 +112,8 @@ def backward_maps(
 
     `keep`, a polygon (K, 2) in frame pixels, limits the warp to its inside: outside, the maps
     are the identity. It is drawn on the grid the maps are computed on, so with `step` > 1 the
-    move fades across its edge over one cell of that grid (the interpolation). The box's
-    outermost pixels are then the identity too."""
+    move fades across its edge over one cell of that grid (the interpolation), and the box's
+    outermost pixels are the identity too (the interpolation's edge)."""
     h, w = box.shape
     if step > 1 and (h % step or w % step):
         raise ValueError(f"box {w}x{h} is not a multiple of step {step}")
@@ -125,6 +125,11 @@ def backward_maps(
     corners = np.round((dst[tris] - offset) * (16.0 / step)).astype(np.int32)
     for k in np.flatnonzero(usable):
         cv2.fillConvexPoly(index, corners[k], (int(k) + 1,), lineType=cv2.LINE_8, shift=4)
+    if keep is not None:  # outside the kept polygon, as outside every triangle: the identity
+        inside = np.zeros((gh, gw), np.uint8)
+        poly = np.round((np.asarray(keep, np.float64) - offset) * (16.0 / step)).astype(np.int32)
+        cv2.fillPoly(inside, [poly], (1,), lineType=cv2.LINE_8, shift=4)
+        index[inside == 0] = 0
     # per-triangle coefficients as lookup tables, entry 0 the identity (pixels outside every triangle)
     table = np.zeros((len(tris) + 1, 2, 3), np.float32)
     table[0] = [[1, 0, 0], [0, 1, 0]]
@@ -134,19 +139,10 @@ def backward_maps(
     coef = [np.take(table[:, r, c], index) for r in range(2) for c in range(3)]
     map_x = (coef[0] * xs + coef[1] * ys + coef[2]).astype(np.float32)
     map_y = (coef[3] * xs + coef[4] * ys + coef[5]).astype(np.float32)
-    if keep is not None:
-        share = np.zeros((gh, gw), np.uint8)
-        poly = np.round((np.asarray(keep, np.float64) - offset) * (16.0 / step)).astype(np.int32)
-        cv2.fillPoly(share, [poly], (255,), lineType=cv2.LINE_8, shift=4)
-        weight = share.astype(np.float32) * np.float32(1.0 / 255.0)
-        map_x = (xs + weight * (map_x - xs)).astype(np.float32)
-        map_y = (ys + weight * (map_y - ys)).astype(np.float32)
-        index[share == 0] = 0
-    if step == 1 and keep is None:
+    if step == 1:
         return map_x, map_y, index > 0
-    if step > 1:
-        map_x = np.asarray(cv2.resize(map_x, (w, h), interpolation=cv2.INTER_LINEAR), np.float32)
-        map_y = np.asarray(cv2.resize(map_y, (w, h), interpolation=cv2.INTER_LINEAR), np.float32)
+    map_x = np.asarray(cv2.resize(map_x, (w, h), interpolation=cv2.INTER_LINEAR), np.float32)
+    map_y = np.asarray(cv2.resize(map_y, (w, h), interpolation=cv2.INTER_LINEAR), np.float32)
     # outside the triangles at full resolution the maps are exactly the identity again (the
     # interpolation would move pixels up to a coarse cell beyond the moving region)
     covered_u8 = np.zeros((h, w), np.uint8)
@@ -156,7 +152,7 @@ def backward_maps(
     cv2.fillPoly(covered_u8, list(full), (1,), lineType=cv2.LINE_8, shift=4)
     cv2.polylines(covered_u8, list(full), True, (1,), 1, lineType=cv2.LINE_8, shift=4)
     if keep is not None:  # and outside the kept region, and on the box's rim (the resize's edge)
-        covered_u8[np.asarray(cv2.resize(share, (w, h), interpolation=cv2.INTER_NEAREST)) == 0] = 0
+        covered_u8[np.asarray(cv2.resize(inside, (w, h), interpolation=cv2.INTER_NEAREST)) == 0] = 0
         covered_u8[[0, -1], :] = 0
         covered_u8[:, [0, -1]] = 0
     covered = covered_u8 > 0
