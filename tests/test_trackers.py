@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 from stablesync.face import (
     TFLiteFaceTracker,
     TrackerUnavailable,
+    describe_trackers,
     mediapipe_available,
     resolve_tracker,
     tflite_available,
@@ -73,16 +74,21 @@ def test_unknown_tracker_is_a_one_line_error() -> None:
         resolve_tracker("dlib")
 
 
-def test_auto_prefers_mediapipe_then_tflite(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_auto_prefers_tflite_then_mediapipe(monkeypatch: pytest.MonkeyPatch) -> None:
     import stablesync.face.factory as factory
 
     monkeypatch.setattr(factory, "tflite_available", lambda: True)
     monkeypatch.setattr(factory, "mediapipe_available", lambda: True)
-    assert resolve_tracker("auto") == "mediapipe" and resolve_tracker("tflite") == "tflite"
+    assert resolve_tracker("auto") == "tflite" and resolve_tracker("mediapipe") == "mediapipe"
+    assert describe_trackers().startswith("face tracker: tflite (installed: tflite, mediapipe")
+    monkeypatch.setattr(factory, "tflite_available", lambda: False)
+    assert resolve_tracker("auto") == "mediapipe"
+    assert describe_trackers() == "face tracker: mediapipe (installed: mediapipe)"
     monkeypatch.setattr(factory, "mediapipe_available", lambda: False)
-    assert resolve_tracker("auto") == "tflite"
     with pytest.raises(TrackerUnavailable, match="mediapipe is not installed"):
         resolve_tracker("mediapipe")
+    with pytest.raises(TrackerUnavailable, match="install_models"):
+        resolve_tracker("auto")
 
 
 @needs_tflite

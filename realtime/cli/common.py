@@ -44,7 +44,8 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tracker",
         default="auto",
-        help="face tracker: auto (mediapipe where installed, else tflite), mediapipe, tflite",
+        help="face tracker: auto (MediaPipe's models on LiteRT where installed, else mediapipe), "
+        "tflite, mediapipe",
     )
     parser.add_argument(
         "--budget-ms", type=float, default=250.0, help="capture-to-output deadline per frame (default 250)"

@@ -83,7 +83,7 @@ class LipSyncSession:
         self._faults = FaultLog(log, self.clock)
         self._finisher = Finisher(self.size, cfg, self.clock, self.telemetry, self._fault, name, log)
         self.telemetry.note(f"watermark run id {self._finisher.watermarker.run_id_hex}")
-        # mediapipe is not thread-safe: each mesh stays on one thread
+        # trackers are not thread-safe: each stays on one thread
         self._track_worker = Worker(f"{name}-track", log)
         self._follower = FaceFollower(self.size, cfg.tracking)
         live = cfg.realtime
@@ -119,7 +119,7 @@ class LipSyncSession:
         await self.batcher.start()
         await self.batcher.warmup()
         blank = VideoFrame(np.zeros((240, 320, 3), np.uint8), self.clock.monotonic_ns(), 0, -1)
-        await self._track_worker.run(self._follower.track, blank)  # loads mediapipe
+        await self._track_worker.run(self._follower.track, blank)  # loads the tracker
         self.batcher.clients += 1
         for name, coro in (
             ("audio", self._audio_stage()),

@@ -1,7 +1,8 @@
-"""Face tracking for one stream: mediapipe face mesh, choice of the face, One-Euro smoothing,
-the model's crop, and the head pose that says when the reference must be refreshed.
+"""Face tracking for one stream: the face mesh (LiteRT or mediapipe), choice of the face,
+One-Euro smoothing, the model's crop, and the head pose that says when the reference must be
+refreshed.
 
-Not thread-safe (mediapipe graphs are not): a session calls it from its own single-thread
+Not thread-safe (neither tracker is): a session calls it from its own single-thread
 executor. Several faces: the largest one, kept while it stays on screen; another face takes
 over only after being the largest for `switch_frames` frames in a row (no flicker between two
 people of similar size).
