@@ -87,6 +87,22 @@ def test_mark_is_invisible_changes_luma_only_and_leaves_the_input() -> None:
     assert 1.0 < float(np.sqrt(np.mean(delta**2))) < 2.0  # about 1.6 grey levels RMS
 
 
+def test_marking_in_place_gives_the_copy_s_pixels_in_the_image_itself() -> None:
+    frame = scene(1)[0]
+    marker = Watermarker(run_id=7)
+    copy = marker.mark(frame)
+    own = frame.copy()
+    marked = marker.mark(own, in_place=True)
+    assert marked is own and np.array_equal(marked, copy) and not np.array_equal(copy, frame)
+    view = frame[:, ::2]  # not one contiguous buffer: marked into a copy, the view untouched
+    before = view.copy()
+    assert np.array_equal(marker.mark(view, in_place=True), marker.mark(before))
+    assert np.array_equal(view, before)
+    labelled = Watermarker(run_id=7, label="AI")  # the badge is drawn on a copy first
+    own = frame.copy()
+    assert labelled.mark(own, in_place=True) is not own and np.array_equal(own, frame)
+
+
 def test_detects_the_payload_after_compression_rescale_and_crop_and_not_unmarked(tmp_path: Path) -> None:
     frames = scene()
     marker = Watermarker(run_id=0xC0FFEE11)

@@ -83,6 +83,7 @@ class Composite:
     image: NDArray[np.uint8]
     shape: ShapeSource  # where the mouth's shape came from on this frame
     target: F32 | None = None  # where the frame's landmarks were moved to (None: not moved)
+    owned: bool = False  # `image` is a new array, not the frame given: its caller may write to it
 
     @property
     def unread(self) -> bool:
@@ -236,4 +237,4 @@ class Compositor:
         fill_interior(warped, box, frame, points, target, generated, gen_points, feather_px)
         out = frame.copy()
         out[box.y0 : box.y1, box.x0 : box.x1] = warped
-        return Composite(image=out, shape=source, target=target)
+        return Composite(image=out, shape=source, target=target, owned=True)

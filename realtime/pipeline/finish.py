@@ -146,7 +146,7 @@ class Finisher:
         )
         if result.unread:
             self.telemetry.count("mouth_shape_unread")
-        return self.watermarker.mark(result.image)  # also what avatar mode repeats
+        return self.watermarker.mark(result.image, in_place=result.owned)  # also what avatar mode repeats
 
     async def close(self, timeout_s: float) -> None:
         """Closes the compositor on its own thread (within `timeout_s`), then the thread."""

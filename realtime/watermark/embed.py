@@ -88,11 +88,17 @@ class Watermarker:
             self._patterns.popitem(last=False)
         return plus, minus
 
-    def mark(self, image: RgbImage) -> RgbImage:
-        """A marked copy of an RGB uint8 (H, W, 3) image; the input is not changed."""
+    def mark(self, image: RgbImage, *, in_place: bool = False) -> RgbImage:
+        """A marked copy of an RGB uint8 (H, W, 3) image; the input is not changed. `in_place`:
+        an image the caller owns and no one else reads is marked where it lies and returned (one
+        full-frame buffer less to fill: ~0.4 ms a 720p frame)."""
         height, width = image.shape[:2]
         plus, minus = self._pattern(height, width)
-        source = image if self.badge is None else self.badge.draw(image)
-        marked = np.asarray(cv2.add(np.ascontiguousarray(source), plus), np.uint8)
+        source = image if self.badge is None else self.badge.draw(image)  # draw: a new array
+        if (in_place or source is not image) and source.flags.c_contiguous:
+            marked = source
+            cv2.add(marked, plus, dst=marked)
+        else:
+            marked = np.asarray(cv2.add(np.ascontiguousarray(source), plus), np.uint8)
         cv2.subtract(marked, minus, dst=marked)
         return marked
