@@ -18,6 +18,7 @@ runs normally. Time is read from an injectable `Clock` (`SystemClock` by default
 from __future__ import annotations
 
 import asyncio
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -26,6 +27,9 @@ import numpy as np
 from stablesync.export.engine import Engine, FloatArray, ReferenceFeatures, stack_features
 from stablesync.realtime.pipeline.clock import Clock, SystemClock
 from stablesync.realtime.pipeline.frames import NS_PER_MS
+from stablesync.realtime.pipeline.tasks import cancel_and_wait
+
+log = logging.getLogger(__name__)
 
 
 class InferenceError(RuntimeError):
@@ -138,10 +142,7 @@ class InferenceBatcher:
 
     async def close(self, timeout_s: float = 5.0) -> None:
         tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks, timeout=timeout_s)
+        await cancel_and_wait(tasks, timeout_s, log, "inference batcher")
         while not self._queue.empty():
             req = self._queue.get_nowait()
             if not req.future.done():

@@ -48,6 +48,7 @@ from stablesync.realtime.pipeline.session_config import (
     SessionConfig as SessionConfig,  # re-exported: its public home
 )
 from stablesync.realtime.pipeline.slots import Channel, LatestSlot
+from stablesync.realtime.pipeline.tasks import cancel_and_wait
 from stablesync.realtime.pipeline.telemetry import Telemetry
 from stablesync.realtime.pipeline.tracking import FaceFollower, FaceTrack, HeadPose
 from stablesync.realtime.pipeline.worker import Worker
@@ -213,11 +214,8 @@ class LipSyncSession:
         times out at its caller (serve gives a peer's pipeline one second) and run to their end:
         a close cut off before the compositor's left its face mesh open for good."""
         tasks = [*self._tasks, *([self._refresh] if self._refresh else [])]
-        for task in tasks:
-            task.cancel()
         try:
-            if tasks:
-                await asyncio.wait(tasks, timeout=timeout_s)
+            await cancel_and_wait(tasks, timeout_s, log, self.name)
         finally:
             self._tasks.clear()
             self.batcher.clients = max(0, self.batcher.clients - 1)

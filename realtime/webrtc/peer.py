@@ -32,6 +32,7 @@ from stablesync.realtime.pipeline.clock import PacingClock, SystemClock
 from stablesync.realtime.pipeline.delivery import DelayFollower, DeliveryConfig
 from stablesync.realtime.pipeline.frames import NS_PER_MS
 from stablesync.realtime.pipeline.session import StageFailed
+from stablesync.realtime.pipeline.tasks import cancel_and_wait
 from stablesync.realtime.webrtc.candidates import CandidateReport
 from stablesync.realtime.webrtc.config import ServeConfig
 from stablesync.realtime.webrtc.media import (
@@ -273,17 +274,7 @@ class PeerSession:
         self.video_out.end()
         self.audio_out.stop()
         tasks = [t for t in self._tasks if t is not asyncio.current_task()]
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=TASK_CANCEL_TIMEOUT_S)
-            for task in pending:
-                log.warning(
-                    "session %s: task %s still running %.0f s after its cancel",
-                    self.id,
-                    task.get_name(),
-                    TASK_CANCEL_TIMEOUT_S,
-                )
+        await cancel_and_wait(tasks, TASK_CANCEL_TIMEOUT_S, log, f"session {self.id}")
         await self._close_part("peer connection", self.pc.close(), self._config.shutdown_timeout_s)
         await self._close_part("pipeline", self._pipeline.aclose(), TASK_CANCEL_TIMEOUT_S)
         self._on_closed(self)
