@@ -80,10 +80,9 @@ class CompositeConfig:
 
 @dataclass(frozen=True)
 class Composite:
-    image: NDArray[np.uint8]
+    image: NDArray[np.uint8]  # the frame given, untouched, or a new array its caller may write to
     shape: ShapeSource  # where the mouth's shape came from on this frame
     target: F32 | None = None  # where the frame's landmarks were moved to (None: not moved)
-    owned: bool = False  # `image` is a new array, not the frame given: its caller may write to it
 
     @property
     def unread(self) -> bool:
@@ -237,4 +236,4 @@ class Compositor:
         fill_interior(warped, box, frame, points, target, generated, gen_points, feather_px)
         out = frame.copy()
         out[box.y0 : box.y1, box.x0 : box.x1] = warped
-        return Composite(image=out, shape=source, target=target, owned=True)
+        return Composite(image=out, shape=source, target=target)

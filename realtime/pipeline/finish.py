@@ -146,7 +146,8 @@ class Finisher:
         )
         if result.unread:
             self.telemetry.count("mouth_shape_unread")
-        return self.watermarker.mark(result.image, in_place=result.owned)  # also what avatar mode repeats
+        owned = result.image is not work.frame.image  # the compositor's own new array
+        return self.watermarker.mark(result.image, in_place=owned)  # also what avatar mode repeats
 
     async def close(self, timeout_s: float) -> None:
         """Closes the compositor on its own thread (within `timeout_s`), then the thread."""

@@ -120,10 +120,9 @@ class Detector:
 
         Folding is linear (float conversion, box high-pass, blur, resampling, summing modulo the
         period), so folding a sum of frames is exactly folding each frame and adding the tiles:
-        a 10-s clip is folded 10 times instead of 250, and each trial period once, not 12 times.
-        (The candidates were tried on the first 12 sampled frames only: over WebRTC those are the
-        encoder's first, weakest second, and 2 of 17 runs of a 6-s call chose a wrong period and
-        found no mark in any second: z 3.7 everywhere against 15-23.)"""
+        a 10-s clip is folded once per second and once per candidate period, not once per frame.
+        The candidates are tried on the whole clip, not its first frames: over WebRTC those are
+        the encoder's first, weakest second, where a wrong period can fold best."""
         estimator = PeriodEstimator(self.cfg)
         sums: list[tuple[float, FrameSum]] = []  # (segment start, its frames added up)
         for index, (time_s, luma) in enumerate(source()):
@@ -145,7 +144,7 @@ class Detector:
         segments = [Segment(start, n, *self._decision(self.score(t, tries))) for start, n, t in folds]
         scale = period / self.spec.tile_px
         return Detection(
-            frames=sum(n for _, n, _ in folds),
+            frames=whole.frames,
             period_px=period,
             scale=scale,
             overall=overall,
@@ -165,14 +164,14 @@ class Detector:
         periods += [spec.tile_px * max(h / spec.canonical_height_px, spec.min_scale) for h in heights]
         return [p for p in dict.fromkeys(periods) if self.cfg.min_period_px <= p <= min(height, width)]
 
-    def choose_period(self, trial: FrameSum, candidates: list[float]) -> tuple[float, int]:
-        """The candidate whose fold of the trial frames correlates best, refined by small steps;
-        also how many periods were tried (the false-positive bound counts each)."""
+    def choose_period(self, frames: FrameSum, candidates: list[float]) -> tuple[float, int]:
+        """The candidate whose fold of `frames` correlates best, refined by small steps; also how
+        many periods were tried (the false-positive bound counts each)."""
         tried: dict[float, float] = {}
 
         def trial_z(period: float) -> float:
             if period not in tried:
-                tried[period] = self.score(self.fold_sum(trial, period)).z
+                tried[period] = self.score(self.fold_sum(frames, period)).z
             return tried[period]
 
         best = max(candidates, key=trial_z)
