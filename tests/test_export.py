@@ -167,11 +167,26 @@ def test_serve_opens_its_engine_without_onnxruntimes_memory_arena_and_run_with_i
     ever handed out (its memory grew over a long call); one session's constant shapes keep it."""
     from stablesync.realtime.pipeline.loading import open_engine, open_serve_engine
 
-    opened = ((open_serve_engine(None, "ort-cpu"), 0, 1), (open_engine(None, "ort-cpu"), 1, 2))
+    opened = ((open_serve_engine(None, "ort-cpu"), 0, 1), (open_engine(None, "ort-cpu"), 1, 1))
     for engine, arena, threads in opened:
         for session in engine._sessions.values():  # type: ignore[attr-defined]
             options = session.get_session_options()
             assert (options.enable_cpu_mem_arena, options.intra_op_num_threads) == (arena, threads)
+
+
+def test_one_onnxruntime_thread_a_call_unless_asked_and_serve_runs_two_calls_at_once() -> None:
+    """A second intra-op thread costs more CPU than it saves time on a frame's small graph: `run`
+    and `demo` open one unless `--threads` asks for more; `serve`'s `--threads` is how many
+    one-thread calls run at once (two sessions' frames side by side)."""
+    from stablesync.realtime.cli import demo, run, serve
+    from stablesync.realtime.pipeline.loading import open_engine
+
+    assert run.build_parser("stablesync run").parse_args([]).threads == 1
+    assert demo.build_parser("stablesync demo").parse_args([]).threads == 1
+    assert serve.build_parser("stablesync serve").parse_args([]).threads == 2
+    asked = open_engine(None, "ort-cpu", run.build_parser("r").parse_args(["--threads", "2"]).threads)
+    for session in asked._sessions.values():  # type: ignore[attr-defined]
+        assert session.get_session_options().intra_op_num_threads == 2
 
 
 def _like_trained(model: torch.nn.Module) -> None:

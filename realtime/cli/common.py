@@ -23,7 +23,9 @@ from stablesync.realtime.pipeline.session import SessionConfig
 from stablesync.realtime.pipeline.tracking import TrackingConfig
 
 
-def add_engine_options(parser: argparse.ArgumentParser) -> None:
+def add_engine_options(
+    parser: argparse.ArgumentParser, threads_default: int = 1, threads_help: str = "onnxruntime CPU threads"
+) -> None:
     from stablesync.realtime.pipeline.loading import profile_weights
 
     weights = parser.add_mutually_exclusive_group()
@@ -40,7 +42,9 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--backend", default="auto", help="auto, ort-cpu, ort-cuda, ort-trt, tensorrt (torch only if named)"
     )
-    parser.add_argument("--threads", type=int, default=2, help="onnxruntime CPU threads (default 2)")
+    parser.add_argument(
+        "--threads", type=int, default=threads_default, help=f"{threads_help} (default {threads_default})"
+    )
     parser.add_argument(
         "--tracker",
         default="auto",

@@ -47,7 +47,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         parser.add_argument(flag, action="append", default=[], metavar=metavar, help=text + "; repeatable")
     parser.add_argument("--allow-mdns", action="store_true", help="use peers' .local (mDNS) ICE candidates")
     parser.add_argument("--turn-credentials", metavar="USER:PASSWORD", help="for the turn: servers")
-    add_engine_options(parser)  # --stats-json: the final stats of every session, at exit
+    # --stats-json: the final stats of every session, at exit
+    add_engine_options(parser, 2, "inference calls at once, one onnxruntime thread each")
     parser.description = (parser.description or "") + f" --backend {PASSTHROUGH} returns video untouched."
     return parser
 

@@ -55,12 +55,25 @@ def limit_blas_threads() -> None:
     threadpool_limits(limits=1, user_api="blas")
 
 
+ONE_CALL_THREADS = 1  # onnxruntime CPU threads per call, unless told otherwise
+
+
 def open_engine(
-    weights: str | Path | None, backend: str = "auto", threads: int = 2, *, memory_arena: bool = True
+    weights: str | Path | None,
+    backend: str = "auto",
+    threads: int = ONE_CALL_THREADS,
+    *,
+    memory_arena: bool = True,
 ) -> Engine:
     """Loads the engine, with numpy's BLAS limited to one thread (`limit_blas_threads`). "auto"
     here never picks the torch backend (the real-time path stays torch-free); pass `--backend
-    torch` explicitly to use it."""
+    torch` explicitly to use it.
+
+    One onnxruntime thread per call by default: a frame is a small graph, and a second intra-op
+    thread costs more CPU than it saves time (the shipped int8 graph at batch 1 on the 2-core
+    Xeon: 6.5 ms of CPU and of wall time on one thread, 8.5 ms of CPU for 5.7 ms on two; a paced
+    720p session 0.8-1.0 ms of CPU a frame less). A live filter shares the machine with the call
+    app, so CPU is what it must save; `--threads` still asks for more."""
     from stablesync.export import load_engine
     from stablesync.export.backends import pick_auto
 
@@ -78,4 +91,4 @@ def open_serve_engine(weights: str | Path | None, backend: str = "auto") -> Engi
     onnxruntime thread per inference worker, since the sessions' frames run side by side, and no
     onnxruntime memory arena, since the batch sizes vary with the sessions open and the arena
     would keep the largest it ever saw (issue 21's soak: memory flat over a long run)."""
-    return open_engine(weights, backend, 1, memory_arena=False)
+    return open_engine(weights, backend, ONE_CALL_THREADS, memory_arena=False)
