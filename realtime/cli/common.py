@@ -1,4 +1,5 @@
-"""Options and reporting shared by `stablesync run` and `stablesync demo`."""
+"""Options and reporting shared by `stablesync run` and `stablesync demo` (the engine's options
+by `serve` too)."""
 
 from __future__ import annotations
 

@@ -71,9 +71,10 @@ def open_engine(
 
     One onnxruntime thread per call by default: a frame is a small graph, and a second intra-op
     thread costs more CPU than it saves time (the shipped int8 graph at batch 1 on the 2-core
-    Xeon: 6.5 ms of CPU and of wall time on one thread, 8.5 ms of CPU for 5.7 ms on two; a paced
-    720p session 0.8-1.0 ms of CPU a frame less). A live filter shares the machine with the call
-    app, so CPU is what it must save; `--threads` still asks for more."""
+    Xeon: 6.5 ms of CPU and of wall time on one thread, 8.5 ms of CPU for 5.7 ms on two; in a
+    paced 720p session the inference thread's 8.5 ms a frame against 9.2 on two, a difference the
+    whole session's CPU figure does not resolve from its noise). A live filter shares the machine
+    with the call app, so CPU is what it must save; `--threads` still asks for more."""
     from stablesync.export import load_engine
     from stablesync.export.backends import pick_auto
 
