@@ -110,6 +110,7 @@ class RunDetails(TypedDict, total=False):
 
     virtual_camera: dict[str, Any]  # what the device took (`VirtualCameraSink.negotiated`)
     virtual_mic_samples: int  # samples handed to the virtual microphone
+    virtual_mic_gaps: int  # times its stream ran dry mid-stream (each an audible gap)
     audio_delay_ms: float  # the virtual microphone's audio delay at the end
     batches: int  # engine calls
     batched_frames: int  # frames generated in them
@@ -312,6 +313,7 @@ class Runner:
                 details["virtual_mic_samples"] = vmic.samples_written
                 details["audio_delay_ms"] = hand_off.delay.applied_ns / 1e6
                 await vmic.close()
+                details["virtual_mic_gaps"] = vmic.gaps
             if pulse_mic is not None:
                 await loop.run_in_executor(None, pulse_mic.remove)
             details["batches"] = batcher.batches_run

@@ -5,6 +5,14 @@ The callback runs on the audio API's own thread and must never wait for the writ
 what is queued and fills the rest of its buffer with silence. The writer never waits for the
 callback: when more than `capacity` frames are queued (the stream stopped consuming), the
 oldest are dropped and counted.
+
+A writer that hands each block over just in time leaves the callback nothing to take whenever
+it runs a little late, and every such moment is an audible gap. So a write that finds the
+stream starved (at the start, or after the callback has played silence) first queues
+`cushion_frames` of silence: its audio then plays that much later, and a writer that hands
+blocks over `cushion_frames` early (the sink adds the cushion to the latency it reports) keeps
+that much queued, so a hand-off late by less than the cushion is not heard. Each restart after
+the stream had played audio is counted in `gaps`.
 """
 
 from __future__ import annotations
@@ -20,17 +28,21 @@ Samples = NDArray[np.float32]  # (frames, channels)
 
 
 class PlayoutBuffer:
-    def __init__(self, channels: int, capacity_frames: int) -> None:
+    def __init__(self, channels: int, capacity_frames: int, cushion_frames: int = 0) -> None:
         self.channels = channels
         self.capacity_frames = capacity_frames
+        self.cushion_frames = cushion_frames
         self._lock = threading.Lock()
         self._blocks: deque[Samples] = deque()
         self._queued_frames = 0
         self._empty = threading.Event()
         self._empty.set()
+        self._starved = True  # the callback has played silence since the last write
+        self._cushion_queued = 0  # silence at the head of the queue (a starved write puts it there)
         self.frames_written = 0
         self.frames_played = 0  # of the written ones; silence is not counted
         self.frames_dropped = 0
+        self.gaps = 0  # times the stream ran dry after it had played audio
 
     @property
     def queued_frames(self) -> int:
@@ -40,6 +52,14 @@ class PlayoutBuffer:
         """Queues (frames, channels) float32 samples; never waits."""
         block = np.ascontiguousarray(samples, dtype=np.float32).reshape(-1, self.channels)
         with self._lock:
+            if self._starved:
+                self._starved = False
+                if self.frames_played > 0:
+                    self.gaps += 1
+                if self.cushion_frames > 0:
+                    self._blocks.append(np.zeros((self.cushion_frames, self.channels), np.float32))
+                    self._queued_frames += self.cushion_frames
+                    self._cushion_queued = self.cushion_frames  # the queue was empty
             self._blocks.append(block)
             self._queued_frames += block.shape[0]
             self.frames_written += block.shape[0]
@@ -54,7 +74,9 @@ class PlayoutBuffer:
                     self._blocks[0] = oldest[over:]
                     dropped = over
                 self._queued_frames -= dropped
-                self.frames_dropped += dropped
+                cushion = min(dropped, self._cushion_queued)
+                self._cushion_queued -= cushion
+                self.frames_dropped += dropped - cushion
 
     def fill(self, out: Samples) -> None:
         """Fills `out` (frames, channels) with the oldest queued samples, then silence."""
@@ -71,9 +93,13 @@ class PlayoutBuffer:
                     self._blocks[0] = block[take:]
                 done += take
             self._queued_frames -= done
-            self.frames_played += done
+            cushion = min(done, self._cushion_queued)
+            self._cushion_queued -= cushion
+            self.frames_played += done - cushion
             if not self._blocks:
                 self._empty.set()
+            if done < wanted:
+                self._starved = True
         out[done:] = 0.0
 
     def wait_empty(self, timeout_s: float) -> bool:

@@ -60,19 +60,26 @@ class VirtualMicConfig:
     latency_s: float = 0.05
     start_timeout_s: float = 3.0  # how long `open` waits for the stream to play
     queue_s: float = 2.0  # audio queued beyond this (the stream stopped playing) is dropped
+    cushion_s: float = 0.04  # audio handed over this early, so a late hand-off is not a gap
     drain_timeout_s: float = 1.0  # how long `close` lets the queued audio play out
 
 
 class VirtualMicSink:
     """A callback output stream fed from a `PlayoutBuffer`: `write` queues and returns at once;
-    the stream's callback plays what is queued, silence when nothing is. `open` returns once
-    the stream plays at its real rate, so the delay line's timing starts from a playing
-    stream (a sound server can hold a new stream for seconds before it plays)."""
+        the stream's callback plays what is queued, silence when nothing is. `open` returns once
+        the stream plays at its real rate, so the delay line's timing starts from a playing
+        stream (a sound server can hold a new stream for seconds before it plays). Audio is handed
+    over `cushion_s` ahead of when the stream needs it, so the scheduling of the writer may run
+    that late without a gap."""
 
     def __init__(self, cfg: VirtualMicConfig = VirtualMicConfig()) -> None:
         self.cfg = cfg
         self._stream: Any = None
-        self._buffer = PlayoutBuffer(cfg.channels, int(cfg.queue_s * cfg.sample_rate_hz))
+        self._buffer = PlayoutBuffer(
+            cfg.channels,
+            int(cfg.queue_s * cfg.sample_rate_hz),
+            cushion_frames=int(cfg.cushion_s * cfg.sample_rate_hz),
+        )
         self._detector = PlayingDetector(cfg.sample_rate_hz)
         self.underflows = 0  # callbacks the audio API reported late
         self.started_playing = False
@@ -84,6 +91,11 @@ class VirtualMicSink:
     @property
     def samples_dropped(self) -> int:
         return self._buffer.frames_dropped
+
+    @property
+    def gaps(self) -> int:
+        """Times the stream ran dry mid-stream: each an audible gap, the audio after it later."""
+        return self._buffer.gaps
 
     def _callback(self, out: Any, frames: int, _time: Any, status: Any) -> None:
         self._detector.callback(frames)
@@ -119,9 +131,10 @@ class VirtualMicSink:
 
     async def open(self) -> float:
         """Opens the output and waits (up to `start_timeout_s`) until it plays; returns the
-        device's output latency in seconds."""
+        latency to write ahead by, in seconds: the device's own plus the cushion (see
+        `PlayoutBuffer`)."""
         await asyncio.get_running_loop().run_in_executor(None, self._open)
-        return float(self._stream.latency)
+        return float(self._stream.latency) + self.cfg.cushion_s
 
     async def write(self, chunk: AudioChunk) -> None:
         """Queues the chunk's playable audio (the input's rate and channels, converted to the
