@@ -1,12 +1,14 @@
 """`stablesync serve` with N loopback WebRTC peers at once (N = 1, 2, 4, 8 by default), each for
 `--seconds` (default 60): per-session fps, glass-to-glass p50/p95 and A/V offset measured at the
-receiving peer, the server's CPU per session and per frame, why frames passed through (the
-server's late counts and stage times), and the server's memory (RSS) at start and after every N.
+receiving peer, the server's CPU per session and per frame (its session workers' included), why
+frames passed through (the server's late counts and stage times), and the server's memory (RSS)
+at start and after every N (its session workers' together beside it).
 
 `python -m stablesync.benchmarks.webrtc_sessions --out benchmarks/out/webrtc_sessions.json [--seconds 60]
-[--quick] [--sessions 1,2,4,8] [--weights DIR] [--backend auto|passthrough|...]`
+[--quick] [--sessions 1,2,4,8] [--weights DIR] [--backend auto|passthrough|...] [--in-process]`
 
-The server runs in its own process (one engine, one batcher for every peer); the peers are
+The server runs in its own process (on the CPU backend each session in a worker process of
+its own, `--in-process` passed on: all in the server's, one batcher for every peer); the peers are
 aiortc clients (realtime/webrtc/client.py) in this process, all on 127.0.0.1. Each sends the
 demo face and speech with marks (frame index in the top strip, a 12 kHz tone each second), so
 latency and A/V offset are measured from what comes back, on this process's own clock.
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -36,10 +39,37 @@ from stablesync.benchmarks.inputs import bench_weights, demo_face_and_speech, sp
 SERVER_START_TIMEOUT_S = 120.0
 
 
+def _stat(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()  # from the state field on
+
+
+def children(pid: int) -> list[int]:
+    """The live child processes of `pid` (the server's session workers), from /proc (Linux)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int(_stat(int(entry.name))[1]) == pid:
+                    found.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue  # exited meanwhile
+    return found
+
+
 def cpu_s(pid: int) -> float:
-    """CPU time (user + system, every thread) a process has used so far, from /proc (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU time (user + system, every thread) a process and its children (live, and exited ones
+    it has waited for: the session workers of `serve`) have used so far, from /proc (Linux)."""
+    fields = _stat(pid)
+    total = sum(int(fields[i]) for i in (11, 12, 13, 14)) / os.sysconf("SC_CLK_TCK")
+    for child in children(pid):
+        with contextlib.suppress(OSError):
+            total += cpu_s(child)
+    return total
+
+
+def workers_rss_mb(pid: int) -> float:
+    """The resident memory of the server's live child processes together, in MB."""
+    return sum(rss_mb(child) for child in children(pid))
 
 
 def _clip(width_px: int = 320) -> Any:
@@ -69,6 +99,7 @@ def _start_server(
     cmd = [sys.executable, "-m", "stablesync.cli", "serve", "--port", "0", "--backend", args.backend]
     cmd += ["--max-sessions", str(max(args.sessions))]
     cmd += ["--weights", str(weights)] if weights is not None else []
+    cmd += ["--in-process"] if args.in_process else []
     log = log_path.open("w")
     server = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True)
     assert server.stdout is not None
@@ -133,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sessions", default="1,2,4,8", help="comma-separated session counts")
     parser.add_argument("--weights", type=Path, default=None)
     parser.add_argument("--backend", default="auto")
+    parser.add_argument("--in-process", action="store_true", help="serve --in-process: one process")
     args = parser.parse_args(argv)
     args.sessions = [1, 2] if args.quick else [int(n) for n in args.sessions.split(",")]
     seconds = 6.0 if args.quick else args.seconds
@@ -143,6 +175,9 @@ def main(argv: list[str] | None = None) -> int:
         server, url = _start_server(args, weights, Path(tmp) / "server.log")
         try:
             figures["backend"] = _status(url)["mode"]
+            figures["sessions_in"] = (
+                "one process" if args.in_process else "a worker process each (CPU backend)"
+            )
             figures["server_rss_mb_start"] = round(rss_mb(server.pid), 1)
             for n in args.sessions:
                 rss_before = round(rss_mb(server.pid), 1)
@@ -169,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
                     "load_average_1m": round(os.getloadavg()[0], 2),
                     "server_rss_mb_before": rss_before,
                     "server_rss_mb_after": round(rss_mb(server.pid), 1),
+                    "workers_rss_mb_after": round(workers_rss_mb(server.pid), 1),
                 }
                 figures["samples"][f"glass-to-glass ms, {n} session(s)"] = [round(g, 1) for g in g2g]
                 r = figures["runs"][str(n)]

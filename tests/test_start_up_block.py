@@ -73,6 +73,7 @@ def _serve_block(*args: str) -> tuple[dict[str, str], str]:
 def test_serve_says_what_it_opened_and_where_the_page_is(token: str | None) -> None:
     block, url = _serve_block("--backend", "ort-cpu", *(["--token", token] if token else []))
     assert block["model"].startswith("cpu-rt on ort-cpu") and block["tracking"].startswith("face tracker: ")
+    assert block["sessions"].startswith("a worker process each")
     assert block["page"].startswith(url)
     if token:
         assert url.endswith(f"#token={token}") and "carries the token" in block["access"]

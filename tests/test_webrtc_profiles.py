@@ -54,7 +54,13 @@ def profiles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def _marker(factory: PipelineFactory | None) -> str:
     """Which folder a lip-sync factory's engine was loaded from (its manifest's marker)."""
     from stablesync.realtime.webrtc.lipsync import LipSyncFactory
+    from stablesync.realtime.webrtc.worker_process import WorkerPipelines
 
+    if isinstance(factory, WorkerPipelines):  # serve's default on ort-cpu: the workers load spec.weights
+        assert factory.engine is not None
+        marker = factory.engine.manifest.parity_inputs
+        assert json.loads((factory.spec.weights / "manifest.json").read_text())["parity_inputs"] == marker
+        return marker
     assert isinstance(factory, LipSyncFactory)
     return factory.batcher.engine.manifest.parity_inputs
 
@@ -67,7 +73,7 @@ async def _serve(argv: list[str], **config: Any) -> AsyncIterator[RunningServer]
     # a free port; engines load slowly on a loaded machine
     serve_config = dataclasses.replace(serve_cli._config(args), port=0, handler_timeout_s=120.0, **config)
     async with running_server(
-        serve_config, open_profiles(args, open_pipelines(args), serve_config)
+        serve_config, open_profiles(args, open_pipelines(args, args.in_process), serve_config)
     ) as server:
         yield server
 
@@ -131,10 +137,12 @@ async def test_profiles_are_listed_by_name_behind_the_token_and_unknown_ones_ref
         assert len(server.registry) == 0 and server.profiles.in_use() == {}  # nothing was opened
 
 
+@pytest.mark.parametrize("mode", ["workers", "in-process"])
 async def test_serve_profile_is_the_default_and_an_idle_profile_engine_is_reused_then_replaced(
-    profiles: Path,
+    profiles: Path, mode: str
 ) -> None:
-    async with _serve(["--profile", "A"], profile_idle_s=600.0) as server:
+    in_process = ["--in-process"] if mode == "in-process" else []
+    async with _serve(["--profile", "A", *in_process], profile_idle_s=600.0) as server:
         assert (await _get_profiles(server))[1] == {"profiles": ["A", "B"], "default": "A"}
         default = server.profiles.default
         assert _marker(default) == "test profile A"
@@ -161,8 +169,10 @@ async def test_serve_profile_is_the_default_and_an_idle_profile_engine_is_reused
         status, answer = await _post_offer(server, {"sdp": sdp, "type": "offer", "profile": "C"})
         assert status == 200 and answer["profile"] == "C"
         assert server.profiles.in_use() == {"C": 1} and server.profiles.factory_of("B") is None
-        # closed: its batcher's inference threads were shut down (ThreadPoolExecutor's own flag)
-        assert await _until(lambda: b_factory.batcher._executor._shutdown)  # type: ignore[attr-defined]
+        if in_process:  # closed: its batcher's inference threads were shut down (the pool's own flag)
+            assert await _until(lambda: b_factory.batcher._executor._shutdown)  # type: ignore[attr-defined]
+        else:  # closed: its spare worker closed, none started again
+            assert await _until(lambda: b_factory.closed)  # type: ignore[attr-defined]
         (session,) = server.registry.sessions()
         await session.close("test")
     finals = list(server.registry.finished)
@@ -179,7 +189,8 @@ async def test_sessions_of_one_profile_share_its_engine_and_another_profile_gets
     profiles: Path,
 ) -> None:
     clip = load_clip(DEMO / "face.png", max_seconds=4.0)
-    async with _serve(["--threads", "1"], profile_idle_s=0.0) as server:
+    # in one process, where the profiles' batchers can be seen (with workers, each session has its own)
+    async with _serve(["--in-process", "--threads", "1"], profile_idle_s=0.0) as server:
         seen: dict[str, Any] = {}
 
         async def watch() -> None:

@@ -1,11 +1,12 @@
 """`stablesync serve`: the lip-sync filter over WebRTC for browsers and apps.
 
 Opens one engine, serves the page at http://HOST:PORT/ and WebRTC offers at POST /offer, and
-runs every peer through one shared batcher. An offer (or the page's chooser) may name one of
-your profiles (`stablesync enroll NAME`): its sessions share that profile's engine and batcher;
---profile (or --weights) sets what offers naming none get. Binds 127.0.0.1 unless told
-otherwise; any other address needs --token. Ctrl-C or SIGTERM closes every peer connection and
-exits.
+runs each peer's pipeline in a worker process of its own on the CPU backend (--in-process, and
+GPU backends: every peer in this process through one shared batcher). An offer (or the page's
+chooser) may name one of your profiles (`stablesync enroll NAME`): its sessions get that
+profile's engine; --profile (or --weights) sets what offers naming none get. Binds 127.0.0.1
+unless told otherwise; any other address needs --token. Ctrl-C or SIGTERM closes every peer
+connection and exits.
 """
 
 from __future__ import annotations
@@ -47,8 +48,15 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         parser.add_argument(flag, action="append", default=[], metavar=metavar, help=text + "; repeatable")
     parser.add_argument("--allow-mdns", action="store_true", help="use peers' .local (mDNS) ICE candidates")
     parser.add_argument("--turn-credentials", metavar="USER:PASSWORD", help="for the turn: servers")
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run every session in this process, sharing one batcher (the default on onnxruntime's"
+        " CPU backend: a worker process per session, which keeps two sessions from waiting on each"
+        " other; GPU backends always share)",
+    )
     # --stats-json: the final stats of every session, at exit
-    add_engine_options(parser, 2, "inference calls at once, one onnxruntime thread each")
+    add_engine_options(parser, 2, "with --in-process: inference calls at once, one onnxruntime thread each")
     parser.description = (parser.description or "") + f" --backend {PASSTHROUGH} returns video untouched."
     return parser
 
@@ -69,17 +77,19 @@ def _config(args: argparse.Namespace) -> ServeConfig:
     )
 
 
-def open_pipelines(args: argparse.Namespace) -> PipelineFactory:
-    """The shared engine + batcher (or passthrough) for every session."""
+def open_pipelines(args: argparse.Namespace, in_process: bool = False) -> PipelineFactory:
+    """What every session runs on: the engine, opened here, and a worker process per session
+    or, `in_process`, one shared batcher (`lipsync_pipelines`); or passthrough."""
     if args.backend == PASSTHROUGH:
         return PassthroughFactory()
     from stablesync.realtime.cli.common import session_config
-    from stablesync.realtime.pipeline.loading import open_serve_engine
-    from stablesync.realtime.webrtc.lipsync import LipSyncFactory
+    from stablesync.realtime.pipeline.loading import open_serve_engine, resolve_weights
+    from stablesync.realtime.webrtc.profiles import lipsync_pipelines
 
     session_cfg = session_config(args, realtime=True)
     engine = open_serve_engine(args.weights, args.backend)
-    return LipSyncFactory(engine, session_cfg, inference_workers=args.threads)
+    weights = resolve_weights(args.weights)
+    return lipsync_pipelines(engine, weights, session_cfg, args.threads, in_process)
 
 
 def open_profiles(
@@ -93,7 +103,7 @@ def open_profiles(
     from stablesync.realtime.pipeline.loading import resolve_weights
     from stablesync.realtime.webrtc.profiles import lipsync_opener
 
-    opener = lipsync_opener(args.backend, session_config(args, realtime=True), args.threads)
+    opener = lipsync_opener(args.backend, session_config(args, realtime=True), args.threads, args.in_process)
     return ProfilePipelines(default, opener, resolve_weights(args.weights), idle_s=config.profile_idle_s)
 
 
@@ -106,10 +116,20 @@ def start_up_block(pipelines: ProfilePipelines, server: RunningServer, config: S
     the page is."""
     from stablesync.enroll.profiles import profiles_root
     from stablesync.realtime.webrtc.lipsync import LipSyncFactory
+    from stablesync.realtime.webrtc.worker_process import WorkerPipelines
 
     default = pipelines.default
-    engine = default.batcher.engine if isinstance(default, LipSyncFactory) else None
-    block = StartUpBlock().engine(engine)
+    block = StartUpBlock()
+    if isinstance(default, WorkerPipelines):
+        block.engine(default.engine)
+        block.add(
+            "sessions", "a worker process each, one loaded ahead for the next (--in-process: all in this one)"
+        )
+    elif isinstance(default, LipSyncFactory):
+        block.engine(default.batcher.engine)
+        block.add("sessions", "all in this process, one shared batcher")
+    else:
+        block.engine(None)
     if pipelines.serves_profiles:
         names = pipelines.names()
         listed = ", ".join(names) if names else "none yet"
@@ -131,7 +151,7 @@ def main(args: argparse.Namespace) -> int:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("aioice", "aiortc", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    pipelines = open_profiles(args, open_pipelines(args), config)
+    pipelines = open_profiles(args, open_pipelines(args, args.in_process), config)
 
     def ready(server: RunningServer) -> None:
         if not args.quiet:

@@ -1,5 +1,7 @@
-"""The real-time pipeline behind WebRTC sessions: one engine, one `InferenceBatcher` shared by
-every peer, one `LipSyncSession` (realtime/pipeline/session.py) per peer.
+"""The real-time pipeline behind WebRTC sessions in one process (`serve --in-process`, GPU
+backends, and each session worker process for its one session): one engine, one
+`InferenceBatcher` shared by every peer, one `LipSyncSession` (realtime/pipeline/session.py) per
+peer.
 
 The batcher gathers the due frames of all sessions into one `engine.generate` call and answers
 a frame that would miss its deadline with a passthrough, so a slow or stalled peer never holds
@@ -70,6 +72,17 @@ def _from_rgb(image: RgbImage) -> av.VideoFrame:
     )
 
 
+def pipeline_figures(telemetry: Telemetry) -> PipelineFigures:
+    """The stats message's "pipeline": each stage's median over the recent frames, late counts."""
+    stages: dict[SeriesName, float] = {}
+    for name in STAGE_SERIES:
+        recent = telemetry.recent(name, RECENT_FRAMES)
+        if recent:
+            stages[name] = round(float(np.median(recent)), 2)
+    late = {name: telemetry.counts[name] for name in LATE_COUNTS if telemetry.counts[name]}
+    return {"stages_p50_ms": stages, "late": late}
+
+
 class LipSyncFactory:
     def __init__(
         self,
@@ -118,12 +131,14 @@ class LipSyncPipeline:
         self._audio_pts_ns += chunk.duration_ns
         self._session.offer_audio(chunk)  # live: a full queue drops (counted), never waits
 
-    async def push_video(self, frame: av.VideoFrame, capture_ns: int) -> None:
+    async def push_video(self, frame: av.VideoFrame, capture_ns: int, index: int | None = None) -> None:
+        """`index`: the frame's number (its `OutputFrame.frame.index`), by default a count."""
         loop = asyncio.get_running_loop()
         image = await loop.run_in_executor(self._executor, _to_rgb, frame)
         if self._first_ns is None:
             self._first_ns = capture_ns
-        video = VideoFrame(image, capture_ns, capture_ns - self._first_ns, self._frames_in, source=frame)
+        number = self._frames_in if index is None else index
+        video = VideoFrame(image, capture_ns, capture_ns - self._first_ns, number, source=frame)
         self._frames_in += 1
         await self._session.submit_video(video)
 
@@ -144,14 +159,7 @@ class LipSyncPipeline:
         self._session.mark_delivered(frame.output, audio_delay_ns, handed_ns)
 
     def figures(self) -> PipelineFigures:
-        telemetry = self._session.telemetry
-        stages: dict[SeriesName, float] = {}
-        for name in STAGE_SERIES:
-            recent = telemetry.recent(name, RECENT_FRAMES)
-            if recent:
-                stages[name] = round(float(np.median(recent)), 2)
-        late = {name: telemetry.counts[name] for name in LATE_COUNTS if telemetry.counts[name]}
-        return {"stages_p50_ms": stages, "late": late}
+        return pipeline_figures(self._session.telemetry)
 
     async def end(self) -> None:
         await self._session.end_video()

@@ -28,6 +28,7 @@ from stablesync.enroll.profiles import NAME_PATTERN, is_complete, list_profiles,
 from stablesync.realtime.webrtc.processing import PipelineFactory
 
 if TYPE_CHECKING:
+    from stablesync.export.engine import Engine
     from stablesync.realtime.pipeline.session import SessionConfig
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,14 @@ class ProfilePipelines:
     @property
     def backend(self) -> str:
         return self.default.backend
+
+    def warm(self) -> None:
+        """From the running loop, once the server listens: sessions in worker processes get
+        their first worker loading now, not when the first peer comes."""
+        from stablesync.realtime.webrtc.worker_process import WorkerPipelines
+
+        if isinstance(self.default, WorkerPipelines):
+            self.default.warm()
 
     @property
     def serves_profiles(self) -> bool:
@@ -227,14 +236,31 @@ class ProfilePipelines:
         await self.default.aclose()
 
 
-def lipsync_opener(backend: str, session_cfg: SessionConfig, inference_workers: int) -> ProfileOpener:
-    """Opens a profile as `serve` opens its default: its engine on `backend` (`open_serve_engine`),
-    a `LipSyncFactory` with `session_cfg` around it."""
+def lipsync_opener(
+    backend: str, session_cfg: SessionConfig, inference_workers: int, in_process: bool = False
+) -> ProfileOpener:
+    """Opens a profile as `serve` opens its default (`lipsync_pipelines`): its engine on `backend`
+    (`open_serve_engine`), its sessions in worker processes or, with `in_process`, in a
+    `LipSyncFactory` with `session_cfg` around it."""
     from stablesync.realtime.pipeline.loading import open_serve_engine
-    from stablesync.realtime.webrtc.lipsync import LipSyncFactory
 
     async def open_profile(weights: Path) -> PipelineFactory:
         engine = await asyncio.to_thread(open_serve_engine, weights, backend)
-        return LipSyncFactory(engine, session_cfg, inference_workers=inference_workers)
+        return lipsync_pipelines(engine, weights, session_cfg, inference_workers, in_process)
 
     return open_profile
+
+
+def lipsync_pipelines(
+    engine: Engine, weights: Path, session_cfg: SessionConfig, inference_workers: int, in_process: bool
+) -> PipelineFactory:
+    """On onnxruntime's CPU backend a worker process per session (worker_process.py: sessions in
+    one process wait on each other for the interpreter lock), unless `in_process`; otherwise
+    (and on GPU backends, where one batch serves every session) one shared batcher here."""
+    from stablesync.realtime.webrtc.lipsync import PARALLEL_BACKENDS, LipSyncFactory
+    from stablesync.realtime.webrtc.worker_process import WorkerPipelines
+    from stablesync.realtime.webrtc.worker_wire import WorkerSpec
+
+    if engine.backend in PARALLEL_BACKENDS and not in_process:
+        return WorkerPipelines(WorkerSpec(weights, engine.backend, session_cfg), engine)
+    return LipSyncFactory(engine, session_cfg, inference_workers=inference_workers)

@@ -334,6 +334,7 @@ async def running_server(
                 f"--host {config.host} --port {config.port}: cannot listen ({exc.strerror})"
             ) from None
         port = listener.sockets[0].getsockname()[1] if listener.sockets else config.port
+        app[PIPELINES_KEY].warm()
         try:
             yield RunningServer(app, config.host, port, limiter)
         finally:
