@@ -152,6 +152,33 @@ async def test_a_worker_killed_mid_stream_is_replaced_and_the_video_never_stops(
 
 
 @pytest.mark.slow
+async def test_a_hung_worker_is_killed_past_its_frames_deadline_and_replaced(
+    cpu_rt_export: Path, rt_face_photo: Path
+) -> None:
+    """SIGSTOP: the worker neither dies nor answers. Once the frame it holds is `STALL_GRACE_S`
+    past its deadline (1 s budget here) it is killed; the video passes through, then the spare
+    lip-syncs it again. Without the watchdog no frame came back after the stop."""
+    pipelines = WorkerPipelines(_spec(cpu_rt_export))
+    pipelines.warm()
+    session = await pipelines.open_session("c")
+    assert isinstance(session, WorkerSession)
+    try:
+        hung_pid = session.worker_pid
+        assert hung_pid is not None
+        modes = await _stream(
+            session, _photo_frame(rt_face_photo), 14.0, lambda: os.kill(hung_pid, signal.SIGSTOP)
+        )
+    finally:
+        await session.aclose()
+        await pipelines.aclose()
+    assert len(modes) >= 14 * 25 * 0.8, len(modes)  # lost: what the stopped worker held
+    stopped_at = modes.index("error")
+    after = modes[stopped_at:]
+    assert after.count("lipsync") >= 60, Counter(after)
+    assert not Path(f"/proc/{hung_pid}").exists()  # killed and reaped, not left stopped
+
+
+@pytest.mark.slow
 async def test_a_worker_that_cannot_load_leaves_the_video_passing_through(
     cpu_rt_export: Path, rt_face_photo: Path, tmp_path: Path
 ) -> None:

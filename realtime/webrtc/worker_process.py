@@ -8,8 +8,9 @@ picture goes over as I420 planes, the processed one comes back the same way (a f
 through comes back as a reference to the one sent, which is then sent untouched).
 
 Faults degrade, never end the call: until a session's worker has loaded (a spare is kept loaded
-for the next session), and after one died or failed, frames pass through ("warmup", then
-"error") while a new worker starts, up to `MAX_RESTARTS` times a session.
+for the next session), and after one died, failed or hung (held a frame `STALL_GRACE_S` past its
+deadline: it is killed), frames pass through ("warmup", then "error") while a new worker starts, up to
+`MAX_RESTARTS` times a session.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import av
 import numpy as np
 
 from stablesync.export.engine import Engine
-from stablesync.realtime.pipeline.frames import DeliveredMode, OutputFrame, VideoFrame
+from stablesync.realtime.pipeline.frames import NS_PER_S, DeliveredMode, OutputFrame, VideoFrame
 from stablesync.realtime.pipeline.slots import Channel
 from stablesync.realtime.pipeline.tasks import cancel_and_wait
 from stablesync.realtime.pipeline.telemetry import Telemetry
@@ -49,6 +50,9 @@ MAX_RESTARTS = 3  # new workers a session gets after its first failed; then it p
 CLOSE_TIMEOUT_S = 1.0  # a worker that has not exited this long after its stdin closed is killed
 WIRE_BACKLOG_BYTES = 8 << 20  # unread by the worker beyond this: a new frame is dropped, not queued
 OUTPUT_FRAMES = 4  # processed frames waiting for the sender (drop-oldest)
+# a worker still holding a frame this long past its deadline has hung (a frame comes back,
+# lip-synced or passed through late, by its deadline): it is killed and replaced like one that died
+STALL_GRACE_S = 0.5
 NO_PIXELS = np.zeros((0, 0, 3), np.uint8)  # an OutputFrame here carries figures; pixels stay in the worker
 
 
@@ -105,6 +109,11 @@ class WorkerProcess:
                 self._proc.kill()
             await self._proc.wait()
 
+    def kill(self) -> None:
+        """Ends it at once (a stopped or hung process too); its reader then sees the end."""
+        with contextlib.suppress(ProcessLookupError):
+            self._proc.kill()
+
     @property
     def returncode(self) -> int | None:
         return self._proc.returncode
@@ -120,6 +129,7 @@ class WorkerSession:
         self.telemetry = Telemetry()
         cfg = spec.session
         self.budget_ms: float | None = cfg.budget_ms if cfg.realtime else None
+        self._stall_ns = int((cfg.budget_ms / 1000 + STALL_GRACE_S) * NS_PER_S)
         self._start_worker = start_worker
         self._out: Channel[ProcessedFrame] = Channel(OUTPUT_FRAMES, blocking=False)
         self._sent: dict[int, tuple[av.VideoFrame, int]] = {}  # seq -> (frame, capture_ns) in the worker
@@ -212,6 +222,10 @@ class WorkerSession:
         worker = self._worker
         if not self._ready or worker is None or frame.width % 2 or frame.height % 2:
             self._hand_on(ProcessedFrame(frame, capture_ns, self._without))
+            return
+        if self._sent and capture_ns - next(iter(self._sent.values()))[1] > self._stall_ns:
+            worker.kill()  # hung: its reader takes it from there
+            self._hand_on(ProcessedFrame(frame, capture_ns, "error"))
             return
         if worker.backlog_bytes > WIRE_BACKLOG_BYTES:
             self.telemetry.count("frames_dropped")  # the worker is not reading: no backlog here
