@@ -103,8 +103,32 @@ def os_threads() -> int:
         return -1
 
 
+def proc_stat(pid: int) -> list[str]:
+    """/proc/PID/stat's fields from the state on (state, ppid, ..., utime at 11, stime at 12)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def children(pid: int) -> list[int]:
+    """The live child processes of `pid` (`serve`'s session workers), from /proc (Linux)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int(proc_stat(int(entry.name))[1]) == pid:
+                    found.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue  # exited meanwhile
+    return found
+
+
+def workers_rss_mb(pid: int) -> float:
+    """The resident memory of the live child processes of `pid` together, in MB."""
+    return sum(rss_mb(child) for child in children(pid))
+
+
 def process_figures(pid: int) -> dict[str, float]:
-    """RSS (MB), open file descriptors and threads of a process, from /proc (Linux)."""
+    """RSS (MB), open file descriptors and threads of a process, and its live child processes
+    (`workers`) and their RSS together (`workers_rss_mb`), from /proc (Linux)."""
     threads = 0
     with contextlib.suppress(OSError):
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -114,7 +138,14 @@ def process_figures(pid: int) -> dict[str, float]:
         fds = len(os.listdir(f"/proc/{pid}/fd"))
     except OSError:
         fds = -1
-    return {"rss_mb": round(rss_mb(pid), 1), "fds": fds, "threads": threads}
+    workers = children(pid)
+    return {
+        "rss_mb": round(rss_mb(pid), 1),
+        "fds": fds,
+        "threads": threads,
+        "workers": len(workers),
+        "workers_rss_mb": round(sum(rss_mb(w) for w in workers), 1),
+    }
 
 
 def fd_kinds(pid: int) -> dict[str, int]:

@@ -33,43 +33,21 @@ from typing import Any
 
 import numpy as np
 
-from stablesync.benchmarks.common import rss_mb, write_result
+from stablesync.benchmarks.common import children, proc_stat, rss_mb, workers_rss_mb, write_result
 from stablesync.benchmarks.inputs import bench_weights, demo_face_and_speech, speech_like
 
 SERVER_START_TIMEOUT_S = 120.0
 
 
-def _stat(pid: int) -> list[str]:
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()  # from the state field on
-
-
-def children(pid: int) -> list[int]:
-    """The live child processes of `pid` (the server's session workers), from /proc (Linux)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if int(_stat(int(entry.name))[1]) == pid:
-                    found.append(int(entry.name))
-            except (OSError, IndexError, ValueError):
-                continue  # exited meanwhile
-    return found
-
-
 def cpu_s(pid: int) -> float:
     """CPU time (user + system, every thread) a process and its children (live, and exited ones
     it has waited for: the session workers of `serve`) have used so far, from /proc (Linux)."""
-    fields = _stat(pid)
+    fields = proc_stat(pid)
     total = sum(int(fields[i]) for i in (11, 12, 13, 14)) / os.sysconf("SC_CLK_TCK")
     for child in children(pid):
         with contextlib.suppress(OSError):
             total += cpu_s(child)
     return total
-
-
-def workers_rss_mb(pid: int) -> float:
-    """The resident memory of the server's live child processes together, in MB."""
-    return sum(rss_mb(child) for child in children(pid))
 
 
 def _clip(width_px: int = 320) -> Any:

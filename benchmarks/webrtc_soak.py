@@ -3,9 +3,10 @@ beside it a second session is opened and closed every `--churn-period-s` (10 s; 
 one vanishes: its process is killed, no goodbye). Recorded per minute: the long session's
 glass-to-glass p50 (at the peer, from the frame marks), the server's own latency p50, the
 share of frames sent back "late", its fps, the server's RSS, open file descriptors (and of what
-kind: sockets, pipes, eventfds, files) and threads at the minute's end, the lowest and highest RSS,
-fds and threads of the minute (sampled every `SAMPLE_S`: the lowest is the floor between churn
-sessions, where a leak shows first), and the machine's load average (the machine may be shared:
+kind: sockets, pipes, eventfds, files) and threads at the minute's end, its session worker
+processes (CPU backend) and their RSS together, the lowest and highest of each over the minute
+(sampled every `SAMPLE_S`: the lowest is the floor between churn sessions, where a leak shows
+first), and the machine's load average (the machine may be shared:
 latency that follows the load is the load's). At the end, after every session has gone: fds and
 threads against their baseline, their level after a warm-up of two sessions at once (before
 the soak; when the server still holds a session `IDLE_TIMEOUT_S` after either, stderr says so and
@@ -17,12 +18,13 @@ each session the server served was closed (from its log: a vanished peer must en
 media", not "never connected"). Writes NAME.json and a time-series plot NAME_per_minute.png.
 
 `python -m stablesync.benchmarks.webrtc_soak --out benchmarks/out/webrtc_soak.json [--minutes 30] [--quick]
-[--weights DIR] [--backend auto|passthrough|...]`
+[--weights DIR] [--backend auto|passthrough|...] [--in-process]`
 
 Compares the first and the last `window` minutes (5, or a third of a shorter run): p50 latency,
 late share, RSS, fds, threads; `criteria` holds issue 21's bounds (p50 latency within 10 ms, late
 share within 2 points, RSS within 10 MB on the minutes' floors, fds and threads back to their
-baseline after churn).
+baseline after churn), and for the session workers: their RSS floor within 10 MB, none left
+behind after churn.
 """
 
 from __future__ import annotations
@@ -199,7 +201,7 @@ def minute_record(
     stats = peer.result.stats[stats_from:]
     before = peer.result.stats[stats_from - 1] if stats_from else {"frames_out": 0, "late_frames": 0}
     record: dict[str, Any] = {"minute": minute, **process_figures(pid)}
-    for key in ("rss_mb", "fds", "threads"):
+    for key in ("rss_mb", "fds", "threads", "workers", "workers_rss_mb"):
         values = [s[key] for s in samples if s[key] >= 0] + [record[key]]
         record[f"{key}_min"], record[f"{key}_max"] = min(values), max(values)
     record["fd_kinds"] = fd_kinds(pid)
@@ -281,7 +283,7 @@ def compare(per_minute: list[dict[str, Any]], window: int) -> dict[str, Any]:
     first, last = per_minute[:window], per_minute[-window:]
     out: dict[str, Any] = {"window_minutes": window}
     keys = ("glass_to_glass_ms_p50", "server_latency_ms_p50", "late_share", "load_average_1m", "rss_mb")
-    for key in (*keys, "rss_mb_min", "fds", "fds_min", "threads", "threads_min"):
+    for key in (*keys, "rss_mb_min", "fds", "fds_min", "threads", "threads_min", "workers_rss_mb_min"):
         a, b = median(first, key), median(last, key)
         out[key] = {"first": a, "last": b, "change": None if a is None or b is None else round(b - a, 4)}
     return out
@@ -308,6 +310,10 @@ def criteria(change: dict[str, Any], baseline: dict[str, Any], end: dict[str, An
         "server_latency_p50_within_10_ms": within("server_latency_ms_p50", MAX_LATENCY_CHANGE_MS),
         "late_share_within_2_points": within("late_share", MAX_LATE_SHARE_CHANGE),
         "rss_within_10_mb": within("rss_mb_min", MAX_RSS_CHANGE_MB, both_ways=True),
+        # the session worker processes (`serve` on the CPU backend): the long session's and the
+        # spare at each minute's floor; none left behind once every session has gone
+        "workers_rss_within_10_mb": within("workers_rss_mb_min", MAX_RSS_CHANGE_MB, both_ways=True),
+        "workers_back_to_baseline": end.get("workers", 0) <= baseline.get("workers", 0) if idle else None,
         "fds_back_to_baseline": end["fds"] <= baseline["fds"] if end["fds"] >= 0 and idle else None,
         "threads_back_to_baseline": end["threads"] <= baseline["threads"] if idle else None,
     }
@@ -323,7 +329,7 @@ def plot(per_minute: list[dict[str, Any]], path: Path, title: str) -> None:
     panels = [
         ("latency p50 (ms)", ("glass_to_glass_ms_p50", "server_latency_ms_p50")),
         ("late share", ("late_share",)),
-        ("server RSS (MB)", ("rss_mb", "rss_mb_min")),
+        ("RSS (MB): server, its workers", ("rss_mb", "rss_mb_min", "workers_rss_mb", "workers_rss_mb_min")),
         ("server fds / threads", ("fds", "fds_min", "threads", "threads_min")),
         ("load average (1 min)", ("load_average_1m",)),
     ]
@@ -391,6 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--churn-period-s", type=float, default=10.0)
     parser.add_argument("--weights", type=Path, default=None)
     parser.add_argument("--backend", default="auto")
+    parser.add_argument("--in-process", action="store_true", help="serve --in-process: one process")
     args = parser.parse_args(argv)
     minutes = 1 if args.quick else args.minutes
     args.sessions = [MAX_SESSIONS]  # what _start_server reads for --max-sessions

@@ -31,7 +31,14 @@ def _stats(frames_out: int, late: int, p50: float) -> dict[str, Any]:
 
 
 def _row(
-    minute: int, g2g: float, server: float, late: float, rss: float, fds: int, threads: int
+    minute: int,
+    g2g: float,
+    server: float,
+    late: float,
+    rss: float,
+    fds: int,
+    threads: int,
+    workers_rss: float = 170.0,
 ) -> dict[str, Any]:
     return {
         "minute": minute,
@@ -45,6 +52,8 @@ def _row(
         "rss_mb_min": rss,
         "threads": threads,
         "threads_min": threads,
+        "workers": 2,  # the long session's and the spare
+        "workers_rss_mb_min": workers_rss,
     }
 
 
@@ -55,7 +64,10 @@ def test_minute_record_takes_the_minute_s_frames_and_late_ones_against_the_previ
         stats=[_stats(1500, 150, 90.0), _stats(2250, 225, 120.0), _stats(3000, 750, 130.0)],
     )
     peer: Any = SimpleNamespace(result=result)
-    samples = [{"rss_mb": 1.0, "fds": 3, "threads": 1}, {"rss_mb": 1.0, "fds": 900, "threads": 40}]
+    samples = [
+        {"rss_mb": 1.0, "fds": 3, "threads": 1, "workers": 1, "workers_rss_mb": 85.0},
+        {"rss_mb": 1.0, "fds": 900, "threads": 40, "workers": 3, "workers_rss_mb": 255.0},
+    ]
     # the minute's end is read off a process with one thread and few fds (this test process's
     # own counts depend on the tests run before it)
     idle = subprocess.Popen(
@@ -76,6 +88,7 @@ def test_minute_record_takes_the_minute_s_frames_and_late_ones_against_the_previ
     assert record["sync_delay_ms"] == 130.0
     assert record["fds_min"] == 3 and record["fds_max"] == 900  # the samples' range, the end's too
     assert record["threads_min"] == 1 and record["threads_max"] == 40
+    assert record["workers_max"] == 3 and record["workers_rss_mb_min"] == 0.0  # the idle one has none
     assert record["load_average_1m"] >= 0.0 and record["rss_mb"] > 0
 
 
@@ -90,18 +103,18 @@ def test_compare_takes_the_medians_of_the_first_and_last_windows() -> None:
 
 def test_criteria_are_issue_21_s_bounds() -> None:
     flat = [_row(m, 250.0, 120.0, 0.25, 420.0, 12, 11) for m in range(1, 11)]
-    baseline = {"fds": 12, "threads": 11, "rss_mb": 400.0}
-    met_end = {"fds": 12, "threads": 11}
+    baseline = {"fds": 12, "threads": 11, "rss_mb": 400.0, "workers": 1}
+    met_end = {"fds": 12, "threads": 11, "workers": 1}
     met = criteria(compare(flat, 5), baseline, met_end)
     assert all(met.values()), met
 
-    drift = flat[:5] + [_row(m, 261.0, 131.0, 0.271, 431.0, 12, 11) for m in range(6, 11)]
-    missed = criteria(compare(drift, 5), baseline, {"fds": 13, "threads": 12})
+    drift = flat[:5] + [_row(m, 261.0, 131.0, 0.271, 431.0, 12, 11, 181.0) for m in range(6, 11)]
+    missed = criteria(compare(drift, 5), baseline, {"fds": 13, "threads": 12, "workers": 2})
     assert not any(missed.values()), missed
 
     # better is fine; RSS may move 10 MB either way
     better = flat[:5] + [_row(m, 200.0, 80.0, 0.1, 415.0, 12, 11) for m in range(6, 11)]
-    assert all(criteria(compare(better, 5), baseline, {"fds": 10, "threads": 11}).values())
+    assert all(criteria(compare(better, 5), baseline, {"fds": 10, "threads": 11, "workers": 0}).values())
 
     # RSS is judged on the minutes' floors: a churn session caught at a minute's end is not growth,
     # a floor that rises is

@@ -10,6 +10,7 @@ import shutil
 import signal
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import av
@@ -121,33 +122,45 @@ def _spec(weights: Path) -> WorkerSpec:
     return WorkerSpec(weights, "ort-cpu", SessionConfig(budget_ms=1000.0))
 
 
-@pytest.mark.slow
-async def test_a_worker_killed_mid_stream_is_replaced_and_the_video_never_stops(
-    cpu_rt_export: Path, rt_face_photo: Path
-) -> None:
-    pipelines = WorkerPipelines(_spec(cpu_rt_export))
+@dataclass
+class _Faulted:
+    modes: list[str]  # of every frame that came back, in order
+    first_pid: int  # the worker the fault hit
+    last_pid: int | None  # the one serving at the end
+    session: WorkerSession
+
+
+async def _stream_with_fault(weights: Path, photo: Path, signum: signal.Signals) -> _Faulted:
+    """14 s of `photo` through a session whose worker gets `signum` halfway."""
+    pipelines = WorkerPipelines(_spec(weights))
     pipelines.warm()
-    session = await pipelines.open_session("a")
+    session = await pipelines.open_session("fault")
     assert isinstance(session, WorkerSession)
     try:
         first_pid = session.worker_pid
         assert first_pid is not None
-        modes = await _stream(
-            session, _photo_frame(rt_face_photo), 14.0, lambda: os.kill(first_pid, signal.SIGKILL)
-        )
-        second_pid = session.worker_pid
+        modes = await _stream(session, _photo_frame(photo), 14.0, lambda: os.kill(first_pid, signum))
+        return _Faulted(modes, first_pid, session.worker_pid, session)
     finally:
         await session.aclose()
         await pipelines.aclose()
+
+
+@pytest.mark.slow
+async def test_a_worker_killed_mid_stream_is_replaced_and_the_video_never_stops(
+    cpu_rt_export: Path, rt_face_photo: Path
+) -> None:
+    run = await _stream_with_fault(cpu_rt_export, rt_face_photo, signal.SIGKILL)
+    modes = run.modes
     assert len(modes) >= 14 * 25 * 0.9, len(modes)  # every frame came back, lip-synced or not
     killed_at = modes.index("error")  # the frames passed through while the next worker took over
     assert modes[:killed_at].count("lipsync") >= 60, Counter(modes[:killed_at])
     after = modes[killed_at:]
     assert 1 <= after.count("error") < 50 and after.count("lipsync") >= 60, Counter(after)
-    assert second_pid not in (None, first_pid)
-    events = session.telemetry.summary()["events"]
-    assert any(f"worker {first_pid} exited" in e for e in events), events
-    counts = session.telemetry.counts  # the worker's counts reached the front's record
+    assert run.last_pid not in (None, run.first_pid)
+    events = run.session.telemetry.summary()["events"]
+    assert any(f"worker {run.first_pid} exited" in e for e in events), events
+    counts = run.session.telemetry.counts  # the worker's counts reached the front's record
     assert counts["reference_encoded"] >= 2 and counts["frames_out"] == len(modes)
 
 
@@ -158,24 +171,13 @@ async def test_a_hung_worker_is_killed_past_its_frames_deadline_and_replaced(
     """SIGSTOP: the worker neither dies nor answers. Once the frame it holds is `STALL_GRACE_S`
     past its deadline (1 s budget here) it is killed; the video passes through, then the spare
     lip-syncs it again. Without the watchdog no frame came back after the stop."""
-    pipelines = WorkerPipelines(_spec(cpu_rt_export))
-    pipelines.warm()
-    session = await pipelines.open_session("c")
-    assert isinstance(session, WorkerSession)
-    try:
-        hung_pid = session.worker_pid
-        assert hung_pid is not None
-        modes = await _stream(
-            session, _photo_frame(rt_face_photo), 14.0, lambda: os.kill(hung_pid, signal.SIGSTOP)
-        )
-    finally:
-        await session.aclose()
-        await pipelines.aclose()
+    run = await _stream_with_fault(cpu_rt_export, rt_face_photo, signal.SIGSTOP)
+    modes = run.modes
     assert len(modes) >= 14 * 25 * 0.8, len(modes)  # lost: what the stopped worker held
-    stopped_at = modes.index("error")
-    after = modes[stopped_at:]
+    after = modes[modes.index("error") :]
     assert after.count("lipsync") >= 60, Counter(after)
-    assert not Path(f"/proc/{hung_pid}").exists()  # killed and reaped, not left stopped
+    assert run.last_pid not in (None, run.first_pid)
+    assert not Path(f"/proc/{run.first_pid}").exists()  # killed and reaped, not left stopped
 
 
 @pytest.mark.slow
