@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from numpy.typing import NDArray
 
 from stablesync.realtime.pipeline.session import SessionConfig
 from stablesync.realtime.webrtc import ServeConfig, running_server
@@ -53,8 +54,13 @@ async def test_sessions_share_one_engine_and_stay_isolated(tiny_corpus: Path, cp
     # what came back is the clip: its upper face is that of one of the frames sent (below, the
     # renderer may have moved the mouth)
     assert face.last_frame is not None
+    # (VP8 twice, at a bitrate that falls on a loaded machine: compared with the other peer's
+    # picture rather than with a fixed bound)
     top = slice(mark_height_px(256), 100)
-    best = min(
-        float(np.abs(face.last_frame[top].astype(int) - f[top].astype(int)).mean()) for f in clip.frames
-    )
-    assert best < 12.0  # VP8 twice, but the same upper face
+    last = face.last_frame[top].astype(int)
+
+    def nearest(frames: NDArray[np.uint8]) -> float:
+        return min(float(np.abs(last - f[top].astype(int)).mean()) for f in frames)
+
+    own, other = nearest(clip.frames), nearest(_faceless_clip().frames)
+    assert own < 0.5 * other, (own, other)
