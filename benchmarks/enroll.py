@@ -11,8 +11,13 @@ its own 15% hold-out not rendered) on the first 70% of the clip; then the remain
 re-dubbed with its own audio, is rendered with the personal profile and with the shipped
 weights and compared with the real frames (`stablesync.enroll.validate.compare`: mouth PSNR,
 SSIM, LMD, r(output opening, real opening), teal frames, and the real-face benchmark's other
-measures). Enroll wall time and the process's peak memory are reported per clip; `--timing-s S`
-also enrolls a take of S seconds (the first clip's 70% repeated back and forth) to time it.
+measures). The same 30% is also driven by another recording (`speech/en_radio_8s.wav` of
+`--data`, from its start) with both weights and measured as the real-face benchmark measures its
+cross-dubbed cases (`real_faces.measure_case`): `r_new` / `r_own`, the best r (within +-3 frames)
+of the output's mouth opening with the new speech's envelope and with the video's own, and the
+frame measures (teal frames, lips' sharpness, PSNR above the nostrils, straight edges).
+Enroll wall time and the process's peak memory are reported per clip; `--timing-s S` also
+enrolls a take of S seconds (the first clip's 70% repeated back and forth) to time it.
 """
 
 from __future__ import annotations
@@ -25,18 +30,23 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from stablesync.benchmarks.common import write_result
 
+if TYPE_CHECKING:
+    from stablesync.enroll.validate import Segment
+
 DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "real"
 RATE_HZ = 16_000
 ENROLL_FRACTION = 0.7
 KEYS = ("mouth_psnr_db", "mouth_ssim", "lmd", "r_real", "amplitude_ratio", "teal_frames", "upper_psnr_db")
 MORE_KEYS = ("sharpness_ratio", "straight_edge_frac", "lip_synced_frames")
+CROSS_SPEECH = "en_radio_8s.wav"  # the other recording the held-out frames are also driven by
+CROSS_KEYS = ("r_new", "r_own", "teal_frames", "sharpness_ratio", "upper_psnr_db", "straight_edge_frac")
 
 
 def _peak_rss_mb() -> float:
@@ -84,7 +94,34 @@ def enroll_take(
             os.environ["XDG_DATA_HOME"] = old
 
 
-def run_clip(video: Path, minutes: float, steps: int = 0) -> dict[str, Any]:
+def cross_driven(segment: Segment, speech: NDArray[np.float32], weights: dict[str, Path]) -> dict[str, Any]:
+    """`segment`'s frames driven by `speech` (from its start) with each of `weights`: the
+    real-face benchmark's cross-dub measures, and per measure whether the personal model does at
+    least as well as the shipped weights (`r_new` and the margin `r_new - r_own` higher)."""
+    from stablesync.benchmarks.offline_render import render_offline
+    from stablesync.benchmarks.real_faces import measure_case
+    from stablesync.enroll.validate import better
+
+    driven = np.zeros(len(segment.audio), np.float32)
+    driven[: min(len(speech), len(driven))] = speech[: len(driven)]
+    out: dict[str, Any] = {}
+    for name, folder in weights.items():
+        rendered = render_offline(str(folder), segment.frames, segment.pts_s, driven)
+        figures, _ = measure_case(
+            "crossdub", segment.frames, rendered.images, segment.pts_s, driven, segment.audio
+        )
+        out[name] = {k: float(figures[k]) for k in CROSS_KEYS}
+        out[name]["margin"] = out[name]["r_new"] - out[name]["r_own"]
+    mine, theirs = out["personal"], out["shipped"]
+    verdict = {k: v for k, v in better(mine, theirs).items() if k in CROSS_KEYS}
+    for key in ("r_new", "margin"):
+        if np.isfinite(mine[key]) and np.isfinite(theirs[key]):
+            verdict[key] = bool(mine[key] >= theirs[key])
+    out["personal_at_least_as_good"] = verdict
+    return out
+
+
+def run_clip(video: Path, minutes: float, steps: int = 0, other_speech: Path | None = None) -> dict[str, Any]:
     from stablesync.enroll.pipeline import SHIPPED_DIR
     from stablesync.enroll.validate import compare, read_segment
     from stablesync.media import read_audio
@@ -101,6 +138,11 @@ def run_clip(video: Path, minutes: float, steps: int = 0) -> dict[str, Any]:
         profile, wall_s = enroll_take(take, audio[: round(cut_s * RATE_HZ)], scratch, minutes, steps)
         rest = read_segment(video, audio, cut_s, 1e9)
         report = compare(profile, SHIPPED_DIR, rest).report
+        cross = None
+        if other_speech is not None:
+            speech = read_audio(other_speech, RATE_HZ)
+            cross = cross_driven(rest, speech, {"personal": profile, "shipped": SHIPPED_DIR})
+            cross = {"speech": other_speech.name, **cross}
         plan = (profile / "profile.json").read_text()
     import json
 
@@ -116,6 +158,8 @@ def run_clip(video: Path, minutes: float, steps: int = 0) -> dict[str, Any]:
     for weights in ("personal", "shipped"):
         out[weights] = {k: report[weights].get(k) for k in KEYS + MORE_KEYS}
     out["personal_at_least_as_good"] = report["personal_at_least_as_good"]
+    if cross is not None:
+        out["cross_driven"] = cross
     return out
 
 
@@ -184,7 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     minutes = args.minutes or (0.5 if args.quick else 6.0)
     results: dict[str, Any] = {"minutes": minutes, "steps": args.steps, "clips": {}}
     for video in [] if args.timing_only else videos:
-        results["clips"][video.stem] = run_clip(video, minutes, args.steps)
+        other = args.data / "speech" / CROSS_SPEECH
+        results["clips"][video.stem] = run_clip(video, minutes, args.steps, other if other.exists() else None)
         print(video.stem, results["clips"][video.stem], flush=True)
         write_result(args.out, "enroll", results)
     if args.timing_s > 0 and videos:
