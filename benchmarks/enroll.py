@@ -97,7 +97,7 @@ def enroll_take(
 def cross_driven(segment: Segment, speech: NDArray[np.float32], weights: dict[str, Path]) -> dict[str, Any]:
     """`segment`'s frames driven by `speech` (from its start) with each of `weights`: the
     real-face benchmark's cross-dub measures, and per measure whether the personal model does at
-    least as well as the shipped weights (`r_new` and the margin `r_new - r_own` higher)."""
+    least as well as the shipped weights (`enroll.validate.better`)."""
     from stablesync.benchmarks.offline_render import render_offline
     from stablesync.benchmarks.real_faces import measure_case
     from stablesync.enroll.validate import better
@@ -112,12 +112,7 @@ def cross_driven(segment: Segment, speech: NDArray[np.float32], weights: dict[st
         )
         out[name] = {k: float(figures[k]) for k in CROSS_KEYS}
         out[name]["margin"] = out[name]["r_new"] - out[name]["r_own"]
-    mine, theirs = out["personal"], out["shipped"]
-    verdict = {k: v for k, v in better(mine, theirs).items() if k in CROSS_KEYS}
-    for key in ("r_new", "margin"):
-        if np.isfinite(mine[key]) and np.isfinite(theirs[key]):
-            verdict[key] = bool(mine[key] >= theirs[key])
-    out["personal_at_least_as_good"] = verdict
+    out["personal_at_least_as_good"] = better(out["personal"], out["shipped"])
     return out
 
 
@@ -227,8 +222,8 @@ def main(argv: list[str] | None = None) -> int:
         videos = videos[:1]
     minutes = args.minutes or (0.5 if args.quick else 6.0)
     results: dict[str, Any] = {"minutes": minutes, "steps": args.steps, "clips": {}}
+    other = args.data / "speech" / CROSS_SPEECH
     for video in [] if args.timing_only else videos:
-        other = args.data / "speech" / CROSS_SPEECH
         results["clips"][video.stem] = run_clip(video, minutes, args.steps, other if other.exists() else None)
         print(video.stem, results["clips"][video.stem], flush=True)
         write_result(args.out, "enroll", results)
