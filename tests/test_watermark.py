@@ -18,7 +18,6 @@ from stablesync.cli import main as cli_main
 from stablesync.realtime.watermark import Detector, Payload, Watermarker
 from stablesync.realtime.watermark.label import Badge
 from stablesync.realtime.watermark.provenance import read_credentials, sign_video
-from stablesync.realtime.webrtc.clip import read_mark
 
 FACE = Path(__file__).resolve().parents[1] / "stablesync" / "assets" / "demo" / "face.png"
 Frames = list[np.ndarray]
@@ -281,37 +280,13 @@ def test_label_option_reaches_the_session_config(module: str) -> None:
     assert session_config(parser.parse_args([]), realtime=True).label is None
 
 
-def intact_frames(received: Frames, sent: Callable[[int], np.ndarray], max_mad: float = 12.0) -> Frames:
-    """The received grey frames whose picture outside the face is the sent one's (index read
-    from the client's mark, mean absolute difference <= `max_mad` levels): a VP8 stream decoded
-    wrongly (blocks drifting over the picture until the next keyframe) carries neither."""
-    out = []
-    for grey in received:
-        index = read_mark(grey)
-        if index is None:
-            continue
-        diff = np.abs(grey.astype(np.float32) - cv2.cvtColor(sent(index), cv2.COLOR_RGB2GRAY))
-        diff[FACE_BOX] = np.nan  # the generated mouth
-        if float(np.nanmean(diff)) <= max_mad:
-            out.append(grey)
-    return out
-
-
-# the scene's face (and so the generated mouth), with the drift of 50 frames
-FACE_BOX = (slice(90, 370), slice(190, 480))
-
-
 @pytest.mark.slow
 async def test_webrtc_output_is_marked(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Over a loopback aiortc link the received VP8 stream is now and then decoded wrongly for
-    seconds (every RTP packet arrives, no decode error, no PLI; about 1 session in 10 on the
-    2-core machine, cause not found): the mark is looked for in the frames whose picture
-    arrived intact, over a second session when fewer than 2 s of the first did."""
     from stablesync.export import load_engine
     from stablesync.realtime.pipeline.loading import default_weights_dir
     from stablesync.realtime.pipeline.session import SessionConfig
     from stablesync.realtime.webrtc import ServeConfig, client, running_server
-    from stablesync.realtime.webrtc.clip import SEND_RATE_HZ, Clip, draw_mark
+    from stablesync.realtime.webrtc.clip import SEND_RATE_HZ, Clip
     from stablesync.realtime.webrtc.lipsync import LipSyncFactory
 
     received: list[np.ndarray] = []
@@ -326,17 +301,9 @@ async def test_webrtc_output_is_marked(monkeypatch: pytest.MonkeyPatch) -> None:
     t = np.arange(int(2.0 * SEND_RATE_HZ)) / SEND_RATE_HZ
     audio = (0.3 * np.sin(2 * np.pi * 220 * t) * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t))).astype(np.float32)
     clip = Clip(np.stack(scene(50)), 25.0, audio, "scene")
-    engine = load_engine(default_weights_dir(), "ort-cpu")
-    intact: Frames = []
-    for _ in range(2):
-        received.clear()
-        factory = LipSyncFactory(engine, SessionConfig(budget_ms=1000.0))
-        async with running_server(ServeConfig(port=0), factory) as server:
-            result = await client.run_client(server.url, clip, 6.0, settle_s=3.0)
-        assert result.error is None and result.stats[-1]["modes"].get("lipsync", 0) >= 10
-        intact = intact_frames(received, lambda i: draw_mark(clip.frames[i % len(clip.frames)], i))
-        if len(intact) >= 50:
-            break
-    assert len(intact) >= 50, f"{len(intact)} of {len(received)} received frames intact"
-    detection = Detector().detect(lambda: [(i / 25, y) for i, y in enumerate(intact)])
+    factory = LipSyncFactory(load_engine(default_weights_dir(), "ort-cpu"), SessionConfig(budget_ms=1000.0))
+    async with running_server(ServeConfig(port=0), factory) as server:
+        result = await client.run_client(server.url, clip, 6.0, settle_s=3.0)
+    assert result.error is None and result.stats[-1]["modes"].get("lipsync", 0) >= 10
+    detection = Detector().detect(lambda: [(i / 25, y) for i, y in enumerate(received)])
     assert detection.marked, detection.overall

@@ -6,6 +6,8 @@ reports each frame's hand-off when aiortc's sender has encoded and sent it. No s
 
 from __future__ import annotations
 
+import itertools
+
 import av
 import numpy as np
 import pytest
@@ -131,6 +133,26 @@ async def test_video_drops_the_oldest_frame_when_the_encoder_lags_then_ends() ->
     track.push(video_frame(epoch))  # after the end: ignored
     with pytest.raises(MediaStreamError):
         await track.recv()
+
+
+async def test_late_frames_keep_distinct_rtp_timestamps_through_aiortc_s_encoder() -> None:
+    """Frames handed on late share a capture-based pts and are spread out by the track; aiortc's
+    VP8 encoder gives each its RTP timestamp from the pts PyAV has rebased to microseconds, so
+    each must survive that round trip: two frames on one timestamp are joined into one by the
+    receiver (the second lost, the picture broken until the next keyframe)."""
+    from aiortc.codecs.vpx import Vp8Encoder
+
+    clock = FakeClock()
+    epoch = clock.monotonic_ns()
+    track = HandOffs().track(epoch, DelayedAudioTrack(epoch, clock), clock)
+    encoder = Vp8Encoder()
+    capture = epoch + 3_914_211_111  # a pts that is not a whole number of microseconds
+    stamps = []
+    for _ in range(12):  # a burst handed on at once, all from about the same capture time
+        track.push(video_frame(capture))
+        frame = await track.recv()
+        stamps.append(encoder.encode(frame.reformat(format="yuv420p"))[1])
+    assert all(b > a for a, b in itertools.pairwise(stamps)), stamps
 
 
 async def test_the_receive_delay_is_aiortc_s_audio_prefetch() -> None:

@@ -40,6 +40,13 @@ AUDIO_FRAME_NS = 20_000_000
 AUDIO_TIME_BASE = fractions.Fraction(1, AUDIO_RATE_HZ)
 VIDEO_CLOCK_HZ = 90_000
 VIDEO_TIME_BASE = fractions.Fraction(1, VIDEO_CLOCK_HZ)
+# aiortc reads a video frame's pts back after PyAV's encoder has rebased it, in place, to the
+# codec's microsecond time base, and converts it to 90 kHz again by truncation: a pts that is not
+# a whole number of microseconds comes back one tick low, so frames one tick apart could share an
+# RTP timestamp, which the receiver's jitter buffer joins into one frame (the second one is lost
+# and the picture breaks up until the next keyframe). Video pts are multiples of 9 ticks (100 us:
+# exact in microseconds), consecutive ones at least that far apart.
+VIDEO_PTS_STEP = 9
 MAX_PENDING_AUDIO_FRAMES = 150  # 3 s of input waiting for its delay to pass
 MAX_BACKLOG_FRAMES = 2  # 40 ms of released audio not yet sent
 AIORTC_AUDIO_PREFETCH_PACKETS = 4  # aiortc.rtcrtpreceiver: JitterBuffer(capacity=16, prefetch=4)
@@ -140,7 +147,7 @@ class ProcessedVideoTrack(MediaStreamTrack):  # type: ignore[misc]
         self._on_dropped = on_dropped
         self._queue: Channel[ProcessedFrame] = Channel(MAX_VIDEO_QUEUE, blocking=False)
         self._ended = False
-        self._last_pts = -1
+        self._last_pts = -VIDEO_PTS_STEP
         self._handed: tuple[ProcessedFrame, int] | None = None  # the frame being sent, when returned
 
     def push(self, processed: ProcessedFrame) -> None:
@@ -174,7 +181,7 @@ class ProcessedVideoTrack(MediaStreamTrack):  # type: ignore[misc]
             * VIDEO_CLOCK_HZ
             // 1_000_000_000
         )
-        pts = max(pts, self._last_pts + 1)
+        pts = max(pts - pts % VIDEO_PTS_STEP, self._last_pts + VIDEO_PTS_STEP)
         self._last_pts = pts
         frame.pts = pts
         frame.time_base = VIDEO_TIME_BASE
