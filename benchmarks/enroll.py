@@ -71,6 +71,7 @@ def enroll_take(
     minutes: float,
     steps: int = 0,
     validate_s: float = 0.0,
+    variant: dict[str, Any] | None = None,
 ) -> tuple[Path, float]:
     """Enrolls `take` into a profile under `scratch` (`steps` > 0: that many training steps
     instead of the `minutes` budget; `validate_s` > 0: enroll's own validation on the held-aside
@@ -83,7 +84,13 @@ def enroll_take(
     try:
         start = time.perf_counter()
         config = EnrollConfig(
-            name="bench", video=take, audio=audio, minutes=minutes, steps=steps, validate_s=validate_s
+            name="bench",
+            video=take,
+            audio=audio,
+            minutes=minutes,
+            steps=steps,
+            validate_s=validate_s,
+            **(variant or {}),
         )
         enroll(config)
         return profile_dir("bench"), time.perf_counter() - start
@@ -116,7 +123,13 @@ def cross_driven(segment: Segment, speech: NDArray[np.float32], weights: dict[st
     return out
 
 
-def run_clip(video: Path, minutes: float, steps: int = 0, other_speech: Path | None = None) -> dict[str, Any]:
+def run_clip(
+    video: Path,
+    minutes: float,
+    steps: int = 0,
+    other_speech: Path | None = None,
+    variant: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     from stablesync.enroll.pipeline import SHIPPED_DIR
     from stablesync.enroll.validate import compare, read_segment
     from stablesync.media import read_audio
@@ -130,7 +143,9 @@ def run_clip(video: Path, minutes: float, steps: int = 0, other_speech: Path | N
         take = write_take(
             scratch / "take.mp4", whole.frames[:cut], whole.fps, audio[: round(cut_s * RATE_HZ)]
         )
-        profile, wall_s = enroll_take(take, audio[: round(cut_s * RATE_HZ)], scratch, minutes, steps)
+        profile, wall_s = enroll_take(
+            take, audio[: round(cut_s * RATE_HZ)], scratch, minutes, steps, variant=variant
+        )
         rest = read_segment(video, audio, cut_s, 1e9)
         report = compare(profile, SHIPPED_DIR, rest).report
         cross = None
@@ -206,7 +221,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--timing-only", action="store_true", help="with --timing-s: the timing alone, no clip compared"
     )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="the fine-tune's seed (several: run-to-run spread)"
+    )
+    parser.add_argument(
+        "--cross-sync",
+        type=float,
+        default=None,
+        help="weight of L_ss on other moments' speech (default enroll's)",
+    )
     args = parser.parse_args(argv)
+    variant: dict[str, Any] = {"seed": args.seed, "cross_sync": args.cross_sync}
     if args.timing_only and args.timing_s <= 0:
         parser.error("--timing-only needs --timing-s SECONDS")
     # SIGTERM (the suite's time limit) unwinds like Ctrl-C, so the scratch folder is deleted
@@ -221,10 +246,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         videos = videos[:1]
     minutes = args.minutes or (0.5 if args.quick else 6.0)
-    results: dict[str, Any] = {"minutes": minutes, "steps": args.steps, "clips": {}}
+    results: dict[str, Any] = {"minutes": minutes, "steps": args.steps, **variant, "clips": {}}
     other = args.data / "speech" / CROSS_SPEECH
     for video in [] if args.timing_only else videos:
-        results["clips"][video.stem] = run_clip(video, minutes, args.steps, other if other.exists() else None)
+        results["clips"][video.stem] = run_clip(
+            video, minutes, args.steps, other if other.exists() else None, variant
+        )
         print(video.stem, results["clips"][video.stem], flush=True)
         write_result(args.out, "enroll", results)
     if args.timing_s > 0 and videos:

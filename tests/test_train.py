@@ -270,3 +270,40 @@ def test_every_committed_config_parses() -> None:
     for path in configs:
         _, cfg = load_config(path)
         assert Path(cfg.data).is_absolute(), path
+
+
+def test_cross_sync_drives_half_the_batch_with_the_next_items_speech(
+    random_prepared: Path, tmp_path: Path
+) -> None:
+    """`weights.cross_sync`: items 0 .. B/2-1 are generated from items 1 .. B/2's audio and judged
+    against those items' sync windows; the own audio of the driven items and that of the rest
+    of the batch play no part."""
+    stage, cfg = load_config(
+        write_config(tmp_path / "s.toml", syncnet_toml(random_prepared, tmp_path / "sn", 1))
+    )
+    train(stage, cfg, resume=False)
+    text = generator_toml(
+        "generator", random_prepared, tmp_path / "gl", tmp_path / "sn" / "last.safetensors", "", 1
+    )
+    text = text.replace("[weights]\n", "use_silent = false\n[weights]\ncross_sync = 2.0\n")
+    text = text.replace("batch_size = 2", "batch_size = 4")
+    _, cfg = load_config(write_config(tmp_path / "gl.toml", text))
+    task = GeneratorTask(cfg, "generator", DistEnv())  # type: ignore[arg-type]
+    assert task.cfg.weights.cross_sync == 2.0
+    task.net.eval()  # batch statistics aside: the same inputs give the same term
+    x = task._inputs(task._draw(task.train_data, np.random.default_rng(0), "train"))
+
+    def term_with_noise_on(key: str, item: int) -> float:
+        value = x[key].clone()
+        rows = value.view(4, -1)  # item by item: its n frames' audio, or its sync window
+        rows[item] += torch.randn_like(rows[item])
+        with torch.no_grad():
+            return float(task._cross_sync_terms({**x, key: value}))
+
+    with torch.no_grad():
+        base = float(task._cross_sync_terms(x))
+    for key in ("audio", "sync_mels"):
+        changed = {item: term_with_noise_on(key, item) != base for item in range(4)}
+        assert changed == {0: False, 1: True, 2: True, 3: False}, key
+    logs = task.train_step(np.random.default_rng(1), 0)
+    assert "cross_sync" in logs and np.isfinite(logs["cross_sync"])

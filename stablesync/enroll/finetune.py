@@ -45,6 +45,10 @@ PRESET = "cpu-rt"
 SYNC_FRAMES = 5  # frames per window the sync term judges (the preset's)
 NO_SYNC_FRAMES = 1  # without a sync term: one frame per window, the cheapest step
 SYNC_WEIGHT = 2.0  # the paper's weight of L_ss (as configs/cpu-rt/finetune/generator.toml)
+# L_ss on frames driven by another moment's speech (LossWeights.cross_sync): off. At weight 2 it
+# followed other speech a little better and re-dubbed the take a little worse, within the spread
+# between seeds, for 45% more time a step (benchmarks/RESULTS.md, "enroll: L_ss on other speech")
+CROSS_SYNC_WEIGHT = 0.0
 WARM_BATCH = 16
 BUDGET_FOR_STEPS = 0.85
 REFERENCE_POOL = 24  # frames of the take used as identity references
@@ -63,6 +67,7 @@ class FinetuneConfig:
     lr: float = 1e-4
     threads: int = 2
     seed: int = 0
+    cross_sync: float = CROSS_SYNC_WEIGHT
     checkpoint_every_s: float = 30.0
     min_steps: int = 5  # even when the budget allows fewer
     calibration_steps: int = 3
@@ -159,6 +164,7 @@ def stage_config(
             perceptual=1.0,
             feature_matching=0.0,
             sync=SYNC_WEIGHT if judged else 0.0,
+            cross_sync=cfg.cross_sync if judged else 0.0,
             triplet=0.5,
         ),
         schedule=schedule,

@@ -43,6 +43,8 @@ class EnrollConfig:
     threads: int = 2
     batch_size: int = 8
     checks: TakeChecks = field(default_factory=TakeChecks)
+    seed: int = 0
+    cross_sync: float | None = None  # None: enroll.finetune's CROSS_SYNC_WEIGHT
 
 
 def check_profile_free(name: str, overwrite: bool, resume: bool) -> Path:
@@ -80,7 +82,7 @@ def export_profile(checkpoint_path: Path, out: Path, corpus: Path) -> None:
 
 def enroll(cfg: EnrollConfig) -> dict[str, Any]:
     """Runs every step; -> the profile's report."""
-    from stablesync.enroll.finetune import FinetuneConfig, finetune
+    from stablesync.enroll.finetune import CROSS_SYNC_WEIGHT, FinetuneConfig, finetune
     from stablesync.enroll.validate import compare, contact_sheet, preview, read_segment
 
     began = time.perf_counter()
@@ -107,6 +109,8 @@ def enroll(cfg: EnrollConfig) -> dict[str, Any]:
         steps=cfg.steps,
         threads=cfg.threads,
         batch_size=cfg.batch_size,
+        seed=cfg.seed,
+        cross_sync=CROSS_SYNC_WEIGHT if cfg.cross_sync is None else cfg.cross_sync,
     )
     last = finetune(ft, cfg.resume)
     plan = json.loads((work / "plan.json").read_text())

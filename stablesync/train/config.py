@@ -84,6 +84,10 @@ class LossWeights:
     feature_matching: float = 1.0
     sync: float = 2.0
     triplet: float = 0.5
+    # the sync term again, on half the batch's frames driven by other items' audio (rolled by
+    # one), for fine-tuning on one short take, where G_L can learn to tell the moment from the
+    # upper face rather than follow the speech; 0: off
+    cross_sync: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -241,6 +241,26 @@ class GeneratorTask:
             "sim_gap": (sim_fake.detach() - sim_gt).abs().mean(),
         }
 
+    def _cross_sync_terms(self, x: dict[str, torch.Tensor]) -> torch.Tensor:
+        """L_ss on the first half of the batch's frames generated from other items' audio
+        (item i takes item i+1's mel windows): the frames' own pose and identity, speech of
+        another moment, judged against that moment's real frames."""
+        b, n = int(x["bsz"]), self.n_frames
+        half = max(1, b // 2)
+        rolled = {k: x[k].view(b, n, *x[k].shape[1:]).roll(-1, 0)[:half] for k in ("audio", "targets")}
+        own = {k: x[k].view(b, n, *x[k].shape[1:])[:half] for k in ("identity", "targets")}
+        fake = self.gen(
+            own["identity"].flatten(0, 1), own["targets"].flatten(0, 1), rolled["audio"].flatten(0, 1)
+        )
+        mels = x["sync_mels"].roll(-1, 0)[:half]
+        sim_fake = self.syncnet.similarity(fake.view(own["targets"].shape), mels)
+        with torch.no_grad():
+            sim_gt = self.syncnet.similarity(rolled["targets"], mels)
+            sim_ref = self.syncnet.similarity(own["identity"], mels)
+        if self.cfg.sync_loss == "stabilized":
+            return stabilized_sync_loss(sim_fake, sim_gt, sim_ref)
+        return plain_sync_loss(sim_fake)
+
     def _discriminator_step(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         """One discriminator update on real and generated frames in one forward; -> its loss."""
         for p in self.disc.parameters():
@@ -285,6 +305,9 @@ class GeneratorTask:
                 sync = self._sync_terms(fake, x)
                 total = total + w.sync * sync["sync"]
                 logs.update({k: float(v.detach()) for k, v in sync.items()})
+                if w.cross_sync > 0:
+                    terms["cross_sync"] = self._cross_sync_terms(x)
+                    total = total + w.cross_sync * terms["cross_sync"]
             if w.triplet > 0:
                 terms["triplet"] = adaptive_triplet_loss(
                     lower_half(fake), lower_half(x["targets"]), lower_half(x["identity"])
