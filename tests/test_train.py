@@ -298,10 +298,10 @@ def test_cross_sync_drives_half_the_batch_with_the_next_items_speech(
         rows = value.view(4, -1)  # item by item: its n frames' audio, or its sync window
         rows[item] += torch.randn_like(rows[item])
         with torch.no_grad():
-            return float(task._cross_sync_terms({**x, key: value}))
+            return float(task._cross_sync_term({**x, key: value}))
 
     with torch.no_grad():
-        base = float(task._cross_sync_terms(x))
+        base = float(task._cross_sync_term(x))
     for key in ("audio", "sync_mels"):
         changed = {item: term_with_noise_on(key, item) != base for item in range(4)}
         assert changed == {0: False, 1: True, 2: True, 3: False}, key

@@ -230,18 +230,20 @@ class GeneratorTask:
         with torch.no_grad():
             sim_gt = self.syncnet.similarity(x["targets"].view(shape), x["sync_mels"])
             sim_ref = self.syncnet.similarity(x["identity"].view(shape), x["sync_mels"])
-        if self.cfg.sync_loss == "stabilized":
-            loss = stabilized_sync_loss(sim_fake, sim_gt, sim_ref)
-        else:
-            loss = plain_sync_loss(sim_fake)
         return {
-            "sync": loss,
+            "sync": self._sync_loss(sim_fake, sim_gt, sim_ref),
             "sim_fake": sim_fake.detach().mean(),
             "sim_gt": sim_gt.mean(),
             "sim_gap": (sim_fake.detach() - sim_gt).abs().mean(),
         }
 
-    def _cross_sync_terms(self, x: dict[str, torch.Tensor]) -> torch.Tensor:
+    def _sync_loss(self, sim_fake: torch.Tensor, sim_gt: torch.Tensor, sim_ref: torch.Tensor) -> torch.Tensor:
+        """The configured sync loss of generated frames' similarities (the paper's L_ss or plain)."""
+        if self.cfg.sync_loss == "stabilized":
+            return stabilized_sync_loss(sim_fake, sim_gt, sim_ref)
+        return plain_sync_loss(sim_fake)
+
+    def _cross_sync_term(self, x: dict[str, torch.Tensor]) -> torch.Tensor:
         """L_ss on the first half of the batch's frames generated from other items' audio
         (item i takes item i+1's mel windows): the frames' own pose and identity, speech of
         another moment, judged against that moment's real frames."""
@@ -257,9 +259,7 @@ class GeneratorTask:
         with torch.no_grad():
             sim_gt = self.syncnet.similarity(rolled["targets"], mels)
             sim_ref = self.syncnet.similarity(own["identity"], mels)
-        if self.cfg.sync_loss == "stabilized":
-            return stabilized_sync_loss(sim_fake, sim_gt, sim_ref)
-        return plain_sync_loss(sim_fake)
+        return self._sync_loss(sim_fake, sim_gt, sim_ref)
 
     def _discriminator_step(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         """One discriminator update on real and generated frames in one forward; -> its loss."""
@@ -306,7 +306,7 @@ class GeneratorTask:
                 total = total + w.sync * sync["sync"]
                 logs.update({k: float(v.detach()) for k, v in sync.items()})
                 if w.cross_sync > 0:
-                    terms["cross_sync"] = self._cross_sync_terms(x)
+                    terms["cross_sync"] = self._cross_sync_term(x)
                     total = total + w.cross_sync * terms["cross_sync"]
             if w.triplet > 0:
                 terms["triplet"] = adaptive_triplet_loss(
