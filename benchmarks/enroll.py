@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 from numpy.typing import NDArray
@@ -47,6 +47,16 @@ KEYS = ("mouth_psnr_db", "mouth_ssim", "lmd", "r_real", "amplitude_ratio", "teal
 MORE_KEYS = ("sharpness_ratio", "straight_edge_frac", "lip_synced_frames")
 CROSS_SPEECH = "en_radio_8s.wav"  # the other recording the held-out frames are also driven by
 CROSS_KEYS = ("r_new", "r_own", "teal_frames", "sharpness_ratio", "upper_psnr_db", "straight_edge_frac")
+
+
+class Variant(TypedDict):
+    """The fine-tune's settings a run varies (`EnrollConfig` fields; None: enroll's default)."""
+
+    seed: int
+    cross_sync: float | None
+
+
+DEFAULT_VARIANT = Variant(seed=0, cross_sync=None)
 
 
 def _peak_rss_mb() -> float:
@@ -71,7 +81,7 @@ def enroll_take(
     minutes: float,
     steps: int = 0,
     validate_s: float = 0.0,
-    variant: dict[str, Any] | None = None,
+    variant: Variant = DEFAULT_VARIANT,
 ) -> tuple[Path, float]:
     """Enrolls `take` into a profile under `scratch` (`steps` > 0: that many training steps
     instead of the `minutes` budget; `validate_s` > 0: enroll's own validation on the held-aside
@@ -90,7 +100,7 @@ def enroll_take(
             minutes=minutes,
             steps=steps,
             validate_s=validate_s,
-            **(variant or {}),
+            **variant,
         )
         enroll(config)
         return profile_dir("bench"), time.perf_counter() - start
@@ -128,7 +138,7 @@ def run_clip(
     minutes: float,
     steps: int = 0,
     other_speech: Path | None = None,
-    variant: dict[str, Any] | None = None,
+    variant: Variant = DEFAULT_VARIANT,
 ) -> dict[str, Any]:
     from stablesync.enroll.pipeline import SHIPPED_DIR
     from stablesync.enroll.validate import compare, read_segment
@@ -231,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         help="weight of L_ss on other moments' speech (default enroll's)",
     )
     args = parser.parse_args(argv)
-    variant: dict[str, Any] = {"seed": args.seed, "cross_sync": args.cross_sync}
+    variant = Variant(seed=args.seed, cross_sync=args.cross_sync)
     if args.timing_only and args.timing_s <= 0:
         parser.error("--timing-only needs --timing-s SECONDS")
     # SIGTERM (the suite's time limit) unwinds like Ctrl-C, so the scratch folder is deleted
