@@ -28,6 +28,7 @@ from stablesync.face import (
 from stablesync.face.blazeface import anchors
 from stablesync.face.landmarks import JAW, LEFT_EYE, MOUTH_INNER, MOUTH_OUTER, RIGHT_EYE
 from stablesync.face.roi import Roi
+from stablesync.face.tflite_tracker import search_squares
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_FACE = ROOT / "stablesync" / "assets" / "demo" / "face.png"
@@ -128,6 +129,39 @@ def test_a_second_face_is_found_within_redetect_frames() -> None:
         assert calls == 2  # frames 1 and 5
         counts = [len(tracker.detect(two)) for _ in range(4)]
     assert counts == [1, 1, 1, 2] and calls == 3
+
+
+def test_search_squares_hold_every_face_up_to_half_a_square_whole() -> None:
+    squares = search_squares(1920, 1080)
+    side = squares[0].side
+    assert side == 640 and all(sq.side == side for sq in squares)
+    boxes = np.array([sq.box for sq in squares])
+    assert boxes[:, :2].min() == 0 and boxes[:, 2].max() == 1920 and boxes[:, 3].max() == 1080
+    rng = np.random.default_rng(0)
+    for _ in range(500):
+        size = rng.uniform(20, side / 2)
+        x, y = rng.uniform(0, 1920 - size), rng.uniform(0, 1080 - size)
+        lo_in = (boxes[:, 0] <= x) & (boxes[:, 1] <= y)
+        assert (lo_in & (boxes[:, 2] >= x + size) & (boxes[:, 3] >= y + size)).any(), (x, y, size)
+    assert len(search_squares(1280, 720)) == 15
+    assert search_squares(640, 480) == []  # a small frame's faces are big enough to be found whole
+
+
+@needs_tflite
+def test_a_small_face_in_a_large_frame_is_found_by_the_search_squares() -> None:
+    face = cv2.resize(cv2.cvtColor(cv2.imread(str(DEMO_FACE)), cv2.COLOR_BGR2RGB), (180, 180))
+    frame = np.full((1080, 1920, 3), 90, np.uint8)
+    frame[700:880, 1500:1680] = face  # ~100 px forehead to chin, a person far from a 1080p camera
+    whole = Roi(cx=960.0, cy=540.0, side=1920.0, rotation=0.0)
+    with TFLiteFaceTracker(video=False) as still:
+        assert still._detect_in(frame, whole) == []  # the whole frame at 128 px does not show it
+        faces = still.detect(frame)
+    assert len(faces) == 1
+    x0, y0, x1, y1 = faces[0].bbox
+    assert 1500 < x0 < x1 < 1680 and 700 < y0 < y1 < 880
+    with TFLiteFaceTracker(video=True, squares_per_frame=3) as video:
+        found = [bool(video.detect(frame)) for _ in range(6)]
+    assert found.index(True) <= 4 and all(found[found.index(True) :])  # 15 squares, 3 a frame
 
 
 @needs_tflite

@@ -6,6 +6,12 @@ Video mode tracks like mediapipe: the previous frame's landmarks place this fram
 and the detector runs only while fewer than `max_faces` faces are tracked (then every
 `redetect_frames`-th frame once one is). Same output as
 `FaceMeshTracker`: faces largest first, (468, 3) points in frame pixels. One per thread.
+
+The short-range detector sees the whole frame at 128x128, so it misses faces under about a tenth
+of the frame's longer side (a person 2 m from a 1080p camera: under ~190 px forehead to chin).
+Where the whole frame shows too few faces, it also searches overlapping squares a third of the
+longer side (`search_squares`): in video mode `squares_per_frame` of them a frame in turn, so a
+small face is found within a few frames at a bounded cost; on still images all of them at once.
 """
 
 from __future__ import annotations
@@ -22,6 +28,29 @@ from stablesync.face.tracker import TrackedFace
 NUM_POINTS = 468
 # AssociationNormRectCalculator's threshold: a region overlapping a tracked one more is dropped.
 _SAME_FACE_IOU = 0.5
+# The search squares: a third of the frame's longer side, half a square apart, and only where
+# that is at least this many pixels (smaller frames' faces are found whole, down to ~1/10 of it).
+SEARCH_FRACTION = 1.0 / 3.0
+MIN_SEARCH_SIDE_PX = 320.0
+
+
+def search_squares(width: int, height: int) -> list[Roi]:
+    """Overlapping squares covering the frame, each face up to half a square wide lying whole
+    inside one; none for frames whose longer side is under 3 * `MIN_SEARCH_SIDE_PX`."""
+    side = max(width, height) * SEARCH_FRACTION
+    if side < MIN_SEARCH_SIDE_PX:
+        return []
+
+    def starts(extent: int) -> list[float]:
+        last = max(extent - side, 0.0)
+        count = int(np.ceil(last / (side / 2.0))) + 1
+        return sorted({round(min(k * side / 2.0, last)) for k in range(count)})
+
+    return [
+        Roi(cx=x + side / 2.0, cy=y + side / 2.0, side=side, rotation=0.0)
+        for y in starts(height)
+        for x in starts(width)
+    ]
 
 
 def _iou(a: Roi, b: Roi) -> float:
@@ -61,11 +90,13 @@ class TFLiteFaceTracker:
         threads: int = 1,
         models: ModelFiles | None = None,
         redetect_frames: int = 5,
+        squares_per_frame: int = 3,
     ) -> None:
         """`models`: other .tflite files than `find_models()`'s. `redetect_frames`: while some
         but fewer than `max_faces` faces are tracked, the detector looks for more faces only
         every this many frames (mediapipe: every frame; the tracked faces' landmarks are the
-        same either way, a new face is found up to that many frames later)."""
+        same either way, a new face is found up to that many frames later). `squares_per_frame`:
+        how many search squares a video frame adds when the whole frame shows too few faces."""
         self.models = models or find_models()
         self.redetect_frames = max(1, redetect_frames)
         self._since_detection = 0
@@ -77,6 +108,10 @@ class TFLiteFaceTracker:
         self._landmarker = Model(self.models.landmark, threads)
         self._anchors = blazeface.anchors()
         self._previous: list[NDArray[np.float32]] = []
+        self.squares_per_frame = max(1, squares_per_frame)
+        self._squares: list[Roi] = []
+        self._squares_for: tuple[int, int] | None = None
+        self._next_square = 0
 
     def detect(self, frame_rgb: NDArray[np.uint8]) -> list[TrackedFace]:
         """Faces in an (H, W, 3) uint8 RGB frame, largest first; [] when there is none."""
@@ -110,9 +145,34 @@ class TFLiteFaceTracker:
         return [k for k in kept if k in tracked] + [k for k in kept if k not in tracked]
 
     def _detect_rois(self, frame: NDArray[np.uint8]) -> list[Roi]:
+        """Faces the detector finds in the whole frame, then, while fewer than `max_faces`, in
+        this frame's turn of search squares; one region per face, most confident first."""
         h, w = frame.shape[:2]
-        side = float(max(h, w))
-        square = Roi(cx=w / 2.0, cy=h / 2.0, side=side, rotation=0.0)
+        found = self._detect_in(frame, Roi(cx=w / 2.0, cy=h / 2.0, side=float(max(h, w)), rotation=0.0))
+        if len(found) >= self.max_faces:
+            return [roi for _, roi in found]
+        for square in self._search_turn(w, h):
+            found += self._detect_in(frame, square)
+        kept: list[tuple[float, Roi]] = []
+        for score, roi in sorted(found, key=lambda f: -f[0]):
+            if all(_iou(roi, k) <= _SAME_FACE_IOU for _, k in kept):
+                kept.append((score, roi))
+        return [roi for _, roi in kept]
+
+    def _search_turn(self, width: int, height: int) -> list[Roi]:
+        if self._squares_for != (width, height):
+            self._squares, self._squares_for = search_squares(width, height), (width, height)
+            self._next_square = 0
+        count = len(self._squares)
+        if not self.video or count <= self.squares_per_frame:
+            return self._squares
+        turn = [self._squares[(self._next_square + k) % count] for k in range(self.squares_per_frame)]
+        self._next_square = (self._next_square + self.squares_per_frame) % count
+        return turn
+
+    def _detect_in(self, frame: NDArray[np.uint8], square: Roi) -> list[tuple[float, Roi]]:
+        """(score, region) of each face the detector finds in an upright square of the frame."""
+        side = square.side
         size = self._detector.input_size
         crop = square.crop(frame, size, border=0)  # cv2.BORDER_CONSTANT: black letterbox
         tensor = crop.astype(np.float32) * (2.0 / 255.0) - 1.0
@@ -123,7 +183,8 @@ class TFLiteFaceTracker:
         for det in found:
             bx = det.box * side + np.array([x0, y0, x0, y0], dtype=np.float32)
             kp = det.keypoints * side + np.array([x0, y0], dtype=np.float32)
-            rois.append(roi_from_box((float(bx[0]), float(bx[1]), float(bx[2]), float(bx[3])), kp[0], kp[1]))
+            box = (float(bx[0]), float(bx[1]), float(bx[2]), float(bx[3]))
+            rois.append((det.score, roi_from_box(box, kp[0], kp[1])))
         return rois
 
     def _landmarks(self, frame: NDArray[np.uint8], roi: Roi) -> NDArray[np.float32] | None:
