@@ -44,6 +44,7 @@ from stablesync.realtime.pipeline.frames import (
     OutputFrame,
     VideoFrame,
 )
+from stablesync.realtime.pipeline.reference import mean_features, reference_views
 from stablesync.realtime.pipeline.session_config import (
     SessionConfig as SessionConfig,  # re-exported: its public home
 )
@@ -310,8 +311,8 @@ class LipSyncSession:
             self._refresh = asyncio.get_running_loop().create_task(self._encode_reference(track))
 
     async def _encode_reference(self, track: FaceTrack) -> None:
-        image = track.crop.astype(np.float32).transpose(2, 0, 1)[None] / 255.0
-        features = await self.batcher.encode_reference(image)
+        views = reference_views(track.crop, self.cfg.reference)
+        features = mean_features([await self.batcher.encode_reference(view[None]) for view in views])
         self._features, self._reference_pose = features, track.pose
         self.telemetry.count("reference_encoded")
 
