@@ -78,6 +78,7 @@ def _start_server(
     cmd += ["--max-sessions", str(max(args.sessions))]
     cmd += ["--weights", str(weights)] if weights is not None else []
     cmd += ["--in-process"] if args.in_process else []
+    cmd += ["--spares", str(args.spares)] if args.spares is not None else []
     log = log_path.open("w")
     server = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True)
     assert server.stdout is not None
@@ -143,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", type=Path, default=None)
     parser.add_argument("--backend", default="auto")
     parser.add_argument("--in-process", action="store_true", help="serve --in-process: one process")
+    parser.add_argument("--spares", type=int, default=None, help="serve --spares N (default: serve's)")
     args = parser.parse_args(argv)
     args.sessions = [1, 2] if args.quick else [int(n) for n in args.sessions.split(",")]
     seconds = 6.0 if args.quick else args.seconds

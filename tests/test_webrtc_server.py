@@ -52,6 +52,19 @@ def test_config_is_safe_by_default() -> None:
         ServeConfig(max_sessions=0)
 
 
+def test_spares_are_checked_against_the_sessions_served() -> None:
+    from stablesync.realtime.cli.serve import build_parser, spares_of
+
+    parser = build_parser("serve")
+    assert spares_of(parser.parse_args([])) == 1
+    assert spares_of(parser.parse_args(["--spares", "0"])) == 0
+    assert spares_of(parser.parse_args(["--spares", "6", "--max-sessions", "6"])) == 6
+    with pytest.raises(UserError, match=r"--spares 5: expected 0 to --max-sessions \(4\)"):
+        spares_of(parser.parse_args(["--spares", "5"]))
+    with pytest.raises(UserError, match="--spares -1"):
+        spares_of(parser.parse_args(["--spares", "-1"]))
+
+
 async def test_page_and_status_are_served() -> None:
     async with (
         running_server(ServeConfig(port=0), PassthroughFactory()) as server,

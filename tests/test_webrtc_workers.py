@@ -244,3 +244,37 @@ def test_demo_serve_loads_a_worker_ahead_and_takes_it_down_at_exit() -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+async def test_spares_are_kept_loading_and_each_taken_one_is_replaced(cpu_rt_export: Path) -> None:
+    """`serve --spares N`: N workers start as soon as the server warms up, taking one starts
+    the next, and closing takes every spare down; with 0, a worker starts only when asked for."""
+    pipelines = WorkerPipelines(_spec(cpu_rt_export), spares=2)
+    pipelines.warm()
+    pipelines.warm()  # idempotent: still two
+    taken = None
+    try:
+        await asyncio.sleep(0)  # the spares' start tasks run
+        spawned = [await task for task in list(pipelines._spares)]
+        assert sorted(_children(os.getpid())) == sorted(w.pid for w in spawned)
+        taken = await pipelines.take_worker()
+        assert taken.pid == spawned[0].pid  # the oldest spare, the likeliest to be loaded
+        await asyncio.sleep(0)
+        assert len(pipelines._spares) == 2 and len(_children(os.getpid())) == 3
+    finally:
+        await pipelines.aclose()
+        if taken is not None:
+            await taken.close()
+    assert _children(os.getpid()) == []
+    none_ahead = WorkerPipelines(_spec(cpu_rt_export), spares=0)
+    none_ahead.warm()
+    assert len(none_ahead._spares) == 0 and _children(os.getpid()) == []
+    worker = await none_ahead.take_worker()
+    try:
+        assert _children(os.getpid()) == [worker.pid]
+    finally:
+        await worker.close()
+        await none_ahead.aclose()
+    with pytest.raises(ValueError, match="spares"):
+        WorkerPipelines(_spec(cpu_rt_export), spares=-1)

@@ -55,6 +55,15 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         " CPU backend: a worker process per session, which keeps two sessions from waiting on each"
         " other; GPU backends always share)",
     )
+    parser.add_argument(
+        "--spares",
+        type=int,
+        default=1,
+        metavar="N",
+        help="worker processes kept loaded for the next sessions (default 1, ~260 MB each): as many"
+        " as peers may join within a second or two of each other; 0 loads one per session as it"
+        " comes (its first 1-2 s pass through)",
+    )
     # --stats-json: the final stats of every session, at exit
     add_engine_options(parser, 2, "with --in-process: inference calls at once, one onnxruntime thread each")
     parser.description = (parser.description or "") + f" --backend {PASSTHROUGH} returns video untouched."
@@ -77,6 +86,15 @@ def _config(args: argparse.Namespace) -> ServeConfig:
     )
 
 
+def spares_of(args: argparse.Namespace) -> int:
+    """`--spares` (1 where the command has no such flag: `demo --serve`), checked."""
+    spares = int(getattr(args, "spares", 1))
+    max_sessions = int(getattr(args, "max_sessions", spares))
+    if not 0 <= spares <= max_sessions:
+        raise UserError(f"--spares {spares}: expected 0 to --max-sessions ({max_sessions})")
+    return spares
+
+
 def open_pipelines(args: argparse.Namespace, in_process: bool = False) -> PipelineFactory:
     """What every session runs on: the engine, opened here, and a worker process per session
     or, `in_process`, one shared batcher (`lipsync_pipelines`); or passthrough."""
@@ -89,7 +107,7 @@ def open_pipelines(args: argparse.Namespace, in_process: bool = False) -> Pipeli
     session_cfg = session_config(args, realtime=True)
     engine = open_serve_engine(args.weights, args.backend)
     weights = resolve_weights(args.weights)
-    return lipsync_pipelines(engine, weights, session_cfg, args.threads, in_process)
+    return lipsync_pipelines(engine, weights, session_cfg, args.threads, in_process, spares_of(args))
 
 
 def open_profiles(
@@ -103,7 +121,8 @@ def open_profiles(
     from stablesync.realtime.pipeline.loading import resolve_weights
     from stablesync.realtime.webrtc.profiles import lipsync_opener
 
-    opener = lipsync_opener(args.backend, session_config(args, realtime=True), args.threads, args.in_process)
+    session_cfg = session_config(args, realtime=True)
+    opener = lipsync_opener(args.backend, session_cfg, args.threads, args.in_process, spares_of(args))
     return ProfilePipelines(default, opener, resolve_weights(args.weights), idle_s=config.profile_idle_s)
 
 
@@ -122,9 +141,8 @@ def start_up_block(pipelines: ProfilePipelines, server: RunningServer, config: S
     block = StartUpBlock()
     if isinstance(default, WorkerPipelines):
         block.engine(default.engine)
-        block.add(
-            "sessions", "a worker process each, one loaded ahead for the next (--in-process: all in this one)"
-        )
+        ahead = f"{default.spares} loaded ahead (--spares)" if default.spares else "none loaded ahead"
+        block.add("sessions", f"a worker process each, {ahead} (--in-process: all in this one)")
     elif isinstance(default, LipSyncFactory):
         block.engine(default.batcher.engine)
         block.add("sessions", "all in this process, one shared batcher")

@@ -237,30 +237,40 @@ class ProfilePipelines:
 
 
 def lipsync_opener(
-    backend: str, session_cfg: SessionConfig, inference_workers: int, in_process: bool = False
+    backend: str,
+    session_cfg: SessionConfig,
+    inference_workers: int,
+    in_process: bool = False,
+    spares: int = 1,
 ) -> ProfileOpener:
     """Opens a profile as `serve` opens its default (`lipsync_pipelines`): its engine on `backend`
     (`open_serve_engine`), its sessions in worker processes or, with `in_process`, in a
-    `LipSyncFactory` with `session_cfg` around it."""
+    `LipSyncFactory` with `session_cfg` around it; `spares` workers kept loaded ahead."""
     from stablesync.realtime.pipeline.loading import open_serve_engine
 
     async def open_profile(weights: Path) -> PipelineFactory:
         engine = await asyncio.to_thread(open_serve_engine, weights, backend)
-        return lipsync_pipelines(engine, weights, session_cfg, inference_workers, in_process)
+        return lipsync_pipelines(engine, weights, session_cfg, inference_workers, in_process, spares)
 
     return open_profile
 
 
 def lipsync_pipelines(
-    engine: Engine, weights: Path, session_cfg: SessionConfig, inference_workers: int, in_process: bool
+    engine: Engine,
+    weights: Path,
+    session_cfg: SessionConfig,
+    inference_workers: int,
+    in_process: bool,
+    spares: int = 1,
 ) -> PipelineFactory:
     """On onnxruntime's CPU backend a worker process per session (worker_process.py: sessions in
-    one process wait on each other for the interpreter lock), unless `in_process`; otherwise
-    (and on GPU backends, where one batch serves every session) one shared batcher here."""
+    one process wait on each other for the interpreter lock), `spares` of them loaded ahead,
+    unless `in_process`; otherwise (and on GPU backends, where one batch serves every session)
+    one shared batcher here."""
     from stablesync.realtime.webrtc.lipsync import PARALLEL_BACKENDS, LipSyncFactory
     from stablesync.realtime.webrtc.worker_process import WorkerPipelines
     from stablesync.realtime.webrtc.worker_wire import WorkerSpec
 
     if engine.backend in PARALLEL_BACKENDS and not in_process:
-        return WorkerPipelines(WorkerSpec(weights, engine.backend, session_cfg), engine)
+        return WorkerPipelines(WorkerSpec(weights, engine.backend, session_cfg), engine, spares)
     return LipSyncFactory(engine, session_cfg, inference_workers=inference_workers)

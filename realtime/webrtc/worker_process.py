@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import sys
+from collections import deque
 from collections.abc import Awaitable, Callable
 
 import av
@@ -266,23 +267,28 @@ class WorkerSession:
 
 
 class WorkerPipelines:
-    """The `PipelineFactory` of sessions in worker processes, one spare kept loading for the next."""
+    """The `PipelineFactory` of sessions in worker processes, `spares` kept loading for the next
+    sessions (peers that join within a second of each other each find one loaded)."""
 
-    def __init__(self, spec: WorkerSpec, engine: Engine | None = None) -> None:
+    def __init__(self, spec: WorkerSpec, engine: Engine | None = None, spares: int = 1) -> None:
+        if spares < 0:
+            raise ValueError(f"spares {spares}: expected 0 or more")
         self.spec = spec
         self.backend = spec.backend
         self.engine = engine  # the front's own copy: checked the weights, describes the model
-        self._spare: asyncio.Task[WorkerProcess] | None = None
+        self.spares = spares
+        self._spares: deque[asyncio.Task[WorkerProcess]] = deque()
         self.closed = False  # after `aclose`: no spare, none started again
 
     def warm(self) -> None:
-        """Starts the spare now (from a running loop), so the first session finds it loaded."""
-        if self._spare is None and not self.closed:
-            self._spare = asyncio.get_running_loop().create_task(WorkerProcess.start(self.spec))
+        """Starts spares (from a running loop) until `spares` are loaded or loading, so the next
+        sessions find them ready."""
+        while len(self._spares) < self.spares and not self.closed:
+            self._spares.append(asyncio.get_running_loop().create_task(WorkerProcess.start(self.spec)))
 
     async def take_worker(self) -> WorkerProcess:
-        """The spare (or a new worker when none is left), and a new spare started."""
-        spare, self._spare = self._spare, None
+        """The spare started first (or a new worker when none is left), and a new spare started."""
+        spare = self._spares.popleft() if self._spares else None
         worker = await asyncio.shield(spare) if spare is not None else await WorkerProcess.start(self.spec)
         self.warm()
         return worker
@@ -293,6 +299,11 @@ class WorkerPipelines:
 
     async def aclose(self) -> None:
         self.closed = True
-        spare, self._spare = self._spare, None
-        if spare is not None:
-            await (await spare).close()
+        spares, self._spares = list(self._spares), deque()
+        for spare in spares:
+            try:
+                worker = await spare
+            except OSError as exc:  # it never started: nothing to close
+                log.warning("a spare worker had not started: %s", exc)
+                continue
+            await worker.close()
