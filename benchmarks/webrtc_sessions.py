@@ -145,6 +145,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", default="auto")
     parser.add_argument("--in-process", action="store_true", help="serve --in-process: one process")
     parser.add_argument("--spares", type=int, default=None, help="serve --spares N (default: serve's)")
+    parser.add_argument(
+        "--idle-s",
+        type=float,
+        default=0.0,
+        help="seconds the server sits idle before the first round (its spare workers load, as on a"
+        " server that has been up a while); default 0: the peers come as soon as it listens",
+    )
     args = parser.parse_args(argv)
     args.sessions = [1, 2] if args.quick else [int(n) for n in args.sessions.split(",")]
     seconds = 6.0 if args.quick else args.seconds
@@ -159,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
                 "one process" if args.in_process else "a worker process each (CPU backend)"
             )
             figures["server_rss_mb_start"] = round(rss_mb(server.pid), 1)
+            figures["idle_s"] = args.idle_s
+            time.sleep(args.idle_s)
             for n in args.sessions:
                 rss_before = round(rss_mb(server.pid), 1)
                 cpu_before, began = cpu_s(server.pid), time.monotonic()
