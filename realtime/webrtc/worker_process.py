@@ -7,8 +7,8 @@ and the stats here and runs each session's decode-to-encode pipeline in a worker
 picture goes over as I420 planes, the processed one comes back the same way (a frame that passed
 through comes back as a reference to the one sent, which is then sent untouched).
 
-Faults degrade, never end the call: until a session's worker has loaded (a spare is kept loaded
-for the next session), and after one died, failed or hung (held a frame `STALL_GRACE_S` past its
+Faults degrade, never end the call: until a session's worker has loaded (`--spares` of them are
+kept loaded for the next sessions), and after one died, failed or hung (held a frame `STALL_GRACE_S` past its
 deadline: it is killed), frames pass through ("warmup", then "error") while a new worker starts, up to
 `MAX_RESTARTS` times a session.
 """
