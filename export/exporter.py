@@ -50,6 +50,9 @@ class ExportOptions:
     corpus: Path | None = None
     intra_op_threads: int = 2
     write_checkpoint: bool = True  # the lipsync checkpoint beside the graphs (for the torch backend)
+    # the reference views the session averages (Manifest.reference_views): 8 for weights trained
+    # on a corpus (the real-face benchmark, RESULTS.md session 35), 1 for personal profiles
+    reference_views: int = 8
 
 
 def preset_of(cfg: LipSyncConfig) -> str:
@@ -201,6 +204,7 @@ def _export_into(
         checkpoint=CHECKPOINT_FILE if options.write_checkpoint else "",
         parity_inputs=corpus.source,
         max_batch=options.max_batch,
+        reference_views=options.reference_views,
     )
     # fp16 storage: the graphs hold exactly the folded, rounded torch weights; only the order of
     # the float arithmetic differs, which on large features is measured relative to them

@@ -43,6 +43,9 @@ class Int8Check:
     real_faces: str = ""  # the real-face benchmark run with each graph, summarised in one line
 
 
+MAX_REFERENCE_VIEWS = 8  # realtime/pipeline/reference.py's VIEWS
+
+
 @dataclass(frozen=True)
 class Manifest:
     manifest_version: int
@@ -67,6 +70,10 @@ class Manifest:
     int8_speedup: float | None = None  # fp32 ms / int8 ms per frame, batch 1, onnxruntime CPU
     max_batch: int = 8  # the TensorRT optimisation profile's upper batch
     int8_check: Int8Check | None = None  # recorded by `python -m stablesync.export.int8_quality --record`
+    # how many shifted views of the reference crop the live session averages
+    # (realtime/pipeline/reference.py); 1, the crop as it is: exports before it was recorded, and
+    # personal profiles, which are fine-tuned on exact crops
+    reference_views: int = 1
 
     @property
     def n_levels(self) -> int:
@@ -127,6 +134,9 @@ def read_manifest(directory: str | Path) -> Manifest:
     for name in ("reference", "frame"):
         if name not in manifest.graphs:
             raise UserError(f"{path}: lists no {name!r} graph")
+    if not 1 <= manifest.reference_views <= MAX_REFERENCE_VIEWS:
+        views = manifest.reference_views
+        raise UserError(f"{path}: reference_views {views}, expected 1 to {MAX_REFERENCE_VIEWS}")
     return manifest
 
 

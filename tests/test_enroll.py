@@ -140,6 +140,8 @@ def test_enroll_interrupted_resumed_exported_and_used_by_run(
     for name in ("manifest.json", "reference.onnx", "frame.onnx", "report.json", "profile.json"):
         assert (profile / name).is_file(), name
     assert (profile / "contact_sheet.png").is_file() and (profile / "preview.mp4").is_file()
+    # fine-tuned on exact crops, the profile is run with its reference crop as it is
+    assert json.loads((profile / "manifest.json").read_text())["reference_views"] == 1
     report = json.loads((profile / "report.json").read_text())
     for weights in ("personal", "shipped"):
         assert report[weights]["frames"] > 0 and np.isfinite(report[weights]["mouth_psnr_db"])

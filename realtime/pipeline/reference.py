@@ -6,7 +6,7 @@ so a sub-pixel change in where the crop lands changes what it draws: on one fram
 the crop placed 1 px differently (the same face) changed the generated mouth opening's spread
 2.6x, and over 27 such placements of one photo it ranged 0.0095-0.026 eye distances. The mean of
 the views' features does not depend on the exact placement, and it opens the mouth with the
-speech more consistently (see `ReferenceConfig`).
+speech more consistently.
 
 The session encodes the views one call at a time (about 11 ms each on 2 CPU cores, as one batch
 of 8 costs): a reference refreshed mid-stream then waits between frames' inference calls
@@ -15,7 +15,7 @@ instead of holding the inference thread for ~90 ms.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -39,27 +39,19 @@ VIEWS: tuple[tuple[float, float, float], ...] = (
 )
 
 
-@dataclass(frozen=True)
-class ReferenceConfig:
-    """`views`: how many of `VIEWS` are encoded and averaged; 1 encodes the crop as it is. The
-    real-face benchmark with 8 against 1: see benchmarks/RESULTS.md, "the reference as the mean of
-    shifted views"."""
-
-    views: int = 8
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.views <= len(VIEWS):
-            raise ValueError(f"reference views: expected 1 to {len(VIEWS)}, got {self.views}")
-
-
-def reference_views(crop: NDArray[np.uint8], cfg: ReferenceConfig) -> FloatArray:
-    """(views, 3, S, S) float crops in [0, 1] from one (S, S, 3) uint8 crop."""
-    if cfg.views == 1:
+def reference_views(crop: NDArray[np.uint8], views: int) -> FloatArray:
+    """(views, 3, S, S) float crops in [0, 1] from one (S, S, 3) uint8 crop: the first `views`
+    of `VIEWS`, or with 1 the crop as it is. How many is the export's (`Manifest.reference_views`):
+    8 for the shipped weights, 1 for personal profiles and exports that predate it. The real-face
+    benchmark with 8 against 1: benchmarks/RESULTS.md, "the reference as the mean of shifted views"."""
+    if not 1 <= views <= len(VIEWS):
+        raise ValueError(f"reference views: expected 1 to {len(VIEWS)}, got {views}")
+    if views == 1:
         return crop.astype(np.float32).transpose(2, 0, 1)[None] / 255.0
     size = crop.shape[0]
     centre = (size / 2.0, size / 2.0)
-    out = np.empty((cfg.views, 3, size, size), np.float32)
-    for k, (dx, dy, scale) in enumerate(VIEWS[: cfg.views]):
+    out = np.empty((views, 3, size, size), np.float32)
+    for k, (dx, dy, scale) in enumerate(VIEWS[:views]):
         m = np.asarray(cv2.getRotationMatrix2D(centre, 0.0, scale), np.float64)
         m[:, 2] += np.array([dx * size, dy * size])
         view = cv2.warpAffine(crop, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
@@ -67,7 +59,7 @@ def reference_views(crop: NDArray[np.uint8], cfg: ReferenceConfig) -> FloatArray
     return out
 
 
-def mean_features(per_view: list[ReferenceFeatures]) -> ReferenceFeatures:
+def mean_features(per_view: Sequence[ReferenceFeatures]) -> ReferenceFeatures:
     """Each level's features (batch 1 per view) averaged over the views."""
     if not per_view:
         raise ValueError("mean_features: no views")

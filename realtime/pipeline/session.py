@@ -311,7 +311,7 @@ class LipSyncSession:
             self._refresh = asyncio.get_running_loop().create_task(self._encode_reference(track))
 
     async def _encode_reference(self, track: FaceTrack) -> None:
-        views = reference_views(track.crop, self.cfg.reference)
+        views = reference_views(track.crop, self.batcher.engine.manifest.reference_views)
         features = mean_features([await self.batcher.encode_reference(view[None]) for view in views])
         self._features, self._reference_pose = features, track.pose
         self.telemetry.count("reference_encoded")

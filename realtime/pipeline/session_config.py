@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from stablesync.realtime.pipeline.compositing import CompositeConfig
-from stablesync.realtime.pipeline.reference import ReferenceConfig
 from stablesync.realtime.pipeline.tracking import TrackingConfig
 
 
@@ -24,7 +23,6 @@ class SessionConfig:
     audio_out: bool = True
     reference_drift: float = 1.0  # HeadPose.distance that triggers a new reference
     drift_frames: int = 10  # ... when it lasts this many frames
-    reference: ReferenceConfig = field(default_factory=ReferenceConfig)
     late_window_frames: int = 25  # frames considered when deciding to skip tracking
     # Force the lips shut on silent windows (the generator's own silent mouth otherwise). Off: on
     # the demo the forced closing, which comes a window's length into each pause, lowered the
