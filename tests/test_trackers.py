@@ -119,10 +119,10 @@ def test_a_second_face_is_found_within_redetect_frames() -> None:
         calls = 0
         detect_rois = tracker._detect_rois
 
-        def counted(frame: NDArray[np.uint8]) -> list[object]:
+        def counted(frame: NDArray[np.uint8], search: bool = True) -> list[object]:
             nonlocal calls
             calls += 1
-            return detect_rois(frame)  # type: ignore[return-value]
+            return detect_rois(frame, search)  # type: ignore[return-value]
 
         tracker._detect_rois = counted  # type: ignore[method-assign]
         assert all(len(tracker.detect(one)) == 1 for _ in range(5))
@@ -162,6 +162,11 @@ def test_a_small_face_in_a_large_frame_is_found_by_the_search_squares() -> None:
     with TFLiteFaceTracker(video=True, squares_per_frame=3) as video:
         found = [bool(video.detect(frame)) for _ in range(6)]
     assert found.index(True) <= 4 and all(found[found.index(True) :])  # 15 squares, 3 a frame
+    # beside a tracked face the squares are not searched: the small one is not the one to follow
+    both = frame.copy()
+    both[100:700, 100:700] = cv2.resize(face, (600, 600))
+    with TFLiteFaceTracker(max_faces=2, video=True, redetect_frames=1) as tracker:
+        assert all(len(tracker.detect(both)) == 1 for _ in range(8))
 
 
 @needs_tflite

@@ -9,9 +9,9 @@ and the detector runs only while fewer than `max_faces` faces are tracked (then 
 
 The short-range detector sees the whole frame at 128x128, so it misses faces under about a tenth
 of the frame's longer side (a person 2 m from a 1080p camera: under ~190 px forehead to chin).
-Where the whole frame shows too few faces, it also searches overlapping squares a third of the
-longer side (`search_squares`): in video mode `squares_per_frame` of them a frame in turn, so a
-small face is found within a few frames at a bounded cost; on still images all of them at once.
+Where the whole frame shows no face and none is tracked, it also searches overlapping squares a
+third of the longer side (`search_squares`): in video mode `squares_per_frame` of them a frame in
+turn, so a small face is found within a few frames at a bounded cost; on stills all at once.
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ class TFLiteFaceTracker:
         but fewer than `max_faces` faces are tracked, the detector looks for more faces only
         every this many frames (mediapipe: every frame; the tracked faces' landmarks are the
         same either way, a new face is found up to that many frames later). `squares_per_frame`:
-        how many search squares a video frame adds when the whole frame shows too few faces."""
+        how many search squares a video frame adds while no face is found or tracked."""
         self.models = models or find_models()
         self.redetect_frames = max(1, redetect_frames)
         self._since_detection = 0
@@ -119,7 +119,8 @@ class TFLiteFaceTracker:
         tracked = [roi_from_landmarks(p) for p in self._previous] if self.video else []
         rois = tracked
         if self._detector_due(len(tracked)):
-            rois = self._associate(self._detect_rois(frame)[: self.max_faces], tracked)
+            found = self._detect_rois(frame, search=not tracked)
+            rois = self._associate(found[: self.max_faces], tracked)
         points = [p for p in (self._landmarks(frame, r) for r in rois[: self.max_faces]) if p is not None]
         self._previous = points if self.video else []
         faces = [TrackedFace(points=p) for p in points]
@@ -144,12 +145,14 @@ class TFLiteFaceTracker:
             kept.append(roi)
         return [k for k in kept if k in tracked] + [k for k in kept if k not in tracked]
 
-    def _detect_rois(self, frame: NDArray[np.uint8]) -> list[Roi]:
-        """Faces the detector finds in the whole frame, then, while fewer than `max_faces`, in
-        this frame's turn of search squares; one region per face, most confident first."""
+    def _detect_rois(self, frame: NDArray[np.uint8], search: bool = True) -> list[Roi]:
+        """Faces the detector finds in the whole frame, then, when it finds none and `search`
+        (no face is tracked), in this frame's turn of search squares; one region per face, most
+        confident first. A tracked face is not searched beside: a further face too small for the
+        whole frame is not the one to lip-sync, and the squares would cost every detection."""
         h, w = frame.shape[:2]
         found = self._detect_in(frame, Roi(cx=w / 2.0, cy=h / 2.0, side=float(max(h, w)), rotation=0.0))
-        if len(found) >= self.max_faces:
+        if found or not search:
             return [roi for _, roi in found]
         for square in self._search_turn(w, h):
             found += self._detect_in(frame, square)
