@@ -5,12 +5,13 @@ The generator reads the reference's features at every level, down to the full-re
 so a sub-pixel change in where the crop lands changes what it draws: on one frame of a real video,
 the crop placed 1 px differently (the same face) changed the generated mouth opening's spread
 2.6x, and over 27 such placements of one photo it ranged 0.0095-0.026 eye distances. The mean of
-the views' features does not depend on the exact placement, and it opens the mouth with the
-speech more consistently.
+the views' features changes about half as much with the placement (tests/test_reference.py), and
+the mouth it draws follows the speech more consistently. How many views is the export's
+(`Manifest.reference_views`): 8 for the shipped weights, 1 for personal profiles.
 
-The session encodes the views one call at a time (about 11 ms each on 2 CPU cores, as one batch
-of 8 costs): a reference refreshed mid-stream then waits between frames' inference calls
-instead of holding the inference thread for ~90 ms.
+The session encodes the views one call at a time (about 11 ms each on 2 CPU cores; one batch of
+8 costs the same ~86 ms in all): a reference refreshed mid-stream then waits between frames'
+inference calls instead of holding the inference thread for ~90 ms.
 """
 
 from __future__ import annotations
