@@ -43,7 +43,7 @@ class Int8Check:
     real_faces: str = ""  # the real-face benchmark run with each graph, summarised in one line
 
 
-MAX_REFERENCE_VIEWS = 8  # realtime/pipeline/reference.py's VIEWS
+MAX_REFERENCE_VIEWS = 8  # len(stablesync.face.reference_views.VIEWS), tied by tests/test_reference.py
 
 
 @dataclass(frozen=True)
