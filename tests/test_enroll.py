@@ -17,6 +17,7 @@ from safetensors import safe_open
 import stablesync
 from stablesync.cli import main as cli
 from stablesync.enroll.checks import TakeChecks, TakeSummary, reasons
+from stablesync.enroll.finetune import REFERENCE_VIEWS
 
 
 @pytest.fixture
@@ -140,14 +141,14 @@ def test_enroll_interrupted_resumed_exported_and_used_by_run(
     for name in ("manifest.json", "reference.onnx", "frame.onnx", "report.json", "profile.json"):
         assert (profile / name).is_file(), name
     assert (profile / "contact_sheet.png").is_file() and (profile / "preview.mp4").is_file()
-    # fine-tuned on exact crops, the profile is run with its reference crop as it is
-    assert json.loads((profile / "manifest.json").read_text())["reference_views"] == 1
+    # the profile's sessions average the views its fine-tune drew references from: enroll's 1
+    assert json.loads((profile / "manifest.json").read_text())["reference_views"] == REFERENCE_VIEWS == 1
     report = json.loads((profile / "report.json").read_text())
     for weights in ("personal", "shipped"):
         assert report[weights]["frames"] > 0 and np.isfinite(report[weights]["mouth_psnr_db"])
     info = json.loads((profile / "profile.json").read_text())
     assert info["steps"] == 2 and info["silent_steps"] == 1 and info["rest_frames"] > 0, info
-    assert info["rest_kind"] == "pause frames"
+    assert info["rest_kind"] == "pause frames" and info["reference_views"] == REFERENCE_VIEWS
     # G_S learnt the closed mouth from the take's pauses, and the profile carries that G_S
     silent_log = (profile / "work" / "train_silent" / "log.csv").read_text().splitlines()
     assert {row.split(",")[0] for row in silent_log[1:]} == {"1"}

@@ -13,6 +13,10 @@ Before G_L, G_S learns this face's closed mouth (`stablesync.enroll.silent`: the
 or its frames with closed lips) for a share `SILENT_SHARE` of the budget (a quarter of `steps`
 when those are given), and G_L's identity references then go through that G_S; a take with
 neither keeps the shipped G_S.
+Both draw their identity references from a pool of the take's frames, each as it is or as one
+of the `reference_views` shifted views (`stablesync.face.reference_views`) the profile's sessions
+then average (`Plan.reference_views`, written into the profile's manifest); enroll's default,
+`REFERENCE_VIEWS` = 1, draws them as they are.
 
 The time budget becomes a number of steps: a few steps of a throwaway copy of the task are
 timed first (G_S's and G_L's), and the step counts (with the schedule they fix) are stored in
@@ -35,6 +39,7 @@ import torch
 from numpy.typing import NDArray
 
 from stablesync.errors import UserError
+from stablesync.face.reference_views import VIEWS, view_crop
 
 if TYPE_CHECKING:
     from stablesync.train.config import GeneratorStage
@@ -52,6 +57,13 @@ CROSS_SYNC_WEIGHT = 0.0
 WARM_BATCH = 16
 BUDGET_FOR_STEPS = 0.85
 REFERENCE_POOL = 24  # frames of the take used as identity references
+# > 1: each reference drawn as it is or as one of the first this many `VIEWS`, and the profile's
+# export averages as many (Manifest.reference_views); 1: references as they are, and the profile
+# runs on its reference crop as it is. Fine-tuned on exact crops, a profile lost 6.5 dB of mouth
+# PSNR on talk1 averaging 8 views (RESULTS.md, session 35); fine-tuned on 8 shifted views and
+# averaging them, it did as well as the exact crops on average over five clips, better on talk2-3's
+# r, worse on talk1's r and on the opening's amplitude (RESULTS.md, session 36): enroll keeps 1
+REFERENCE_VIEWS = 1
 SILENT_SHARE = 0.15  # of the training budget spent on G_S (when the take has rest frames)
 SILENT_STEPS_PER_STEP = 0.25  # G_S steps per G_L step when `steps` is given
 
@@ -71,6 +83,7 @@ class FinetuneConfig:
     checkpoint_every_s: float = 30.0
     min_steps: int = 5  # even when the budget allows fewer
     calibration_steps: int = 3
+    reference_views: int = REFERENCE_VIEWS  # 1: references as they are
 
 
 @dataclass(frozen=True)
@@ -81,11 +94,33 @@ class Plan:
     silent_steps: int = 0  # G_S's (0: the shipped G_S; plans written before G_S was fine-tuned)
     rest_frames: tuple[int, ...] = ()  # the take's frames G_S learns the closed mouth from
     rest_kind: str = ""  # what they are: "pause frames" or "frames with closed lips"
+    reference_views: int = 1  # the views references are drawn from (1: as they are; older plans)
 
 
 def reference_pool(n_frames: int) -> NDArray[np.int64]:
     """The frames of the take that serve as identity references (evenly spread)."""
     return np.linspace(0, n_frames - 1, min(REFERENCE_POOL, n_frames)).round().astype(np.int64)
+
+
+def appearances(views: int) -> int:
+    """How many ways a reference is drawn: as it is, or as one of `views` views (views > 1)."""
+    return 1 if views == 1 else views + 1
+
+
+def appear(frame: NDArray[np.uint8], appearance: int) -> NDArray[np.uint8]:
+    """A reference frame as it is (0) or as view `appearance - 1` of `VIEWS`."""
+    return frame if appearance == 0 else view_crop(frame, VIEWS[appearance - 1])
+
+
+def drawn_references(frames: NDArray[np.uint8], rng: np.random.Generator, views: int) -> NDArray[np.float32]:
+    """(N, S, S, 3) uint8 reference frames -> (N, 3, S, S) float, each as it is or as one of the
+    first `views` of `VIEWS`, drawn at random (with 1 view: as they are, drawing nothing)."""
+    from stablesync.train.data import to_chw
+
+    if views == 1:
+        return to_chw(frames)
+    picks = rng.integers(appearances(views), size=len(frames))
+    return to_chw(np.stack([appear(f, int(k)) for f, k in zip(frames, picks, strict=True)]))
 
 
 def take_rest_frames(cfg: FinetuneConfig) -> tuple[NDArray[np.int64], str]:
@@ -196,9 +231,10 @@ class FrozenCaches:
     audio: FrozenCache = field(default_factory=FrozenCache)  # mel window -> audio embedding
 
 
-def enroll_task(stage: GeneratorStage, caches: FrozenCaches) -> GeneratorTask:
+def enroll_task(stage: GeneratorStage, caches: FrozenCaches, views: int) -> GeneratorTask:
     """The generator stage's task, its frozen parts (G_S identity, audio encoder) computed once
-    per reference frame and mel window and then read from `caches`."""
+    per reference (a pool frame in one of its `appearances(views)`) and mel window and then read
+    from `caches`."""
     from stablesync.train.data import PreparedData, to_chw
     from stablesync.train.distributed import init_distributed
     from stablesync.train.generator_stage import GeneratorTask
@@ -208,9 +244,11 @@ def enroll_task(stage: GeneratorStage, caches: FrozenCaches) -> GeneratorTask:
             return reference_pool(self.train_data.clips[0].n_frames)
 
         def warm(self) -> None:
-            """G_S of every pool frame, computed now (the cost of the first steps otherwise)."""
-            frames = to_chw(self.train_data.clips[0].frames[self.pool()])
-            caches.identity(self.model.silence, torch.from_numpy(frames).to(self.env.device))
+            """G_S of every pool frame in every appearance, computed now (the cost of the first
+            steps otherwise)."""
+            frames = self.train_data.clips[0].frames[self.pool()]
+            seen = np.stack([appear(f, k) for k in range(appearances(views)) for f in frames])
+            caches.identity(self.model.silence, torch.from_numpy(to_chw(seen)).to(self.env.device))
 
         def _draw(self, data: PreparedData, rng: np.random.Generator, split: str) -> GeneratorBatch:
             b = super()._draw(data, rng, split)
@@ -219,7 +257,8 @@ def enroll_task(stage: GeneratorStage, caches: FrozenCaches) -> GeneratorTask:
             # identity references from a fixed pool of the take's frames: G_S runs once for each
             pool = self.pool()
             picks = pool[rng.integers(len(pool), size=len(b.references))]
-            return dataclasses.replace(b, references=to_chw(data.clips[0].frames[picks]))
+            references = drawn_references(data.clips[0].frames[picks], rng, views)
+            return dataclasses.replace(b, references=references)
 
         def _inputs(self, b: GeneratorBatch) -> dict[str, torch.Tensor]:
             """As the stage's, with G_S's and the audio encoder's outputs read from `caches`."""
@@ -251,7 +290,8 @@ def _seconds_per_step(task: GeneratorTask, cfg: FinetuneConfig) -> float:
 
 def measure_step_s(cfg: FinetuneConfig, caches: FrozenCaches) -> float:
     """Seconds per G_L step."""
-    task = enroll_task(stage_config(cfg, steps=cfg.calibration_steps + 1, checkpoint_every=1), caches)
+    stage = stage_config(cfg, steps=cfg.calibration_steps + 1, checkpoint_every=1)
+    task = enroll_task(stage, caches, cfg.reference_views)
     return _seconds_per_step(task, cfg)
 
 
@@ -262,7 +302,7 @@ def measure_silent_step_s(cfg: FinetuneConfig, rest: NDArray[np.int64]) -> float
     steps = cfg.calibration_steps + 1
     generator = stage_config(cfg, steps=steps, checkpoint_every=1)
     stage = silent_stage(generator, str(silent_dir(cfg)), steps, 1)
-    return _seconds_per_step(silent_task(stage, _pool(cfg), rest), cfg)
+    return _seconds_per_step(silent_task(stage, _pool(cfg), rest, cfg.reference_views), cfg)
 
 
 def silent_dir(cfg: FinetuneConfig) -> Path:
@@ -297,7 +337,8 @@ def make_plan(cfg: FinetuneConfig, caches: FrozenCaches) -> Plan:
         )
     if cfg.steps > 0:
         silent_steps = max(1, round(SILENT_STEPS_PER_STEP * cfg.steps)) if len(rest) else 0
-        plan = Plan(cfg.steps, 0.0, max(1, min(cfg.steps // 2, 50)), silent_steps, tuple(rest.tolist()), kind)
+        every = max(1, min(cfg.steps // 2, 50))
+        plan = Plan(cfg.steps, 0.0, every, silent_steps, tuple(rest.tolist()), kind, cfg.reference_views)
     else:
         step_s = measure_step_s(cfg, caches)
         # checkpoints, validations and the export's share of the budget are not in `step_s`
@@ -309,7 +350,7 @@ def make_plan(cfg: FinetuneConfig, caches: FrozenCaches) -> Plan:
             budget_s -= silent_steps * silent_step_s
         steps = max(cfg.min_steps, int(budget_s / step_s))
         every = max(1, int(cfg.checkpoint_every_s / step_s))
-        plan = Plan(steps, step_s, every, silent_steps, tuple(rest.tolist()), kind)
+        plan = Plan(steps, step_s, every, silent_steps, tuple(rest.tolist()), kind, cfg.reference_views)
         print(
             f"enroll: {step_s:.2f} s per step: {steps} G_L steps"
             f" (and {silent_steps} of G_S) in the {cfg.budget_s / 60:.1f}-minute budget",
@@ -332,7 +373,8 @@ def finetune_silent(cfg: FinetuneConfig, plan: Plan, out_dir: Path, resume: bool
     stage = silent_stage(generator, str(out_dir), plan.silent_steps, every)
     print(f"enroll: G_S learns the closed mouth from {len(plan.rest_frames)} {plan.rest_kind}", flush=True)
     torch.manual_seed(cfg.seed)
-    task = silent_task(stage, _pool(cfg), np.asarray(plan.rest_frames, dtype=np.int64))
+    rest = np.asarray(plan.rest_frames, dtype=np.int64)
+    task = silent_task(stage, _pool(cfg), rest, plan.reference_views)
     config = {"stage": "silent", "enroll": dataclasses.asdict(plan), **to_dict(stage)}
     state = out_dir / "state.safetensors"
     run(task, stage.schedule, out_dir, init_distributed(), resume and state.is_file(), config)
@@ -360,7 +402,7 @@ def finetune(cfg: FinetuneConfig, resume: bool) -> Path:
         caches.identity = FrozenCache()  # the timing's references went through the shipped G_S
     stage = stage_config(cfg, plan.steps, plan.checkpoint_every, silent)
     torch.manual_seed(cfg.seed)
-    task = enroll_task(stage, caches)
+    task = enroll_task(stage, caches, plan.reference_views)
     config = {"stage": "generator", "enroll": dataclasses.asdict(plan), **to_dict(stage)}
     state = cfg.out_dir / "state.safetensors"
     run(task, stage.schedule, cfg.out_dir, init_distributed(), resume and state.is_file(), config)

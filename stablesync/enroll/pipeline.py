@@ -45,6 +45,7 @@ class EnrollConfig:
     checks: TakeChecks = field(default_factory=TakeChecks)
     seed: int = 0
     cross_sync: float | None = None  # None: enroll.finetune's CROSS_SYNC_WEIGHT
+    reference_views: int | None = None  # None: enroll.finetune's REFERENCE_VIEWS
 
 
 def check_profile_free(name: str, overwrite: bool, resume: bool) -> Path:
@@ -71,20 +72,21 @@ def _write_json(path: Path, data: Any) -> None:
     tmp.replace(path)
 
 
-def export_profile(checkpoint_path: Path, out: Path, corpus: Path) -> None:
-    """The fine-tuned checkpoint as an export directory (graphs, parity check, manifest)."""
+def export_profile(checkpoint_path: Path, out: Path, corpus: Path, reference_views: int) -> None:
+    """The fine-tuned checkpoint as an export directory (graphs, parity check, manifest) whose
+    sessions average `reference_views` views of the reference: the views its fine-tune drew
+    references from (`Plan.reference_views`), since a profile fine-tuned on exact crops lost 6.5 dB
+    of mouth PSNR on talk1 with 8 averaged views (RESULTS.md, session 35)."""
     from stablesync.export.exporter import ExportOptions, export_model, load_for_export
 
     model = load_for_export(checkpoint_path)
-    # the reference crop as it is: fine-tuned on exact crops, the profile lost 6.5 dB of mouth PSNR
-    # on talk1 with 8 averaged views (RESULTS.md, session 35)
-    options = ExportOptions(fp16_weights=True, corpus=corpus, reference_views=1)
+    options = ExportOptions(fp16_weights=True, corpus=corpus, reference_views=reference_views)
     export_model(model, out, options, preset="cpu-rt", log=lambda line: print(f"export: {line}", flush=True))
 
 
 def enroll(cfg: EnrollConfig) -> dict[str, Any]:
     """Runs every step; -> the profile's report."""
-    from stablesync.enroll.finetune import CROSS_SYNC_WEIGHT, FinetuneConfig, finetune
+    from stablesync.enroll.finetune import CROSS_SYNC_WEIGHT, REFERENCE_VIEWS, FinetuneConfig, finetune
     from stablesync.enroll.validate import compare, contact_sheet, preview, read_segment
 
     began = time.perf_counter()
@@ -113,10 +115,11 @@ def enroll(cfg: EnrollConfig) -> dict[str, Any]:
         batch_size=cfg.batch_size,
         seed=cfg.seed,
         cross_sync=CROSS_SYNC_WEIGHT if cfg.cross_sync is None else cfg.cross_sync,
+        reference_views=REFERENCE_VIEWS if cfg.reference_views is None else cfg.reference_views,
     )
     last = finetune(ft, cfg.resume)
     plan = json.loads((work / "plan.json").read_text())
-    export_profile(last, out, split.prepared)
+    export_profile(last, out, split.prepared, plan.get("reference_views", 1))
     report: dict[str, Any] = {"validated": False}
     segment = read_segment(cfg.video, cfg.audio, split.split_s, cfg.validate_s)
     if segment.frames and cfg.validate_s > 0:
@@ -140,6 +143,7 @@ def enroll(cfg: EnrollConfig) -> dict[str, Any]:
         "silent_steps": plan.get("silent_steps", 0),
         "rest_frames": len(plan.get("rest_frames", ())),
         "rest_kind": plan.get("rest_kind", ""),
+        "reference_views": plan.get("reference_views", 1),
         "enroll_wall_s": round(time.perf_counter() - began, 1),  # of this invocation
         "preset": "cpu-rt",
         "fine_tuned": (

@@ -127,9 +127,13 @@ def silent_stage(
     )
 
 
-def silent_task(stage: GeneratorStage, pool: NDArray[np.int64], pauses: NDArray[np.int64]) -> GeneratorTask:
+def silent_task(
+    stage: GeneratorStage, pool: NDArray[np.int64], pauses: NDArray[np.int64], views: int
+) -> GeneratorTask:
     """G_S's training task on the take: targets = pause frames, audio = the exact silent
-    window, identity = a frame of `pool`."""
+    window, identity = a frame of `pool` as it is or as one of `views` views
+    (`stablesync.enroll.finetune.drawn_references`)."""
+    from stablesync.enroll.finetune import drawn_references
     from stablesync.train.data import to_chw
     from stablesync.train.distributed import init_distributed
     from stablesync.train.generator_stage import GeneratorTask
@@ -149,7 +153,7 @@ def silent_task(stage: GeneratorStage, pool: NDArray[np.int64], pauses: NDArray[
                 targets=to_chw(clip.frames[targets])[:, None],
                 mels=window,
                 sync_mels=window[:, 0],
-                references=to_chw(clip.frames[refs]),
+                references=drawn_references(clip.frames[refs], rng, views),
             )
 
     return SilentEnrollTask(stage, "silent", init_distributed())
