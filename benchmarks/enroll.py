@@ -1,10 +1,11 @@
 """Enroll on real faces: does a personal model beat the shipped weights on the person's own face?
 
 `python -m stablesync.benchmarks.enroll --out benchmarks/out/enroll.json [--data DIR] [--quick] [--minutes M]
-[--steps N] [--only NAME] [--timing-s 60]` (part of `stablesync bench`). `--data` defaults to `../shared/real`
-beside the project; without it the benchmark says so in one line and writes nothing else. Those
-videos are never part of the project: every take, profile and fine-tuned weight made from them
-lives in a temporary folder that is deleted when the clip is done; only figures are written.
+[--steps N] [--only NAME] [--timing-s 60] [--seed S] [--reference-views N] [--also-views N]` (part of
+`stablesync bench`). `--data` defaults to `../shared/real` beside the project; without it the
+benchmark says so in one line and writes nothing else. Those videos are never part of the project:
+every take, profile and fine-tuned weight made from them lives in a temporary folder that is deleted
+when the clip is done; only figures are written.
 
 Per video: `stablesync enroll` (`stablesync.enroll.pipeline.enroll`, `--minutes` of training,
 its own 15% hold-out not rendered) on the first 70% of the clip; then the remaining 30%,
@@ -16,8 +17,10 @@ measures). The same 30% is also driven by another recording (`speech/en_radio_8s
 cross-dubbed cases (`real_faces.measure_case`): `r_new` / `r_own`, the best r (within +-3 frames)
 of the output's mouth opening with the new speech's envelope and with the video's own, and the
 frame measures (teal frames, lips' sharpness, PSNR above the nostrils, straight edges).
-Enroll wall time and the process's peak memory are reported per clip; `--timing-s S` also
-enrolls a take of S seconds (the first clip's 70% repeated back and forth) to time it.
+`--reference-views N` fine-tunes each profile on references drawn from N shifted views (the
+profile then averages them; enroll's default is 1) and `--also-views N` also renders the same
+profile averaging N views. Enroll wall time and the process's peak memory are reported per clip;
+`--timing-s S` also enrolls a take of S seconds (the first clip's 70% repeated back and forth) to time it.
 """
 
 from __future__ import annotations
@@ -54,9 +57,10 @@ class Variant(TypedDict):
 
     seed: int
     cross_sync: float | None
+    reference_views: int | None
 
 
-DEFAULT_VARIANT = Variant(seed=0, cross_sync=None)
+DEFAULT_VARIANT = Variant(seed=0, cross_sync=None, reference_views=None)
 
 
 def _peak_rss_mb() -> float:
@@ -133,13 +137,30 @@ def cross_driven(segment: Segment, speech: NDArray[np.float32], weights: dict[st
     return out
 
 
+def with_views(profile: Path, views: int, scratch: Path) -> Path:
+    """A copy of `profile` whose sessions average `views` reference views (its manifest's
+    `reference_views` changed), to measure one fine-tune at another view count."""
+    import json
+    import shutil
+
+    copy = scratch / f"profile_{views}_views"
+    shutil.copytree(profile, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["reference_views"] = views
+    (copy / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    return copy
+
+
 def run_clip(
     video: Path,
     minutes: float,
     steps: int = 0,
     other_speech: Path | None = None,
     variant: Variant = DEFAULT_VARIANT,
+    also_views: int = 0,
 ) -> dict[str, Any]:
+    """Personal vs shipped on `video`'s last 30% (`also_views` > 0: the personal profile also
+    measured averaging that many reference views, under "personal_views")."""
     from stablesync.enroll.pipeline import SHIPPED_DIR
     from stablesync.enroll.validate import compare, read_segment
     from stablesync.media import read_audio
@@ -163,6 +184,14 @@ def run_clip(
             speech = read_audio(other_speech, RATE_HZ)
             cross = cross_driven(rest, speech, {"personal": profile, "shipped": SHIPPED_DIR})
             cross = {"speech": other_speech.name, **cross}
+        other_views = None
+        if also_views > 0:
+            copy = with_views(profile, also_views, scratch)
+            other_views = {"views": also_views, **compare(copy, SHIPPED_DIR, rest).report["personal"]}
+            if other_speech is not None:
+                speech = read_audio(other_speech, RATE_HZ)
+                driven = cross_driven(rest, speech, {"personal": copy, "shipped": SHIPPED_DIR})
+                other_views["cross_driven"] = driven["personal"]
         plan = (profile / "profile.json").read_text()
     import json
 
@@ -178,6 +207,9 @@ def run_clip(
     for weights in ("personal", "shipped"):
         out[weights] = {k: report[weights].get(k) for k in KEYS + MORE_KEYS}
     out["personal_at_least_as_good"] = report["personal_at_least_as_good"]
+    out["reference_views"] = info.get("reference_views", 1)
+    if other_views is not None:
+        out["personal_views"] = {k: other_views.get(k) for k in ("views", *KEYS, *MORE_KEYS, "cross_driven")}
     if cross is not None:
         out["cross_driven"] = cross
     return out
@@ -240,8 +272,20 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="weight of L_ss on other moments' speech (default enroll's)",
     )
+    parser.add_argument(
+        "--reference-views",
+        type=int,
+        default=None,
+        help="views the fine-tune draws references from and the profile averages (default enroll's)",
+    )
+    parser.add_argument(
+        "--also-views",
+        type=int,
+        default=0,
+        help="also measure each profile averaging this many reference views",
+    )
     args = parser.parse_args(argv)
-    variant = Variant(seed=args.seed, cross_sync=args.cross_sync)
+    variant = Variant(seed=args.seed, cross_sync=args.cross_sync, reference_views=args.reference_views)
     if args.timing_only and args.timing_s <= 0:
         parser.error("--timing-only needs --timing-s SECONDS")
     # SIGTERM (the suite's time limit) unwinds like Ctrl-C, so the scratch folder is deleted
@@ -260,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     other = args.data / "speech" / CROSS_SPEECH
     for video in [] if args.timing_only else videos:
         results["clips"][video.stem] = run_clip(
-            video, minutes, args.steps, other if other.exists() else None, variant
+            video, minutes, args.steps, other if other.exists() else None, variant, args.also_views
         )
         print(video.stem, results["clips"][video.stem], flush=True)
         write_result(args.out, "enroll", results)
