@@ -119,7 +119,7 @@ def cross_driven(segment: Segment, speech: NDArray[np.float32], weights: dict[st
     """`segment`'s frames driven by `speech` (from its start) with each of `weights`: the
     real-face benchmark's cross-dub measures, and per measure whether the personal model does at
     least as well as the shipped weights (`enroll.validate.better`)."""
-    from stablesync.benchmarks.offline_render import render_offline
+    from stablesync.benchmarks.offline_render import BENCH_RUN_ID, render_offline
     from stablesync.benchmarks.real_faces import measure_case
     from stablesync.enroll.validate import better
 
@@ -127,7 +127,7 @@ def cross_driven(segment: Segment, speech: NDArray[np.float32], weights: dict[st
     driven[: min(len(speech), len(driven))] = speech[: len(driven)]
     out: dict[str, Any] = {}
     for name, folder in weights.items():
-        rendered = render_offline(str(folder), segment.frames, segment.pts_s, driven)
+        rendered = render_offline(str(folder), segment.frames, segment.pts_s, driven, run_id=BENCH_RUN_ID)
         figures, _ = measure_case(
             "crossdub", segment.frames, rendered.images, segment.pts_s, driven, segment.audio
         )
@@ -161,6 +161,7 @@ def run_clip(
 ) -> dict[str, Any]:
     """Personal vs shipped on `video`'s last 30% (`also_views` > 0: the personal profile also
     measured averaging that many reference views, under "personal_views")."""
+    from stablesync.benchmarks.offline_render import BENCH_RUN_ID
     from stablesync.enroll.pipeline import SHIPPED_DIR
     from stablesync.enroll.validate import compare, read_segment
     from stablesync.media import read_audio
@@ -178,7 +179,7 @@ def run_clip(
             take, audio[: round(cut_s * RATE_HZ)], scratch, minutes, steps, variant=variant
         )
         rest = read_segment(video, audio, cut_s, 1e9)
-        report = compare(profile, SHIPPED_DIR, rest).report
+        report = compare(profile, SHIPPED_DIR, rest, BENCH_RUN_ID).report
         cross = None
         if other_speech is not None:
             speech = read_audio(other_speech, RATE_HZ)
@@ -187,7 +188,8 @@ def run_clip(
         other_views = None
         if also_views > 0:
             copy = with_views(profile, also_views, scratch)
-            other_views = {"views": also_views, **compare(copy, SHIPPED_DIR, rest).report["personal"]}
+            personal = compare(copy, SHIPPED_DIR, rest, BENCH_RUN_ID).report["personal"]
+            other_views = {"views": also_views, **personal}
             if other_speech is not None:
                 speech = read_audio(other_speech, RATE_HZ)
                 driven = cross_driven(rest, speech, {"personal": copy, "shipped": SHIPPED_DIR})

@@ -209,7 +209,7 @@ def cases(data: Path, quick: bool) -> list[tuple[str, Path, Path | None, bool]]:
 def run_case(
     weights: str | None, name: str, face: Path, driver: Path | None, cross: bool, sheets: Path
 ) -> dict[str, Any]:
-    from stablesync.benchmarks.offline_render import render_offline
+    from stablesync.benchmarks.offline_render import BENCH_RUN_ID, render_offline
     from stablesync.media import read_audio
 
     max_s = 6.0
@@ -221,7 +221,7 @@ def run_case(
         still = True
     audio = read_audio(driver if driver is not None else face, RATE_HZ)
     own = read_audio(face, RATE_HZ) if cross else None
-    rendered = render_offline(weights, frames, pts, audio, still=still)
+    rendered = render_offline(weights, frames, pts, audio, still=still, run_id=BENCH_RUN_ID)
     figures, picks = measure_case(name, frames, rendered.images, pts, audio, own)
     figures["lipsync_frames"] = sum(m == "lipsync" for m in rendered.modes)
     figures["mouth_shape_unread"] = rendered.counts.get("mouth_shape_unread", 0)

@@ -69,7 +69,8 @@ class Finisher:
         self.clock = clock
         self.telemetry = telemetry
         self._fault = fault
-        self.watermarker = Watermarker(label=cfg.label)  # marks every frame the filter changes
+        # marks every frame the filter changes
+        self.watermarker = Watermarker(run_id=cfg.watermark_run_id, label=cfg.label)
         self._worker = Worker(f"{name}-render", logger)
         self._compositor = Compositor(size, cfg.composite)
         self._last_composited: RgbImage | None = None

@@ -31,3 +31,7 @@ class SessionConfig:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     composite: CompositeConfig = field(default_factory=CompositeConfig)
     label: str | None = None  # visible corner label on the frames the filter changes (--label)
+    # the watermark's run id (None: a random one, as every user-facing run has): benchmarks that
+    # compare two renders fix it, since the mark's pattern differs by up to 7 grey levels between
+    # ids and the face mesh measuring the output reads that (RESULTS.md, session 36)
+    watermark_run_id: int | None = None

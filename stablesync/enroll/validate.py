@@ -186,14 +186,20 @@ class Comparison:
     source_points: list[Points | None]
 
 
-def compare(personal_dir: Path, shipped_dir: Path, segment: Segment) -> Comparison:
+def compare(personal_dir: Path, shipped_dir: Path, segment: Segment, run_id: int | None = None) -> Comparison:
+    """Both weights rendered over `segment` and measured against its frames; one watermark run id
+    for both renders (`run_id`, or a random one)."""
+    import secrets
+
     from stablesync.benchmarks.offline_render import render_offline
+
+    run_id = secrets.randbits(32) if run_id is None else run_id
 
     source_points = landmarks(segment.frames)
     results: dict[str, dict[str, float]] = {}
     images: dict[str, list[Image]] = {}
     for name, weights in (("personal", personal_dir), ("shipped", shipped_dir)):
-        rendered = render_offline(str(weights), segment.frames, segment.pts_s, segment.audio)
+        rendered = render_offline(str(weights), segment.frames, segment.pts_s, segment.audio, run_id=run_id)
         images[name] = rendered.images
         results[name] = measure(segment.frames, rendered.images, source_points, landmarks(rendered.images))
         results[name]["lip_synced_frames"] = float(rendered.modes.count("lipsync"))
