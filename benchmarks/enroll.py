@@ -39,6 +39,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from stablesync.benchmarks.common import write_result
+from stablesync.export.manifest import MAX_REFERENCE_VIEWS
 
 if TYPE_CHECKING:
     from stablesync.enroll.validate import Segment
@@ -288,6 +289,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     variant = Variant(seed=args.seed, cross_sync=args.cross_sync, reference_views=args.reference_views)
+    if args.reference_views is not None and not 1 <= args.reference_views <= MAX_REFERENCE_VIEWS:
+        parser.error(f"--reference-views {args.reference_views}: expected 1 to {MAX_REFERENCE_VIEWS}")
+    if args.also_views and not 1 <= args.also_views <= MAX_REFERENCE_VIEWS:
+        parser.error(f"--also-views {args.also_views}: expected 1 to {MAX_REFERENCE_VIEWS}")
     if args.timing_only and args.timing_s <= 0:
         parser.error("--timing-only needs --timing-s SECONDS")
     # SIGTERM (the suite's time limit) unwinds like Ctrl-C, so the scratch folder is deleted

@@ -85,3 +85,15 @@ def test_a_profile_fine_tuned_on_shifted_views_averages_them(
     assert json.loads((profile / "profile.json").read_text())["reference_views"] == len(VIEWS)
     pool = len(finetune.reference_pool(10_000))
     assert cached == [appearances(len(VIEWS)) * pool], cached
+
+
+def test_a_view_count_outside_the_views_is_refused_in_one_line(tmp_path: Path) -> None:
+    from stablesync.enroll.finetune import FinetuneConfig, finetune
+    from stablesync.errors import UserError
+
+    for views in (0, len(VIEWS) + 1):
+        cfg = FinetuneConfig(
+            prepared=tmp_path, out_dir=tmp_path / "train", init=tmp_path / "x", reference_views=views
+        )
+        with pytest.raises(UserError, match=f"reference views {views}: expected 1 to {len(VIEWS)}"):
+            finetune(cfg, resume=False)

@@ -388,6 +388,8 @@ def finetune(cfg: FinetuneConfig, resume: bool) -> Path:
     from stablesync.train.loop import run
     from stablesync.typed_config import to_dict
 
+    if not 1 <= cfg.reference_views <= len(VIEWS):
+        raise UserError(f"reference views {cfg.reference_views}: expected 1 to {len(VIEWS)}")
     torch.set_num_threads(cfg.threads)
     if shipped_syncnet(cfg) is None:
         write_audio_syncnet(cfg.init, _syncnet_path(cfg))
