@@ -7,8 +7,8 @@ the crop placed 1 px differently (the same face) changed the generated mouth ope
 2.6x, and over 27 such placements of one photo it ranged 0.0095-0.026 eye distances. The mean of
 the views' features changes about half as much with the placement (tests/test_reference.py), and
 the mouth it draws follows the speech more consistently. How many views is the export's
-(`Manifest.reference_views`): 8 for the shipped weights and for personal profiles fine-tuned on
-references drawn from the same views (`stablesync/face/reference_views.py`), 1 for older ones.
+(`Manifest.reference_views`): 8 for the shipped weights, 1 for personal profiles (enroll's
+default; a profile fine-tuned on references drawn from the views says 8) and older exports.
 
 The session encodes the views one call at a time (about 11 ms each on 2 CPU cores; one batch of
 8 costs the same ~86 ms in all): a reference refreshed mid-stream then waits between frames'
@@ -31,11 +31,10 @@ FloatArray = NDArray[np.float32]
 
 
 def reference_views(crop: NDArray[np.uint8], views: int) -> FloatArray:
-    """(views, 3, S, S) float crops in [0, 1] from one (S, S, 3) uint8 crop: the first `views`
-    of `VIEWS`, or with 1 the crop as it is. How many is the export's (`Manifest.reference_views`):
-    8 for the shipped weights and profiles fine-tuned on shifted references, 1 for exports that
-    predate it. The real-face benchmark with 8 against 1: benchmarks/RESULTS.md, "the reference
-    as the mean of shifted views"."""
+    """(views, 3, S, S) float crops in [0, 1] from one (S, S, 3) uint8 crop: the first `views` of `VIEWS`, or
+    with 1 the crop as it is. How many is the export's (`Manifest.reference_views`): 8 for the shipped
+    weights, 1 for enroll's profiles and exports that predate it. The real-face benchmark with 8
+    against 1: benchmarks/RESULTS.md, "the reference as the mean of shifted views"."""
     return view_crops(crop, views).astype(np.float32).transpose(0, 3, 1, 2) / 255.0
 
 

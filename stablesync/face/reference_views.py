@@ -4,9 +4,9 @@ are averaged over, and that a personal profile's fine-tune draws its references 
 The generator reads the reference's features at every level, down to the full-resolution one,
 so a sub-pixel change in where the crop lands changes what it draws (benchmarks/RESULTS.md, "the
 reference as the mean of shifted views"). The real-time session averages the features of the
-first `Manifest.reference_views` of `VIEWS` (`realtime/pipeline/reference.py`); enroll fine-tunes
-a profile on references drawn from the same views and the crop as it is, so the profile too can
-average them (`stablesync/enroll/finetune.py`).
+first `Manifest.reference_views` of `VIEWS` (`realtime/pipeline/reference.py`); enroll can
+fine-tune a profile on references drawn from the same views and the crop as it is, so the profile
+too averages them (`stablesync/enroll/finetune.py`, not its default: RESULTS.md, session 36).
 """
 
 from __future__ import annotations
